@@ -1,0 +1,1 @@
+"""Mail I/O: parsing, guards, the one intake path, listeners and sending."""

@@ -1,0 +1,117 @@
+"""Templates -> ``EmailMessage``.
+
+Every outgoing email is a folder ``templates/email/<name>/`` holding
+``subject.txt``, ``body.txt`` and (optionally) ``body.html``.  The HTML part
+gets its ``<style>`` inlined (mail clients drop style blocks) by css-inline,
+with remote stylesheet loading switched off.
+
+Headers every message gets: our own Message-ID domain, ``X-Loop`` (so our mail
+coming back is recognised), ``X-Mailbot-Kind``.  Automatic replies also get
+``Auto-Submitted: auto-replied`` and ``X-Auto-Response-Suppress: All``
+(RFC 3834), and replies carry ``In-Reply-To``/``References``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+import css_inline
+
+from mailbot.models.base import utcnow
+from mailbot.templating import environment
+
+REPLY_MARKER = "-- reply above this line --"
+_INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+_HEADER_UNSAFE = re.compile(r"[\r\n\x00]+")
+
+
+@dataclass
+class Rendered:
+    subject: str
+    text: str
+    html: str | None
+
+
+@dataclass
+class Envelope:
+    """Who a message is from/to and how it threads."""
+
+    to: str
+    from_addr: str
+    from_name: str = ""
+    to_name: str = ""
+    reply_to: str = ""
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    auto_reply: bool = True
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+def render(name: str, context: dict[str, Any]) -> Rendered:
+    """Render ``templates/email/<name>/`` with ``context``."""
+    env = environment()
+    subject = env.get_template(f"email/{name}/subject.txt").render(context)
+    text = env.get_template(f"email/{name}/body.txt").render(context)
+    html = None
+    try:
+        template = env.get_template(f"email/{name}/body.html")
+    except Exception as exc:  # TemplateNotFound: text-only email
+        if type(exc).__name__ != "TemplateNotFound":
+            raise
+    else:
+        html = _INLINER.inline(template.render(context))
+    return Rendered(subject=clean_header(subject), text=text, html=html)
+
+
+def clean_header(value: str) -> str:
+    """One line, no CR/LF/NUL: text from a sender reflected into our headers
+    (a subject, a name) must never be able to add a header."""
+    return " ".join(_HEADER_UNSAFE.sub(" ", value).split())
+
+
+def new_message_id(domain: str) -> str:
+    return make_msgid(idstring="mailbot", domain=domain)
+
+
+def build(rendered: Rendered, envelope: Envelope, *, domain: str, kind: str,
+          message_id: str | None = None) -> EmailMessage:
+    """Assemble the MIME message (text, or text + HTML alternative)."""
+    msg = EmailMessage()
+    msg["From"] = Address(display_name=clean_header(envelope.from_name), addr_spec=envelope.from_addr)
+    msg["To"] = _address(envelope.to, envelope.to_name)
+    if envelope.reply_to:
+        msg["Reply-To"] = envelope.reply_to
+    msg["Subject"] = clean_header(rendered.subject)
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = message_id or new_message_id(domain)
+    if envelope.in_reply_to:
+        msg["In-Reply-To"] = envelope.in_reply_to
+    refs = [r for r in envelope.references if r]
+    if envelope.in_reply_to and envelope.in_reply_to not in refs:
+        refs.append(envelope.in_reply_to)
+    if refs:
+        msg["References"] = " ".join(refs[-20:])
+    msg["X-Loop"] = f"mailbot@{domain}"
+    msg["X-Mailbot-Kind"] = kind
+    if envelope.auto_reply:
+        msg["Auto-Submitted"] = "auto-replied"
+        msg["X-Auto-Response-Suppress"] = "All"
+        msg["Precedence"] = "auto_reply"
+    for name, value in envelope.extra_headers.items():
+        msg[name] = clean_header(value)
+    msg.set_content(rendered.text, cte="quoted-printable")
+    if rendered.html is not None:
+        msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    return msg
+
+
+def _address(addr: str, name: str) -> str:
+    try:
+        return str(Address(display_name=clean_header(name), addr_spec=addr))
+    except (ValueError, IndexError):
+        return addr

@@ -1,0 +1,108 @@
+"""Handing finished messages to the world: an SMTP relay or a Maildir outbox.
+
+Senders share one small interface (:class:`MailSender`).  They raise
+:class:`DeliveryError` with ``permanent=True`` for a 5xx answer (retrying will
+not help) and ``permanent=False`` for anything that may pass later (4xx,
+refused connection, timeout).
+"""
+
+from __future__ import annotations
+
+import mailbox
+import smtplib
+import socket
+import ssl
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email import policy
+from pathlib import Path
+from typing import Protocol
+
+from mailbot.config import Settings
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class MailSender(Protocol):
+    name: str
+
+    def send(self, raw: bytes, *, envelope_from: str, recipients: list[str]) -> None:
+        """Deliver ``raw`` (a complete RFC 5322 message) or raise DeliveryError."""
+
+
+class RelaySender:
+    """Deliver through an SMTP relay (smarthost)."""
+
+    name = "relay"
+
+    def __init__(self, host: str, port: int, *, starttls: bool = False, use_ssl: bool = False,
+                 username: str = "", password: str = "", timeout: float = 30.0,
+                 local_hostname: str | None = None) -> None:
+        self.host, self.port = host, port
+        self.starttls, self.use_ssl = starttls, use_ssl
+        self.username, self.password = username, password
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+
+    def send(self, raw: bytes, *, envelope_from: str, recipients: list[str]) -> None:
+        try:
+            cls = smtplib.SMTP_SSL if self.use_ssl else smtplib.SMTP
+            with cls(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.username:
+                    smtp.login(self.username, self.password)
+                refused = smtp.sendmail(envelope_from, recipients, raw)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise DeliveryError(f"relay refused recipients: {exc.recipients}",
+                                permanent=all(c >= 500 for c in codes)) from exc
+        except smtplib.SMTPResponseException as exc:
+            text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            raise DeliveryError(f"relay answered {exc.smtp_code} {text}", permanent=exc.smtp_code >= 500) from exc
+        except (OSError, smtplib.SMTPException, socket.timeout) as exc:
+            raise DeliveryError(f"relay {self.host}:{self.port} unreachable: {exc}", permanent=False) from exc
+        if refused:
+            raise DeliveryError(f"relay refused some recipients: {refused}", permanent=True)
+
+
+class MaildirOutbox:
+    """Embedded default: each message becomes a file in ``var/outbox/new``,
+    readable with ``mailbox.Maildir``.  The delivery is atomic (tmp -> new)."""
+
+    name = "outbox"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def send(self, raw: bytes, *, envelope_from: str, recipients: list[str]) -> None:
+        message = mailbox.MaildirMessage(BytesParser(policy=policy.compat32).parsebytes(raw))
+        # Keep the envelope, as a local MTA would.
+        message["X-Envelope-From"] = envelope_from
+        message["X-Envelope-To"] = ", ".join(recipients)
+        try:
+            mailbox.Maildir(self.path, create=True).add(message)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write to outbox {self.path}: {exc}", permanent=False) from exc
+
+
+def sender_for(settings: Settings) -> MailSender:
+    relay = settings.relay
+    if relay.host:
+        return RelaySender(
+            relay.host, relay.port, starttls=relay.starttls, use_ssl=relay.ssl,
+            username=relay.username,
+            password=relay.password.get_secret_value() if relay.password else "",
+            timeout=relay.timeout_seconds, local_hostname=settings.service.domain,
+        )
+    return MaildirOutbox(settings.outbox_path)
+
+
+def as_bytes(message: EmailMessage) -> bytes:
+    """Serialize with CRLF line endings, as SMTP wants them."""
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))

@@ -1,0 +1,1 @@
+"""Code knowledge base tables (filled in by the code knowledge base work)."""

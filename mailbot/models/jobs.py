@@ -1,0 +1,1 @@
+"""Job board tables (filled in by the job board work)."""

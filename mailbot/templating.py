@@ -1,0 +1,44 @@
+"""The one Jinja2 environment.
+
+Autoescape is on for ``.html`` templates and off for ``.txt`` (plain-text
+mail must not contain ``&amp;``); ``StrictUndefined`` turns a missing context
+value into an error instead of a silently empty sentence in a reply.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from mailbot.config import REPO_ROOT
+
+TEMPLATES_DIR = REPO_ROOT / "templates"
+
+
+@lru_cache(maxsize=4)
+def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(templates_dir)),
+        autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml"), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = _wrap
+    return env
+
+
+def _wrap(text: str, width: int = 76, indent: str = "") -> str:
+    import textwrap
+
+    lines = []
+    for paragraph in str(text).splitlines():
+        if not paragraph.strip():
+            lines.append("")
+            continue
+        lines.extend(textwrap.wrap(paragraph, width=width, subsequent_indent=indent,
+                                   break_long_words=False, break_on_hyphens=False) or [""])
+    return "\n".join(lines)

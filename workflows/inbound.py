@@ -1,0 +1,1 @@
+"""Actors for inbound mail (filled in by the inbound mail work)."""

@@ -1,0 +1,1 @@
+"""Digest scheduler (filled in by the job board work)."""
