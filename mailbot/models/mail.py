@@ -51,6 +51,7 @@ class InboundMessage(SQLModel, table=True):
     status: str = Field(default=InboundStatus.RECEIVED, max_length=16, index=True)
     action: str = Field(default="", max_length=32)      # consult | command | bounce | ...
     route: list[dict[str, Any]] = json_field()          # rules that fired, in order
+    auto_reply_ok: bool = True                          # False: no automatic answer (cap, auto-submitted ...)
     consultation_id: int | None = Field(default=None, foreign_key="consultation.id", index=True)
     error: str = ""
     attempts: int = 0

@@ -1,15 +1,15 @@
 """mail, consultations, reviewers
 
-Revision ID: 14d5785993ca
+Revision ID: 27f06858ce34
 Revises: 
-Create Date: 2026-11-24 04:57:05.920189
+Create Date: 2026-11-24 05:00:40.548560
 """
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
 
 
-revision = '14d5785993ca'
+revision = '27f06858ce34'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -157,6 +157,7 @@ def upgrade() -> None:
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('route', sa.JSON(), nullable=False),
+    sa.Column('auto_reply_ok', sa.Boolean(), nullable=False),
     sa.Column('consultation_id', sa.Integer(), nullable=True),
     sa.Column('error', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
