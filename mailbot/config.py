@@ -104,7 +104,7 @@ class RelaySettings(_Section):
 
 
 class OutboxSettings(_Section):
-    path: Path = Path("")
+    path: str = ""
 
 
 class WebSettings(_Section):
@@ -189,7 +189,7 @@ class Settings(_Section):
 
     @property
     def outbox_path(self) -> Path:
-        return self.outbox.path if str(self.outbox.path) not in ("", ".") else self.service.var_dir / "outbox"
+        return Path(self.outbox.path) if self.outbox.path else self.service.var_dir / "outbox"
 
     @property
     def domains(self) -> list[str]:
@@ -258,8 +258,8 @@ def load_settings(
     service = settings.service
     if not service.var_dir.is_absolute():
         service.var_dir = base_dir / service.var_dir
-    if str(settings.outbox.path) not in ("", ".") and not settings.outbox.path.is_absolute():
-        settings.outbox.path = base_dir / settings.outbox.path
+    if settings.outbox.path and not Path(settings.outbox.path).is_absolute():
+        settings.outbox.path = str(base_dir / settings.outbox.path)
     if not settings.codes.data_dir.is_absolute():
         candidate = base_dir / settings.codes.data_dir
         settings.codes.data_dir = candidate if candidate.exists() else REPO_ROOT / settings.codes.data_dir
