@@ -78,7 +78,8 @@ class MaildirOutbox:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
 
     def send(self, raw: bytes, *, envelope_from: str, recipients: list[str]) -> None:
         message = mailbox.MaildirMessage(BytesParser(policy=policy.compat32).parsebytes(raw))
