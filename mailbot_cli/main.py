@@ -132,6 +132,55 @@ def imap(config: str | None = ConfigOption, verbose: bool = Verbose) -> None:
     processes.run_parts(context(config), imap=True)
 
 
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question text (or a command such as 'LOOKUP 50250 J1030')."),
+    sender: str = typer.Option(..., "--from", help="Your address; the reply goes there."),
+    to: str = typer.Option("", "--to", help="Recipient (default: the ask@ address; use lookup@ for commands)."),
+    subject: str = typer.Option("", "--subject", help="Subject (default: the first words of the question)."),
+    config: str | None = ConfigOption,
+) -> None:
+    """Email a question to the running SMTP listener (a first try from the shell)."""
+    import smtplib
+    from email.message import EmailMessage
+    from email.utils import make_msgid
+
+    settings = context(config).settings
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to or settings.service_address(settings.service.ask_address)
+    msg["Subject"] = subject or " ".join(question.split()[:8])
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+    msg.set_content(question)
+    host = "127.0.0.1" if settings.smtp.host in ("", "0.0.0.0", "::") else settings.smtp.host
+    try:
+        with smtplib.SMTP(host, settings.smtp.port, timeout=30) as smtp:
+            smtp.send_message(msg)
+    except (OSError, smtplib.SMTPException) as exc:
+        err.print(f"[bold red]not sent:[/] {exc} (is `mailbot serve` running on {host}:{settings.smtp.port}?)")
+        raise typer.Exit(1) from None
+    print(f"sent {msg['Message-ID']} to {msg['To']}")
+
+
+@app.command()
+def outbox(count: int = typer.Option(5, "--count", "-n", help="How many of the newest messages."),
+           config: str | None = ConfigOption) -> None:
+    """Show the newest mail in the Maildir outbox (embedded mode, no relay)."""
+    from email import policy
+    from email.parser import BytesParser
+
+    path = context(config).settings.outbox_path
+    if not (path / "new").exists():
+        print(f"outbox {path} is empty")
+        return
+    files = sorted((path / "new").iterdir(), key=lambda p: p.stat().st_mtime)[-count:]
+    for file in files:
+        msg = BytesParser(policy=policy.default).parsebytes(file.read_bytes())
+        body = msg.get_body(preferencelist=("plain",))
+        print(f"--- {file.name}\nFrom: {msg['From']}\nTo: {msg['To']}\nSubject: {msg['Subject']}\n")
+        print(body.get_content() if body else "(no text part)")
+
+
 def _register_subcommands() -> None:
     from mailbot_cli import codes, jobs, reviewers
 
