@@ -81,3 +81,7 @@ def parse_command(subject: str, text: str, recipient_local: str = "") -> Command
             return Command("LOOKUP", lines[0].strip(), body="\n".join(lines[1:]), found_in="recipient")
         return Command("HELP", "", body=text, found_in="recipient")
     return None
+
+
+# Handlers register themselves with @handler when imported.
+from mailbot.commands import help  # noqa: E402,F401

@@ -1,0 +1,134 @@
+"""Reading a command's arguments: codes, a date of service, a setting, words.
+
+People type ``LOOKUP 50250, J-1030 e11.22 on 2026-10-01`` or put the codes on
+the lines under a ``LOOKUP`` subject.  These helpers turn that into a clean
+request and raise :class:`CommandError` -- worded for the sender, with a hint
+and examples -- when it cannot be understood or asks for too much.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from mailbot.commands import Command
+
+
+class CommandError(Exception):
+    """A request we understood well enough to say what is wrong with it."""
+
+    def __init__(self, problem: str, *, hint: str = "", examples: list[str] | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.hint = hint
+        self.examples = examples or []
+
+
+@dataclass
+class CodeRequest:
+    codes: list[str]                       # as typed, de-duplicated, order kept
+    on: date | None = None                 # date of service, when given
+    setting: str = "practitioner"          # NCCI/MUE table for CHECK
+    ignored: list[str] = field(default_factory=list)  # words that are not codes
+
+
+_SPLIT = re.compile(r"[\s,;]+")
+_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_US = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+# Words that introduce a date ("on", "DOS") or fill a sentence; never codes.
+_DATE_WORDS = {"on", "dos", "date", "for", "at", "dated"}
+_SETTINGS = {"hospital": "hospital", "facility": "hospital", "outpatient": "hospital", "opps": "hospital",
+             "practitioner": "practitioner", "physician": "practitioner", "professional": "practitioner"}
+# Level II modifiers are two letters (GA, RT, XS); everything else code-like has a digit.
+_MODIFIER = re.compile(r"^[A-Za-z]{2}$")
+_NOT_MODIFIERS = {"on", "at", "is", "it", "in", "of", "or", "to", "an", "as", "be", "by", "do", "me", "my", "no",
+                  "so", "up", "us", "we", "hi", "ok", "pm", "am"}
+
+
+def parse_date(token: str) -> date | None:
+    """``2026-10-01`` or ``10/01/2026`` -> date; None when not date-shaped.
+    Raises CommandError for a date-shaped token that is no real date."""
+    token = token.strip().rstrip(".")
+    m = _ISO.match(token)
+    parts = (m.group(1), m.group(2), m.group(3)) if m else None
+    if parts is None:
+        m = _US.match(token)
+        parts = (m.group(3), m.group(1), m.group(2)) if m else None
+    if parts is None:
+        return None
+    try:
+        return date(int(parts[0]), int(parts[1]), int(parts[2]))
+    except ValueError:
+        raise CommandError(f"{token!r} is not a real date.", hint="Write dates as YYYY-MM-DD, e.g. 2026-10-01.") from None
+
+
+def _looks_like_code(token: str) -> bool:
+    if any(ch.isdigit() for ch in token):
+        return True
+    return bool(_MODIFIER.match(token)) and token.lower() not in _NOT_MODIFIERS
+
+
+def read_codes(command: Command, *, max_codes: int, verb_examples: list[str]) -> CodeRequest:
+    """The codes (and optional date and setting) of a LOOKUP or CHECK.
+
+    Codes come from the command line; when it holds none, from the codes the
+    knowledge base finds in the rest of the message."""
+    request = CodeRequest(codes=[])
+    seen: set[str] = set()
+    for raw in _SPLIT.split(command.argument):
+        token = raw.strip().strip(".()[]<>\"'")
+        if not token:
+            continue
+        when = parse_date(token)
+        if when is not None:
+            request.on = when
+            continue
+        lowered = token.lower()
+        if lowered in _SETTINGS:
+            request.setting = _SETTINGS[lowered]
+            continue
+        if lowered in _DATE_WORDS:
+            continue
+        if not _looks_like_code(token):
+            request.ignored.append(token)
+            continue
+        if token.upper() not in seen:
+            seen.add(token.upper())
+            request.codes.append(token)
+    if not request.codes and command.body.strip():
+        from mailbot.codes.extract import find_codes
+
+        for code in find_codes(command.body):
+            if code.upper() not in seen:
+                seen.add(code.upper())
+                request.codes.append(code)
+    if not request.codes:
+        what = f" in {command.argument!r}" if command.argument else ""
+        raise CommandError(f"We found no codes{what}.",
+                           hint=f"Put the codes right after {command.verb}, separated by spaces.",
+                           examples=verb_examples)
+    if len(request.codes) > max_codes:
+        raise CommandError(
+            f"You asked about {len(request.codes)} codes; one message can hold at most {max_codes}.",
+            hint=f"Send the first {max_codes} in this message and the rest in another.",
+            examples=verb_examples)
+    return request
+
+
+def read_words(command: Command, *, max_words: int, verb_examples: list[str]) -> str:
+    """The query of a SEARCH: the command line, else the first line below it."""
+    query = command.argument.strip()
+    if not query:
+        query = next((line.strip() for line in command.body.splitlines() if line.strip()), "")
+    words = query.split()
+    if not words:
+        raise CommandError("SEARCH needs some words to look for.",
+                           hint="Describe the diagnosis, procedure or supply in a few words.",
+                           examples=verb_examples)
+    if len(words) > max_words:
+        raise CommandError(
+            f"Your search has {len(words)} words; a search can have at most {max_words}.",
+            hint="Keep the words that matter most (the condition, body part, or procedure).",
+            examples=verb_examples)
+    return " ".join(words)

@@ -1,0 +1,92 @@
+"""HELP: how to use every address and command, with examples.
+
+Also the answer to an empty or unrecognised command.  The text is data
+(:data:`ADDRESSES`, :data:`COMMANDS`) so the email, the web page and the
+tests read from one place.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from mailbot.commands import VERBS, Command, Reply, handler
+from mailbot.context import Context
+from mailbot.models import InboundMessage
+
+# (settings.service attribute holding the local part, what it is for)
+ADDRESSES: tuple[tuple[str, str], ...] = (
+    ("ask_address", "Coding questions in your own words. A certified coder reviews every answer "
+                    "before it is sent; you get an acknowledgement first and the answer in the same thread."),
+    ("lookup_address", "Automatic answers from the official code sets, within seconds: LOOKUP, SEARCH, "
+                       "CHECK and HELP. No person reads these, so they contain code-set facts only."),
+    ("jobs_address", "The medical-coding job board: subscribe to job digests or code-set update notices, "
+                     "and manage your subscriptions."),
+)
+
+COMMANDS: tuple[dict[str, Any], ...] = (
+    {"verb": "LOOKUP", "address": "lookup_address", "usage": "LOOKUP code [code ...] [on YYYY-MM-DD]",
+     "summary": "One card per code: descriptor, billable or header, validity on the date, code-set version, "
+                "ICD-10-CM notes, RVUs, NCCI and MUE facts, parent and child codes. "
+                "Unknown codes get suggestions.",
+     "examples": ["LOOKUP 50250 J1030 E11.22", "LOOKUP e1122 j-1030", "LOOKUP S52.521A on 2026-10-01"]},
+    {"verb": "SEARCH", "address": "lookup_address", "usage": "SEARCH words",
+     "summary": "The best-matching codes for a description in plain words, abbreviations or with typos.",
+     "examples": ["SEARCH type 2 diabetes with kidney disease", "SEARCH renal cryoablation",
+                  "SEARCH hcpcs methylprednisolone injection"]},
+    {"verb": "CHECK", "address": "lookup_address", "usage": "CHECK code code [...] [hospital] [on YYYY-MM-DD]",
+     "summary": "Can these codes go together? Validity of each code, NCCI pair edits with what the "
+                "modifier indicator allows, and the MUE (most units per day) of each code.",
+     "examples": ["CHECK 20610 99213", "CHECK 11042 97597 hospital", "CHECK 29881 29880 on 2026-01-15"]},
+    {"verb": "HELP", "address": "lookup_address", "usage": "HELP",
+     "summary": "This message.", "examples": ["HELP"]},
+    {"verb": "SUBSCRIBE", "address": "jobs_address", "usage": "SUBSCRIBE JOBS [words] [daily|weekly]  /  SUBSCRIBE UPDATES",
+     "summary": "Job digests matching your words, or notices when the code sets change. "
+                "We send a confirmation first; reply CONFIRM to start.",
+     "examples": ["SUBSCRIBE JOBS remote CPC weekly", "SUBSCRIBE JOBS inpatient coder Texas daily",
+                  "SUBSCRIBE UPDATES"]},
+    {"verb": "CONFIRM", "address": "jobs_address", "usage": "CONFIRM",
+     "summary": "Reply to a confirmation request to start the subscription.", "examples": ["CONFIRM"]},
+    {"verb": "LIST", "address": "jobs_address", "usage": "LIST",
+     "summary": "Your subscriptions and their settings.", "examples": ["LIST"]},
+    {"verb": "PAUSE", "address": "jobs_address", "usage": "PAUSE [subscription]",
+     "summary": "Stop digests for a while without losing your settings.", "examples": ["PAUSE", "PAUSE JOBS"]},
+    {"verb": "RESUME", "address": "jobs_address", "usage": "RESUME [subscription]",
+     "summary": "Start paused digests again.", "examples": ["RESUME"]},
+    {"verb": "UNSUBSCRIBE", "address": "jobs_address", "usage": "UNSUBSCRIBE [JOBS|UPDATES|ALL]",
+     "summary": "Stop a subscription (every digest also has a one-click unsubscribe link).",
+     "examples": ["UNSUBSCRIBE", "UNSUBSCRIBE UPDATES"]},
+)
+
+
+def guess_verb(text: str) -> str | None:
+    """A command the sender probably meant (``LOKUP`` -> ``LOOKUP``)."""
+    first = (text.strip().split() or [""])[0].upper().rstrip(":")
+    if len(first) < 3:
+        return None
+    close = difflib.get_close_matches(first, [v for v in VERBS if " " not in v], n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def help_context(ctx: Context) -> dict[str, Any]:
+    service = ctx.settings.service
+    addresses = [{"address": ctx.settings.service_address(getattr(service, attr)), "purpose": purpose}
+                 for attr, purpose in ADDRESSES]
+    commands = [{**c, "address": ctx.settings.service_address(getattr(service, c["address"]))} for c in COMMANDS]
+    return {"addresses": addresses, "commands": commands}
+
+
+def help_reply(ctx: Context, command: Command, note: str = "") -> Reply:
+    """The HELP reply; ``note`` says why the sender gets help instead of an answer."""
+    if not note and command.verb == "HELP" and command.found_in == "recipient" and command.body.strip():
+        note = "We did not find a command in your message."
+    if note:
+        guess = guess_verb(command.body or command.argument)
+        if guess:
+            note += f" Did you mean {guess}?"
+    return Reply("help", {**help_context(ctx), "note": note}, kind="help")
+
+
+@handler("HELP")
+def answer_help(ctx: Context, session, inbound: InboundMessage, command: Command) -> Reply:
+    return help_reply(ctx, command)

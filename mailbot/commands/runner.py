@@ -1,0 +1,238 @@
+"""Answer one mail command: parse, run the handler, queue exactly one reply.
+
+:func:`run` is what the ``run_command`` actor calls with an inbound id the
+router marked as a command.  In one write transaction it
+
+1. returns early if a reply for this inbound message already exists (a rerun),
+   or if no automatic answer is allowed (the router's ``auto_reply_ok``, a
+   bounce, an auto-reply -- checked again here, since a reply to an
+   auto-responder is how mail loops start);
+2. answers the daily-cap notice instead of the command when the router said
+   this message is the one that reached the cap;
+3. finds the command (:func:`mailbot.commands.parse_command`) and runs its
+   handler from :data:`mailbot.commands.HANDLERS`; an empty or unknown command
+   gets HELP, a request we cannot serve gets a ``command-error`` reply that
+   says why and shows examples;
+4. renders ``templates/email/<name>/``, threads it with the request, and
+   queues it with :func:`mailbot.services.delivery.queue_message`, recording
+   the outcome in the inbound message's ``route``.
+
+The reply's Message-ID is derived from the inbound message, and Message-IDs
+are unique in ``outbound_message``: two workers racing on the same inbound
+cannot both commit a reply.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from email import policy
+from email.parser import BytesParser
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from mailbot.commands import HANDLERS, Command, Reply, parse_command
+from mailbot.commands.arguments import CommandError
+from mailbot.context import Context
+from mailbot.mail.compose import Envelope, build, clean_header, render
+from mailbot.models import InboundMessage, InboundStatus, OutboundMessage, utcnow
+from mailbot.services import Poke
+from mailbot.services.delivery import queue_message
+
+log = logging.getLogger(__name__)
+
+STAGE = "run_command"
+# A command left unanswered longer than this is not worth answering late.
+RECOVERY_WINDOW = timedelta(days=2)
+
+
+def run(ctx: Context, inbound_id: int) -> list[Poke]:
+    """Answer the command in inbound message ``inbound_id``; returns the
+    ``send_outbound`` poke for the queued reply, or nothing (already answered,
+    or no automatic answer allowed).  Safe to call any number of times."""
+    try:
+        with ctx.db.session() as session:
+            outbound_id = _answer(ctx, session, inbound_id)
+    except IntegrityError:
+        # Another worker committed the reply first (same derived Message-ID).
+        log.info("inbound %s: reply already queued by another worker", inbound_id)
+        return []
+    return [Poke("send_outbound", outbound_id)] if outbound_id else []
+
+
+def _answer(ctx: Context, session: Session, inbound_id: int) -> int | None:
+    inbound = session.get(InboundMessage, inbound_id)
+    if inbound is None or _already_answered(session, inbound_id):
+        return None
+    reason = silence_reason(inbound)
+    recipient = inbound.reply_to or inbound.from_addr
+    if reason is None and not recipient:
+        reason = "no address to reply to"
+    if reason is not None:
+        _record(inbound, {"result": "not answered", "reason": reason})
+        return None
+
+    command = parse_command(inbound.subject, inbound.text, recipient_local(ctx, inbound))
+    if cap_state(inbound) == "notice":
+        reply = Reply("cap-notice", {"cap": ctx.settings.guards.daily_reply_cap}, kind="cap-notice")
+    else:
+        reply = _dispatch(ctx, session, inbound, command)
+    if reply is None:
+        _record(inbound, {"result": "no reply", "verb": command.verb if command else ""})
+        return None
+
+    message = build(
+        render(reply.template, _context(ctx, inbound, command, reply)),
+        Envelope(
+            to=recipient, to_name=inbound.from_name,
+            from_addr=_from_address(ctx, inbound), from_name=ctx.settings.service.name,
+            in_reply_to=inbound.message_id,
+            references=[*inbound.references, inbound.message_id],
+            auto_reply=True,
+        ),
+        domain=ctx.settings.service.domain, kind=reply.kind,
+        message_id=reply_message_id(ctx, inbound),
+    )
+    row = queue_message(session, message, kind=reply.kind, inbound_id=inbound_id)
+    _record(inbound, {"result": "replied", "verb": command.verb if command else "",
+                      "template": reply.template, "outbound_id": row.id})
+    return row.id
+
+
+def _dispatch(ctx: Context, session: Session, inbound: InboundMessage, command: Command | None) -> Reply | None:
+    """Run the command's handler; HELP for no/unknown command; errors -> command-error."""
+    from mailbot.commands import help as help_command
+
+    if command is None:
+        command = Command("HELP", "", body=inbound.text, found_in="none")
+        return help_command.help_reply(ctx, command, note="We did not find a command in your message.")
+    fn = HANDLERS.get(command.verb)
+    if fn is None:
+        return help_command.help_reply(ctx, command, note=f"{command.verb} is not available on this service.")
+    try:
+        return fn(ctx, session, inbound, command)
+    except CommandError as exc:
+        return Reply("command-error", {
+            "problem": exc.problem, "hint": exc.hint, "examples": exc.examples,
+        }, kind="command-error")
+
+
+def silence_reason(inbound: InboundMessage) -> str | None:
+    """Why this message must get no automatic answer, or None.
+
+    The router decides first (``auto_reply_ok``); the header checks repeat
+    RFC 3834 so a bug upstream still cannot make us answer a robot."""
+    if not inbound.auto_reply_ok:
+        return "router: no automatic reply (cap, auto-reply or policy)"
+    if inbound.status in (InboundStatus.DROPPED, InboundStatus.QUARANTINED):
+        return f"inbound is {inbound.status}"
+    if inbound.action == "bounce":
+        return "bounce"
+    if inbound.source in ("smtp", "lmtp") and inbound.envelope_from in ("", "<>"):
+        return "null envelope sender (a bounce)"
+    sender = (inbound.reply_to or inbound.from_addr).lower()
+    if sender.split("@", 1)[0] in ("mailer-daemon", "postmaster") or sender.startswith(("bounces@", "noreply", "no-reply")):
+        return f"robot sender {sender}"
+    headers = BytesParser(policy=policy.default).parsebytes(inbound.raw or b"", headersonly=True)
+    auto = str(headers.get("Auto-Submitted", "no")).strip().lower()
+    if auto and auto != "no":
+        return f"Auto-Submitted: {auto}"
+    if str(headers.get("Precedence", "")).strip().lower() in ("bulk", "junk", "list", "auto_reply"):
+        return "bulk or list mail"
+    if headers.get("X-Loop") or headers.get("List-Id"):
+        return "loop or list header"
+    return None
+
+
+def cap_state(inbound: InboundMessage) -> str:
+    """What the router's daily-cap rule said: ``ok``, ``notice`` or ``over``.
+
+    The router records each rule it applied in ``route``; the cap rule's
+    entry carries the :func:`mailbot.mail.guards.reserve_auto_reply` answer."""
+    for step in inbound.route or []:
+        if not isinstance(step, dict) or not any("cap" in str(v).lower() for v in step.values()):
+            continue
+        for value in step.values():
+            if str(value).lower() in ("notice", "over"):
+                return str(value).lower()
+    return "ok"
+
+
+def recipient_local(ctx: Context, inbound: InboundMessage) -> str:
+    """The local part (``lookup+tag``) of the first of our addresses it was sent to."""
+    for addr in inbound.envelope_to or []:
+        local, _, domain = str(addr).strip("<>").rpartition("@")
+        if domain.lower() in ctx.settings.domains:
+            return local
+    return ""
+
+
+def _from_address(ctx: Context, inbound: InboundMessage) -> str:
+    service = ctx.settings.service
+    ours = {service.ask_address, service.lookup_address, service.jobs_address}
+    base = recipient_local(ctx, inbound).split("+", 1)[0].lower()
+    return ctx.settings.service_address(base if base in ours else service.lookup_address)
+
+
+def reply_message_id(ctx: Context, inbound: InboundMessage) -> str:
+    """Derived from the inbound message, so a second reply cannot be stored."""
+    return f"<cmd.{inbound.id}.{(inbound.raw_sha256 or 'x')[:16]}@{ctx.settings.service.domain}>"
+
+
+def _already_answered(session: Session, inbound_id: int) -> bool:
+    return session.exec(select(OutboundMessage.id).where(OutboundMessage.inbound_id == inbound_id)).first() is not None
+
+
+def _record(inbound: InboundMessage, outcome: dict[str, Any]) -> None:
+    inbound.route = [*(inbound.route or []), {"stage": STAGE, **outcome}]
+
+
+def reply_subject(subject: str, command: Command | None) -> str:
+    subject = clean_header(subject)
+    if not subject:
+        subject = f"{command.verb} {command.argument}".strip() if command else "your message"
+    return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+
+
+def _context(ctx: Context, inbound: InboundMessage, command: Command | None, reply: Reply) -> dict[str, Any]:
+    """What every command template may use, plus the handler's own context."""
+    settings = ctx.settings
+    service = settings.service
+    common = {
+        "service": {
+            "name": service.name, "domain": service.domain, "public_url": service.public_url,
+            "ask": settings.service_address(service.ask_address),
+            "lookup": settings.service_address(service.lookup_address),
+            "jobs": settings.service_address(service.jobs_address),
+        },
+        "sender_name": inbound.from_name,
+        "original_subject": clean_header(inbound.subject),
+        "reply_subject": reply_subject(inbound.subject, command),
+        "command": {"verb": command.verb, "argument": command.argument} if command else {"verb": "", "argument": ""},
+        "limits": {"max_codes": settings.commands.max_codes, "max_search_words": settings.commands.max_search_words,
+                   "daily_cap": settings.guards.daily_reply_cap},
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    return {**common, **reply.context}
+
+
+def unanswered_commands(session: Session, age: timedelta) -> list[Poke]:
+    """Recovery rule: commands routed more than ``age`` ago (within
+    :data:`RECOVERY_WINDOW`) that have neither a reply nor a recorded
+    decision not to reply."""
+    now = utcnow()
+    rows = session.exec(
+        select(InboundMessage.id, InboundMessage.route)
+        .outerjoin(OutboundMessage, OutboundMessage.inbound_id == InboundMessage.id)
+        .where(
+            InboundMessage.status == InboundStatus.PROCESSED,
+            InboundMessage.action == "command",
+            InboundMessage.received_at < now - age,
+            InboundMessage.received_at > now - RECOVERY_WINDOW,
+            OutboundMessage.id.is_(None),
+        )
+    ).all()
+    return [Poke("run_command", inbound_id) for inbound_id, route in rows
+            if not any(isinstance(step, dict) and step.get("stage") == STAGE for step in route or [])]

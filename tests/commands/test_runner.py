@@ -1,0 +1,123 @@
+"""The command runner: one threaded automatic reply per command, never to robots."""
+
+from __future__ import annotations
+
+from mailbot.commands import runner
+from mailbot.models import InboundMessage
+from tests.commands.support import bodies, parsed, replies, routed_command
+
+
+def test_help_reply_threads_with_the_request_and_is_marked_automatic(ctx, db):
+    inbound_id = routed_command(db, "HELP", "", message_id="<help-1@example.org>")
+
+    pokes = runner.run(ctx, inbound_id)
+
+    [row] = replies(db, inbound_id)
+    assert pokes == [("send_outbound", row.id)]
+    message = parsed(row)
+    assert message["Subject"] == "Re: HELP"
+    assert message["In-Reply-To"] == "<help-1@example.org>"
+    assert "<help-1@example.org>" in message["References"]
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert message["To"].addresses[0].addr_spec == "coder@example.org"
+    assert message["From"].addresses[0].addr_spec == "lookup@mailbot.localhost"
+    assert row.kind == "help"
+
+
+def test_help_explains_every_address_and_command_with_examples(ctx, db):
+    inbound_id = routed_command(db, "help", "")
+    runner.run(ctx, inbound_id)
+    text, html = bodies(parsed(replies(db, inbound_id)[0]))
+    for needle in ("ask@mailbot.localhost", "lookup@mailbot.localhost", "jobs@mailbot.localhost",
+                   "LOOKUP 50250 J1030 E11.22", "SEARCH", "CHECK 20610 99213", "SUBSCRIBE JOBS remote CPC weekly",
+                   "SUBSCRIBE UPDATES", "UNSUBSCRIBE", "PAUSE", "RESUME", "LIST"):
+        assert needle in text and needle in html, needle
+    assert "<style" not in html and 'style="' in html  # CSS inlined for mail clients
+
+
+def test_running_twice_queues_exactly_one_reply(ctx, db):
+    inbound_id = routed_command(db, "HELP", "")
+    first = runner.run(ctx, inbound_id)
+    second = runner.run(ctx, inbound_id)
+    assert len(first) == 1 and second == []
+    assert len(replies(db, inbound_id)) == 1
+
+
+def test_a_racing_second_reply_is_refused_by_the_derived_message_id(ctx, db):
+    inbound_id = routed_command(db, "HELP", "")
+    with db.read() as session:
+        inbound = session.get(InboundMessage, inbound_id)
+    assert runner.reply_message_id(ctx, inbound) == runner.reply_message_id(ctx, inbound)
+    runner.run(ctx, inbound_id)
+    # Simulate a worker that passed the "already answered" check before the first committed.
+    original = runner._already_answered
+    runner._already_answered = lambda session, inbound_id: False
+    try:
+        assert runner.run(ctx, inbound_id) == []
+    finally:
+        runner._already_answered = original
+    assert len(replies(db, inbound_id)) == 1
+
+
+def test_no_reply_when_the_router_forbade_automatic_answers(ctx, db):
+    inbound_id = routed_command(db, "LOOKUP 99213", "", auto_reply_ok=False)
+    assert runner.run(ctx, inbound_id) == []
+    assert replies(db) == []
+    with db.read() as session:
+        route = session.get(InboundMessage, inbound_id).route
+    assert route[-1]["stage"] == "run_command" and route[-1]["result"] == "not answered"
+
+
+def test_auto_replies_and_bounces_get_no_answer_even_if_routed_as_commands(ctx, db):
+    auto = routed_command(db, "HELP", "", headers={"Auto-Submitted": "auto-replied"}, message_id="<a@x>")
+    bounce = routed_command(db, "HELP", "", envelope_from="", message_id="<b@x>")
+    daemon = routed_command(db, "HELP", "", from_addr="MAILER-DAEMON@example.org", message_id="<c@x>")
+    bulk = routed_command(db, "HELP", "", headers={"Precedence": "bulk"}, message_id="<d@x>")
+    for inbound_id in (auto, bounce, daemon, bulk):
+        assert runner.run(ctx, inbound_id) == []
+    assert replies(db) == []
+
+
+def test_the_message_that_reaches_the_cap_gets_one_notice_instead_of_an_answer(ctx, db):
+    inbound_id = routed_command(db, "HELP", "", route=[{"rule": "daily_cap", "result": "notice"}])
+    runner.run(ctx, inbound_id)
+    [row] = replies(db, inbound_id)
+    assert row.kind == "cap-notice"
+    text, html = bodies(parsed(row))
+    assert "limit of 10 automatic replies" in text and "limit of 10 automatic replies" in html
+    assert parsed(row)["Subject"].startswith("Daily limit reached")
+
+
+def test_an_unrecognised_command_to_lookup_gets_help_with_a_guess(ctx, db):
+    inbound_id = routed_command(db, "question", "LOKUP 99213\n")
+    runner.run(ctx, inbound_id)
+    [row] = replies(db, inbound_id)
+    text, _ = bodies(parsed(row))
+    assert row.kind == "help"
+    assert "did not find a command" in text and "Did you mean LOOKUP?" in text
+
+
+def test_a_verb_without_a_handler_gets_help_saying_so(ctx, db):
+    from mailbot.commands import HANDLERS
+
+    saved = HANDLERS.pop("LIST", None)
+    try:
+        inbound_id = routed_command(db, "LIST", "", to="jobs@mailbot.localhost")
+        runner.run(ctx, inbound_id)
+    finally:
+        if saved is not None:
+            HANDLERS["LIST"] = saved
+    row = replies(db, inbound_id)[0]
+    assert "LIST is not available" in bodies(parsed(row))[0]
+    assert parsed(row)["From"].addresses[0].addr_spec == "jobs@mailbot.localhost"
+
+
+def test_the_recovery_rule_finds_commands_left_unanswered(ctx, db):
+    from datetime import timedelta
+
+    waiting = routed_command(db, "HELP", "", message_id="<w@x>")
+    answered = routed_command(db, "HELP", "", message_id="<n@x>")
+    runner.run(ctx, answered)
+    with db.read() as session:
+        pokes = runner.unanswered_commands(session, timedelta(0))
+    assert pokes == [("run_command", waiting)]
