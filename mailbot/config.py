@@ -158,6 +158,7 @@ class JobSettings(_Section):
     bounce_threshold: int = Field(3, ge=1)
     confirm_hours: int = Field(72, ge=1)
     max_jobs_per_digest: int = Field(50, ge=1)
+    link_secret: SecretStr | None = None   # signs subscriber links; falls back to web.session_secret
 
 
 class Settings(_Section):
