@@ -58,6 +58,9 @@ january february march april may june july august september october november
 december monday tuesday wednesday thursday friday saturday sunday
 icd cpt hcpcs ncci mue rvu dos modifier code codes coding question thanks
 diabetes hypertension copd chf ckd covid pneumonia asthma cancer
+patient patients pt member subscriber beneficiary client resident guarantor insured
+son daughter wife husband mother father spouse re regarding about see please can could
+would should does did why what how when where which who whom whose yes no ok okay per
 """.split())
 
 # Common given names: "John Smith" is a name even without a cue.
