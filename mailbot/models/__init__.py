@@ -33,3 +33,4 @@ from mailbot.models.people import Reviewer, ReviewerRole  # noqa: F401
 # Parts added by later work register themselves here.
 from mailbot.models import codes as _codes  # noqa: F401,E402
 from mailbot.models import jobs as _jobs  # noqa: F401,E402
+from mailbot.models import imap as _imap  # noqa: F401,E402

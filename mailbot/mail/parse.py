@@ -1,0 +1,353 @@
+"""Raw bytes -> :class:`ParsedMessage`: who wrote, what they wrote, how it threads.
+
+The bytes go straight to ``email`` with ``policy.default`` (never decoded
+first: the MIME structure says which charset each part uses).  What people
+actually send is messy, so every step degrades instead of failing: unknown
+charsets fall back to UTF-8 then Windows-1252 with replacement characters,
+raw 8-bit headers are read as UTF-8 or Latin-1, HTML-only mail is turned
+into text with html2text.  Only a message with no usable sender or no header
+at all raises :class:`ParseError` -- the caller quarantines it with the reason.
+
+The *new* text of a reply is the text above our reply marker (see
+``mail.compose.REPLY_MARKER``) with quoted history and signatures removed by
+mail-parser-reply; ``full_text`` keeps everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parseaddr
+
+import html2text
+from mailparser_reply import EmailReplyParser
+
+from mailbot.mail.compose import REPLY_MARKER
+
+REFERENCE_TOKEN = re.compile(r"\[#\s*Q-(\d{1,12})\s*\]", re.I)
+_MSGID = re.compile(r"<[^<>\s]+>")
+_REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv"]
+# Charsets that name no charset; seen in the wild.
+_NO_CHARSET = {"", "unknown-8bit", "x-unknown", "unknown", "default", "charset"}
+
+
+class ParseError(Exception):
+    """The message cannot be handled at all; ``str(exc)`` is the reason."""
+
+
+@dataclass
+class ParsedAttachment:
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    data: bytes | None          # None when over the size cap (listed, not kept)
+    truncated: bool = False
+
+
+@dataclass
+class ParsedMessage:
+    from_addr: str
+    from_name: str
+    reply_to: str
+    envelope_from: str
+    subject: str
+    text: str                    # the new text: quotes, signature, our marker removed
+    full_text: str               # the whole text body
+    html: str                    # the original HTML part ("" when none)
+    message_id: str
+    message_id_generated: bool
+    in_reply_to: str
+    references: list[str]
+    to: list[str]
+    cc: list[str]
+    attachments: list[ParsedAttachment] = field(default_factory=list)
+    attachments_dropped: int = 0  # beyond max_attachments
+    codes: list[str] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+    message: EmailMessage | None = field(default=None, repr=False)
+
+    @property
+    def reply_address(self) -> str:
+        """Where an answer goes: Reply-To, else From, else the envelope sender."""
+        return self.reply_to or self.from_addr or self.envelope_from
+
+    @property
+    def reference(self) -> int | None:
+        """The consultation id in a ``[#Q-1042]`` token in the subject."""
+        match = REFERENCE_TOKEN.search(self.subject)
+        return int(match.group(1)) if match else None
+
+    @property
+    def thread_ids(self) -> list[str]:
+        """In-Reply-To then References (newest first): the ids to thread on."""
+        ids = [self.in_reply_to] if self.in_reply_to else []
+        ids += [r for r in reversed(self.references) if r not in ids]
+        return ids
+
+
+def parse(raw: bytes, *, envelope_from: str = "", domain: str = "mailbot.localhost",
+          max_attachment_size: int = 5 * 1024 * 1024, max_attachments: int = 20) -> ParsedMessage:
+    """Parse one message.  ``domain`` is used for a generated Message-ID."""
+    if not raw or not raw.strip():
+        raise ParseError("empty message")
+    try:
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
+    except Exception as exc:  # the parser is lenient; this is a bug-shaped input
+        raise ParseError(f"the MIME structure cannot be read: {exc!r}") from exc
+    if not msg.keys():
+        raise ParseError("no header fields: this is not an email message")
+
+    from_name, from_addr = _address(msg, "From")
+    reply_to = _address(msg, "Reply-To")[1]
+    envelope_from = (envelope_from or "").strip().strip("<>")
+    if not (from_addr or reply_to or envelope_from):
+        raise ParseError("no sender: From, Reply-To and the envelope sender are all missing or unreadable")
+
+    message_id = _first_id(header(msg, "Message-ID"))
+    generated = not message_id
+    if generated:
+        # Stable for the same bytes, so a replay or a second copy threads the same way.
+        digest = hashlib.sha256(raw).hexdigest()[:24]
+        message_id = f"<generated.{digest}@{domain}>"
+
+    full_text, html = body_text(msg)
+    parsed = ParsedMessage(
+        from_addr=from_addr, from_name=from_name, reply_to=reply_to, envelope_from=envelope_from,
+        subject=header(msg, "Subject"), text=new_text(full_text), full_text=full_text, html=html,
+        message_id=message_id, message_id_generated=generated,
+        in_reply_to=_first_id(header(msg, "In-Reply-To")),
+        references=_MSGID.findall(header(msg, "References"))[-50:],
+        to=_addresses(msg, "To"), cc=_addresses(msg, "Cc"),
+        defects=[type(d).__name__ for d in msg.defects][:20], message=msg,
+    )
+    _collect_attachments(msg, parsed, max_attachment_size, max_attachments)
+    parsed.codes = _codes(parsed.subject, parsed.text)
+    return parsed
+
+
+# -- headers ---------------------------------------------------------------
+
+def header(msg: Message, name: str) -> str:
+    """A header as clean text ("" when absent or unreadable).
+
+    Raw 8-bit bytes in headers arrive as surrogate escapes; they are read as
+    UTF-8 when valid, else Latin-1.  Folding whitespace becomes one space."""
+    try:
+        value = msg.get(name)
+    except Exception:  # a header the policy cannot parse: use the raw value
+        value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    if value is None:
+        return ""
+    text = str(value)
+    if any("\udc80" <= ch <= "\udcff" for ch in text):
+        data = text.encode("utf-8", "surrogateescape")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    return " ".join(text.replace("\x00", "").split())
+
+
+def _address(msg: Message, name: str) -> tuple[str, str]:
+    value = header(msg, name)
+    if not value:
+        return "", ""
+    try:
+        pairs = getaddresses([value])
+    except Exception:
+        pairs = [parseaddr(value)]
+    for display, addr in pairs:
+        if "@" in addr:
+            return display.strip(), addr.strip().lower() if _ascii(addr) else addr.strip()
+    return "", ""
+
+
+def _addresses(msg: Message, name: str) -> list[str]:
+    value = header(msg, name)
+    try:
+        return [a for _, a in getaddresses([value]) if "@" in a][:100] if value else []
+    except Exception:
+        return []
+
+
+def _ascii(text: str) -> bool:
+    return all(ord(c) < 128 for c in text)
+
+
+def _first_id(value: str) -> str:
+    match = _MSGID.search(value or "")
+    if match:
+        return match.group(0)
+    value = (value or "").strip()
+    # Some mailers omit the angle brackets; keep a bare id-shaped token.
+    return f"<{value}>" if value and " " not in value and "@" in value else ""
+
+
+# -- body ------------------------------------------------------------------
+
+def decode_part(part: Message) -> str:
+    """The text of a leaf part, whatever its declared charset says."""
+    payload = part.get_payload(decode=True)
+    if payload is None:
+        payload = b""
+    if isinstance(payload, str):  # pragma: no cover - decode=True gives bytes
+        return payload
+    charset = (part.get_content_charset() or "").lower()
+    candidates = [] if charset in _NO_CHARSET else [charset]
+    for candidate in candidates + ["utf-8"]:
+        try:
+            return payload.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    if candidates:
+        try:
+            return payload.decode(candidates[0], errors="replace")
+        except LookupError:
+            pass
+    return payload.decode("cp1252", errors="replace")
+
+
+def body_text(msg: EmailMessage) -> tuple[str, str]:
+    """``(text, html)`` of the message body.
+
+    The plain part is preferred; an HTML-only message is converted to text.
+    A message whose own body is empty but which forwards another message
+    (``message/rfc822``) uses the forwarded message's text."""
+    plain = _find_body(msg, "plain")
+    html_part = _find_body(msg, "html")
+    html = decode_part(html_part) if html_part is not None else ""
+    if plain is not None:
+        text = decode_part(plain)
+    elif html:
+        text = html_to_text(html)
+    else:
+        text = ""
+    if not text.strip():
+        for part in msg.walk():
+            if part.get_content_type() == "message/rfc822":
+                inner = part.get_payload()
+                inner = inner[0] if isinstance(inner, list) and inner else inner
+                if isinstance(inner, EmailMessage):
+                    inner_text, inner_html = body_text(inner)
+                    text, html = inner_text, html or inner_html
+                    break
+    return _normalize(text), html
+
+
+def _find_body(msg: EmailMessage, subtype: str) -> Message | None:
+    try:
+        return msg.get_body(preferencelist=(subtype,))
+    except Exception:
+        return None
+
+
+def html_to_text(html: str) -> str:
+    converter = html2text.HTML2Text()
+    converter.ignore_images = True
+    converter.body_width = 0          # no hard wrapping: keeps codes and sentences whole
+    converter.ignore_emphasis = True
+    try:
+        return converter.handle(html)
+    except Exception:  # html2text chokes on rare malformed markup
+        return re.sub(r"<[^>]+>", " ", html)
+
+
+def _normalize(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+
+
+def new_text(full_text: str) -> str:
+    """What the sender wrote this time: above our reply marker, without
+    quoted history or signature."""
+    lines = full_text.split("\n")
+    for i, line in enumerate(lines):
+        if REPLY_MARKER in line:
+            lines = lines[:i]
+            # The "On <date>, <someone> wrote:" line usually precedes the quote.
+            while lines and (not lines[-1].strip() or lines[-1].rstrip().endswith(":")):
+                lines.pop()
+            break
+    text = "\n".join(lines)
+    try:
+        message = EmailReplyParser(languages=_REPLY_LANGUAGES).read(text)
+        replies = message.replies
+        latest = replies[0].body if replies else ""
+        if not latest.strip():
+            latest = message.latest_reply or ""
+    except Exception:  # the library is heuristic; never lose the text over it
+        latest = text
+    latest = latest.strip() or text.strip()
+    return _normalize(latest)
+
+
+# -- attachments -----------------------------------------------------------
+
+def _collect_attachments(msg: EmailMessage, parsed: ParsedMessage, max_size: int, max_count: int) -> None:
+    body_parts = {id(p) for p in (_find_body(msg, "plain"), _find_body(msg, "html")) if p is not None}
+    for part in _leaves(msg):
+        if id(part) in body_parts:
+            continue
+        ctype = part.get_content_type()
+        filename = _filename(part)
+        is_attachment = part.get_content_disposition() == "attachment" or bool(filename) \
+            or not ctype.startswith(("text/plain", "text/html", "multipart/"))
+        if not is_attachment:
+            continue
+        if len(parsed.attachments) >= max_count:
+            parsed.attachments_dropped += 1
+            continue
+        if ctype == "message/rfc822":
+            inner = part.get_payload()
+            inner = inner[0] if isinstance(inner, list) and inner else inner
+            data = inner.as_bytes(policy=policy.default) if isinstance(inner, Message) else b""
+        else:
+            try:
+                data = part.get_payload(decode=True) or b""
+            except Exception:
+                data = b""
+        keep = len(data) <= max_size
+        parsed.attachments.append(ParsedAttachment(
+            filename=filename[:500] or _default_name(ctype), content_type=ctype[:255], size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(), data=data if keep else None, truncated=not keep,
+        ))
+
+
+def _leaves(part: Message):
+    """Leaf parts, treating a forwarded message (message/rfc822) as one leaf."""
+    if part.is_multipart() and part.get_content_type() != "message/rfc822":
+        for sub in part.get_payload():
+            yield from _leaves(sub)
+    else:
+        yield part
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename() or ""
+    except Exception:
+        name = ""
+    # A file name must never carry a path (it is shown and may be saved).
+    return re.sub(r"[\x00-\x1f/\\]", "_", str(name)).strip()
+
+
+def _default_name(ctype: str) -> str:
+    return "forwarded-message.eml" if ctype == "message/rfc822" else "attachment"
+
+
+# -- codes -----------------------------------------------------------------
+
+def _codes(subject: str, text: str) -> list[str]:
+    """Codes mentioned (subject first), canonical, in order, no duplicates."""
+    from mailbot.codes.extract import find_codes
+
+    seen: list[str] = []
+    for code in find_codes(subject) + find_codes(text):
+        if code not in seen:
+            seen.append(code)
+    return seen[:200]

@@ -1,0 +1,197 @@
+"""The router: an ordered table of rules, each a small function (Mailman's chains).
+
+Every rule looks at one :class:`Mail` and returns a reason when it matches.
+:data:`CHAIN` pairs each rule with what happens then; the first rule whose
+action is *final* decides, ``MARK`` rules only note something and go on.
+Every rule that fired is recorded, in order, in ``InboundMessage.route`` so
+a reviewer can see why a message went where it went.
+
+Order matters and is the policy:
+
+1. duplicates, our own mail coming back, bounces, machine and list mail --
+   never answered automatically, never a consultation;
+2. sender policy (allow-list, ``Authentication-Results`` from our MTA);
+3. the per-sender daily cap on automatic replies (a mark: ``auto_reply_ok``);
+4. a reply in an existing consultation's thread;
+5. a command (at ``ask@`` only when typed in capitals, so a question that
+   starts "Check whether ..." stays a question);
+6. anything else opens a consultation.
+
+The actions themselves are carried out by ``services.inbound``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, select
+
+from mailbot.commands import Command, parse_command
+from mailbot.config import Settings
+from mailbot.mail import guards
+from mailbot.mail.addresses import ServiceAddress
+from mailbot.mail.parse import ParsedMessage
+from mailbot.models import Consultation, InboundMessage, InboundStatus
+from mailbot.services import threads
+
+_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg)\s*:\s*)+", re.I)
+
+
+class Action(StrEnum):
+    DROP = "drop"              # recorded, nothing else happens
+    BOUNCE = "bounce"          # BounceEvent rows for the recipients
+    QUARANTINE = "quarantine"  # kept for a human, with the reason
+    MARK = "mark"              # note and continue with the next rule
+    FOLLOWUP = "followup"      # attach to the consultation found
+    COMMAND = "command"        # answer with the command runner
+    CONSULT = "consult"        # open a new consultation
+
+
+@dataclass
+class Mail:
+    """What the rules look at, and what they learn along the way."""
+
+    settings: Settings
+    session: Session
+    inbound: InboundMessage
+    parsed: ParsedMessage
+    recipient: ServiceAddress | None
+    auto_reply_ok: bool = True
+    cap: str = ""                              # "ok" | "notice" | "over" once reserved
+    command: Command | None = None
+    consultation: Consultation | None = None
+    route: list[dict[str, Any]] = field(default_factory=list)
+
+
+Rule = Callable[[Mail], str | None]
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    rule: Rule
+    action: Action
+
+
+@dataclass
+class Decision:
+    action: Action
+    rule: str
+    reason: str
+
+
+# -- rules -------------------------------------------------------------------
+
+def duplicate(mail: Mail) -> str | None:
+    row = mail.inbound
+    same = [InboundMessage.raw_sha256 == row.raw_sha256]
+    if not mail.parsed.message_id_generated:
+        same.append(InboundMessage.message_id == mail.parsed.message_id)
+    earlier = mail.session.exec(
+        select(InboundMessage.id).where(
+            or_(*same), InboundMessage.id < row.id, InboundMessage.status != InboundStatus.QUARANTINED)
+        .order_by(InboundMessage.id).limit(1)
+    ).first()
+    return f"same message as inbound #{earlier}" if earlier is not None else None
+
+
+def own_mail(mail: Mail) -> str | None:
+    return guards.own_mail(mail.parsed.message, mail.settings)
+
+
+def bounce(mail: Mail) -> str | None:
+    return guards.bounce(mail.parsed, list(mail.inbound.envelope_to or []), mail.settings)
+
+
+def auto_submitted(mail: Mail) -> str | None:
+    return guards.auto_submitted(mail.parsed.message)
+
+
+def sender_not_allowed(mail: Mail) -> str | None:
+    allow = mail.settings.guards.allow_senders
+    address = mail.parsed.from_addr or mail.parsed.envelope_from
+    return None if guards.sender_allowed(allow, address) else f"{address} is not on guards.allow_senders"
+
+
+def authentication_failed(mail: Mail) -> str | None:
+    return guards.authentication_failed(mail.parsed.message, mail.settings.guards.trusted_authserv_id)
+
+
+def daily_cap(mail: Mail) -> str | None:
+    """Reserve one automatic reply for the sender (always fires: the verdict is recorded)."""
+    mail.cap = guards.reserve_auto_reply(mail.session, mail.parsed.reply_address,
+                                         cap=mail.settings.guards.daily_reply_cap)
+    mail.auto_reply_ok = mail.cap == "ok"
+    return mail.cap
+
+
+def thread_reply(mail: Mail) -> str | None:
+    mail.consultation = threads.find_consultation(mail.session, mail.parsed)
+    return f"reply in consultation Q-{mail.consultation.id}" if mail.consultation else None
+
+
+def command(mail: Mail) -> str | None:
+    kind = mail.recipient.kind if mail.recipient else "ask"
+    found = parse_command(mail.parsed.subject, mail.parsed.text, kind)
+    if found is not None and kind == "ask" and not _typed_in_capitals(mail.parsed, found):
+        found = None
+    if found is None and kind in ("lookup", "jobs"):
+        # Everything at a command address is a command; the runner answers HELP.
+        found = Command("HELP", "", body=mail.parsed.text, found_in="recipient")
+    mail.command = found
+    return f"{found.verb} (from the {found.found_in})" if found else None
+
+
+def new_question(mail: Mail) -> str | None:
+    return "new question"
+
+
+def _typed_in_capitals(parsed: ParsedMessage, found: Command) -> bool:
+    source = _PREFIX.sub("", parsed.subject) if found.found_in == "subject" else \
+        next((line for line in parsed.text.splitlines() if line.strip()), "")
+    return re.match(r"\s*" + found.verb.replace(" ", r"\s+") + r"\b", source) is not None
+
+
+# -- the table -----------------------------------------------------------------
+
+CHAIN: tuple[Link, ...] = (
+    Link("duplicate", duplicate, Action.DROP),
+    Link("own_mail", own_mail, Action.DROP),
+    Link("bounce", bounce, Action.BOUNCE),
+    Link("auto_submitted", auto_submitted, Action.DROP),
+    Link("sender_not_allowed", sender_not_allowed, Action.DROP),
+    Link("authentication_failed", authentication_failed, Action.QUARANTINE),
+    Link("daily_cap", daily_cap, Action.MARK),
+    Link("thread_reply", thread_reply, Action.FOLLOWUP),
+    Link("command", command, Action.COMMAND),
+    Link("new_question", new_question, Action.CONSULT),
+)
+
+
+def route(mail: Mail, chain: tuple[Link, ...] = CHAIN) -> Decision:
+    """Run the chain; returns the decision of the first final rule that fires."""
+    for link in chain:
+        reason = link.rule(mail)
+        if reason is None:
+            continue
+        mail.route.append({"rule": link.name, "action": str(link.action), "reason": reason})
+        if link.action is not Action.MARK:
+            if link.action not in (Action.FOLLOWUP, Action.COMMAND, Action.CONSULT):
+                mail.auto_reply_ok = False
+            return Decision(link.action, link.name, reason)
+    raise AssertionError("the chain ends with a rule that always fires")  # pragma: no cover
+
+
+def cap_verdict(inbound: InboundMessage) -> str:
+    """What the daily cap said for ``inbound``: ``"ok"``, ``"notice"`` (send
+    the one "no more today" notice) or ``"over"`` (send nothing); ``""``
+    when the router never reached the cap (bounces, auto-replies ...)."""
+    for entry in inbound.route or []:
+        if entry.get("rule") == "daily_cap":
+            return str(entry.get("reason", ""))
+    return ""

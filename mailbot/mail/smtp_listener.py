@@ -1,0 +1,202 @@
+"""The SMTP (or LMTP) listener: refuse early, store durably, answer 250 last.
+
+aiosmtpd runs on an event loop in its own thread.  The handler is thin
+(compare Healthchecks' ``smtpd`` and Zulip's email mirror):
+
+- ``RCPT``: only our service addresses (and ``+tag`` forms, and the bounce
+  address) are accepted; anything else gets 550 -- we are never a relay;
+- ``DATA``: aiosmtpd enforces the size limit (552) and line length (500)
+  and, since 1.4.6, accepts only ``<CRLF>.<CRLF>`` as the end of data (SMTP
+  smuggling).  NUL bytes are refused with 554.  The raw bytes and the
+  envelope go to :func:`mailbot.mail.intake.accept` in a thread pool (never
+  on the loop); only when it has committed do we answer 250.  Any error
+  there answers 451 so the sending server keeps the message and retries.
+
+Optional: STARTTLS (``smtp.tls_cert``/``tls_key``), AUTH (``smtp.auth_username``
+with the password from ``MAILBOT_SMTP__AUTH_PASSWORD``; when set, AUTH is
+required), and LMTP (``smtp.lmtp``) for running behind Postfix, where each
+recipient gets its own reply line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from mailbot.context import Context
+from mailbot.mail.addresses import classify
+from mailbot.mail.intake import accept
+
+log = logging.getLogger(__name__)
+
+# Replies, named (RFC 5321 / RFC 3463 enhanced codes).
+OK = "250 2.0.0 OK"
+RECIPIENT_OK = "250 2.1.5 OK"
+NOT_OURS = "550 5.1.1 <{}>: no such mailbox here; this server does not relay"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+NUL_BYTES = "554 5.6.0 Message contains NUL bytes"
+NO_RECIPIENTS = "503 5.5.1 No valid recipients"
+TRY_LATER = "451 4.3.0 Temporary failure storing the message; please try again later"
+STORED = "250 2.0.0 OK: stored as #{}"
+
+OnStored = Callable[[int], None]
+
+
+class Handler:
+    """aiosmtpd handler: the protocol edge only; storage is :func:`accept`."""
+
+    def __init__(self, ctx: Context, on_stored: OnStored | None, executor: ThreadPoolExecutor, lmtp: bool) -> None:
+        self.ctx = ctx
+        self.on_stored = on_stored
+        self.executor = executor
+        self.lmtp = lmtp
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        if classify(self.ctx.settings, address) is None:
+            return NOT_OURS.format(address.replace("\r", "").replace("\n", "")[:200])
+        if len(envelope.rcpt_tos) >= self.ctx.settings.smtp.max_recipients:
+            return TOO_MANY_RECIPIENTS
+        envelope.rcpt_tos.append(address)
+        return RECIPIENT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if not envelope.rcpt_tos:
+            return NO_RECIPIENTS
+        if b"\x00" in raw:
+            return self._each(envelope, NUL_BYTES)
+        loop = asyncio.get_running_loop()
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        try:
+            inbound_id = await loop.run_in_executor(
+                self.executor, lambda: accept(
+                    self.ctx.db, raw, source="lmtp" if self.lmtp else "smtp",
+                    envelope_from=envelope.mail_from or "", envelope_to=list(envelope.rcpt_tos), peer=peer))
+        except Exception:
+            log.exception("could not store a message from %s; answered 451", peer)
+            return self._each(envelope, TRY_LATER)
+        if self.on_stored is not None:
+            # Stored is what matters; a lost poke is found by the reconciler.
+            loop.run_in_executor(self.executor, self._poke, inbound_id)
+        return self._each(envelope, STORED.format(inbound_id))
+
+    def _poke(self, inbound_id: int) -> None:
+        try:
+            self.on_stored(inbound_id)
+        except Exception:
+            log.exception("stored inbound %s but could not enqueue it; the reconciler will", inbound_id)
+
+    def _each(self, envelope: Envelope, status: str) -> str:
+        """LMTP answers once per recipient; SMTP once."""
+        if self.lmtp:
+            return "\r\n".join([status] * len(envelope.rcpt_tos))
+        return status
+
+
+class _Authenticator:
+    def __init__(self, username: str, password: str) -> None:
+        self.username, self.password = username.encode(), password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        ok = hmac.compare_digest(auth_data.login, self.username) and hmac.compare_digest(auth_data.password, self.password)
+        return AuthResult(success=ok, handled=False)
+
+
+class SmtpListener:
+    """The listener, on its own event-loop thread.  ``port`` is the bound
+    port (useful with ``smtp.port = 0``)."""
+
+    def __init__(self, ctx: Context, on_stored: OnStored | None = None) -> None:
+        self.ctx = ctx
+        cfg = ctx.settings.smtp
+        self.executor = ThreadPoolExecutor(max_workers=max(4, ctx.settings.database.pool_size),
+                                           thread_name_prefix="smtp-store")
+        self.handler = Handler(ctx, on_stored, self.executor, lmtp=cfg.lmtp)
+        self.loop = asyncio.new_event_loop()
+        self.port: int | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._tls = _tls_context(cfg.tls_cert, cfg.tls_key)
+
+    def _factory(self) -> SMTP:
+        cfg = self.ctx.settings.smtp
+        cls = LMTP if cfg.lmtp else SMTP
+        password = cfg.auth_password.get_secret_value() if cfg.auth_password else ""
+        server = cls(
+            self.handler, hostname=cfg.hostname or self.ctx.settings.service.domain,
+            data_size_limit=cfg.max_message_size, enable_SMTPUTF8=True, decode_data=False,
+            tls_context=self._tls, require_starttls=bool(self._tls and cfg.require_starttls),
+            authenticator=_Authenticator(cfg.auth_username, password) if cfg.auth_username else None,
+            auth_required=bool(cfg.auth_username), auth_require_tls=self._tls is not None,
+            auth_exclude_mechanism=None if cfg.auth_username else ["LOGIN", "PLAIN"],
+            timeout=120, loop=self.loop,
+        )
+        # RFC 5321 allows 1000; some mailers send longer lines, so it is configurable.
+        server.line_length_limit = cfg.max_line_length
+        return server
+
+    def start(self) -> None:
+        cfg = self.ctx.settings.smtp
+        family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((cfg.host, cfg.port))
+        sock.listen(128)
+        self.port = sock.getsockname()[1]
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                self._server = self.loop.run_until_complete(self.loop.create_server(self._factory, sock=sock))
+            except BaseException as exc:  # pragma: no cover - bind/listen problems surface in start()
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="mailbot-smtp", daemon=True)
+        self._thread.start()
+        started.wait(10)
+        if failure:
+            raise failure[0]
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+                await self._server.wait_closed()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        except Exception:  # pragma: no cover - best effort at shutdown
+            log.exception("SMTP listener shutdown")
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self._thread = None
+        self.executor.shutdown(wait=True)
+
+
+def _tls_context(cert: str, key: str) -> ssl.SSLContext | None:
+    if not cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key or None)
+    return context

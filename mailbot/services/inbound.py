@@ -1,0 +1,231 @@
+"""Processing one stored inbound message: parse, route, act, mark -- once.
+
+:func:`process` is what the ``process_inbound`` actor runs.  It is safe to
+run twice: the row is locked and moved out of ``received`` with a
+conditional update in the same transaction as everything the routing
+decided (a consultation opened, bounce rows written ...), so a second run
+finds nothing to do.  Failures are explicit:
+
+- a message that cannot be parsed is quarantined with the reason
+  (permanent: retrying will not change the bytes);
+- a database that is unreachable raises (transient: the actor retries);
+- any other error while routing is a bug-shaped input: quarantined with the
+  error, so the message is never silently lost and can be replayed after a fix.
+
+:func:`replay` puts a quarantined message back to ``received``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session, select
+
+from mailbot.context import Context
+from mailbot.mail import guards
+from mailbot.mail.addresses import primary
+from mailbot.mail.parse import ParseError, ParsedMessage, parse
+from mailbot.mail.routing import Action, Decision, Mail, route
+from mailbot.models import (
+    Attachment,
+    BounceEvent,
+    InboundMessage,
+    InboundStatus,
+    QuarantineItem,
+    utcnow,
+)
+from mailbot.services import Poke, threads
+from mailbot.services.quarantine import quarantine
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_KINDS = ("inbound", "process_inbound")
+
+
+class _Lost(Exception):
+    """Another worker processed the row first; roll back quietly."""
+
+
+def process(ctx: Context, inbound_id: int) -> list[Poke]:
+    """Route inbound message ``inbound_id``; returns the pokes to send."""
+    with ctx.db.read() as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None or row.status != InboundStatus.RECEIVED:
+            return []
+        raw, envelope_from = row.raw, row.envelope_from
+    guard = ctx.settings.guards
+    try:
+        parsed = parse(raw, envelope_from=envelope_from, domain=ctx.settings.service.domain,
+                       max_attachment_size=guard.max_attachment_size, max_attachments=guard.max_attachments)
+    except ParseError as exc:
+        _quarantine(ctx, inbound_id, stage="parse", reason=f"cannot parse: {exc}")
+        return []
+    try:
+        with ctx.db.session() as session:
+            return _route_and_act(ctx, session, inbound_id, parsed)
+    except _Lost:
+        return []
+    except (OperationalError, DBAPIError) as exc:
+        if getattr(exc, "connection_invalidated", False) or isinstance(exc, OperationalError):
+            raise  # transient: the database went away; the actor retries
+        _quarantine(ctx, inbound_id, stage="routing", reason=f"routing failed: {exc!r}"[:2000])
+        return []
+    except Exception as exc:
+        log.exception("routing inbound %s failed", inbound_id)
+        _quarantine(ctx, inbound_id, stage="routing", reason=f"routing failed: {exc!r}"[:2000])
+        return []
+
+
+def _route_and_act(ctx: Context, session: Session, inbound_id: int, parsed: ParsedMessage) -> list[Poke]:
+    row = session.exec(select(InboundMessage).where(InboundMessage.id == inbound_id).with_for_update()).one()
+    if row.status != InboundStatus.RECEIVED:
+        raise _Lost()
+    _fill(row, parsed)
+    _store_attachments(session, row.id, parsed)
+    mail = Mail(settings=ctx.settings, session=session, inbound=row, parsed=parsed,
+                recipient=primary(ctx.settings, list(row.envelope_to or []) + parsed.to + parsed.cc))
+    decision = route(mail)
+    status, pokes = ACTIONS[decision.action](session, mail, decision)
+    session.add(row)
+    session.flush()  # the parsed fields and consultation link, under the row lock
+    done = session.exec(
+        update(InboundMessage)
+        .where(InboundMessage.id == inbound_id, InboundMessage.status == InboundStatus.RECEIVED)
+        .values(status=status, action=_action_name(decision), route=mail.route,
+                auto_reply_ok=mail.auto_reply_ok, processed_at=utcnow(),
+                attempts=InboundMessage.attempts + 1, error="")
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:
+        raise _Lost()
+    return pokes
+
+
+def _fill(row: InboundMessage, parsed: ParsedMessage) -> None:
+    row.message_id = parsed.message_id[:998]
+    row.in_reply_to = parsed.in_reply_to[:998]
+    row.references = parsed.references
+    row.from_addr = (parsed.from_addr or parsed.envelope_from)[:512]
+    row.from_name = parsed.from_name[:512]
+    row.reply_to = parsed.reply_to[:512]
+    row.subject = parsed.subject[:2000]
+    row.text = parsed.text
+    row.full_text = parsed.full_text
+    row.html = parsed.html
+    row.codes = parsed.codes
+
+
+def _store_attachments(session: Session, inbound_id: int, parsed: ParsedMessage) -> None:
+    session.exec(delete(Attachment).where(Attachment.inbound_id == inbound_id))
+    for att in parsed.attachments:
+        session.add(Attachment(inbound_id=inbound_id, filename=att.filename, content_type=att.content_type,
+                               size=att.size, sha256=att.sha256, data=att.data, truncated=att.truncated))
+
+
+def _action_name(decision: Decision) -> str:
+    return {Action.DROP: decision.rule, Action.QUARANTINE: "quarantined"}.get(decision.action, str(decision.action))
+
+
+# -- actions: what each kind of decision does ----------------------------------
+
+Outcome = tuple[str, list[Poke]]
+
+
+def _drop(session: Session, mail: Mail, decision: Decision) -> Outcome:
+    return InboundStatus.DROPPED, []
+
+
+def _bounce(session: Session, mail: Mail, decision: Decision) -> Outcome:
+    pokes = []
+    for report in guards.dsn_reports(mail.parsed.message):
+        event = BounceEvent(inbound_id=mail.inbound.id, recipient=report.recipient[:512], action=report.action[:32],
+                            status=report.status[:32], diagnostic=report.diagnostic, permanent=report.permanent)
+        session.add(event)
+        session.flush()
+        pokes.append(Poke("bounce_recorded", event.id))
+    mail.route[-1]["recipients"] = len(pokes)
+    return InboundStatus.PROCESSED, pokes
+
+
+def _quarantine_action(session: Session, mail: Mail, decision: Decision) -> Outcome:
+    quarantine(session, kind="inbound", ref_id=mail.inbound.id, stage="routing",
+               reason=f"{decision.rule}: {decision.reason}")
+    return InboundStatus.QUARANTINED, []
+
+
+def _followup(session: Session, mail: Mail, decision: Decision) -> Outcome:
+    threads.attach(session, mail.consultation.id, mail.inbound, mail.parsed)
+    mail.inbound.consultation_id = mail.consultation.id
+    return InboundStatus.PROCESSED, [Poke("consultation_followup", mail.inbound.id)]
+
+
+def _command(session: Session, mail: Mail, decision: Decision) -> Outcome:
+    return InboundStatus.PROCESSED, [Poke("run_command", mail.inbound.id)]
+
+
+def _consult(session: Session, mail: Mail, decision: Decision) -> Outcome:
+    consultation = threads.open_consultation(session, mail.inbound, mail.parsed)
+    mail.inbound.consultation_id = consultation.id
+    return InboundStatus.PROCESSED, [Poke("advance_consultation", consultation.id)]
+
+
+ACTIONS: dict[Action, Callable[[Session, Mail, Decision], Outcome]] = {
+    Action.DROP: _drop,
+    Action.BOUNCE: _bounce,
+    Action.QUARANTINE: _quarantine_action,
+    Action.FOLLOWUP: _followup,
+    Action.COMMAND: _command,
+    Action.CONSULT: _consult,
+}
+
+
+# -- quarantine and replay -----------------------------------------------------
+
+def _quarantine(ctx: Context, inbound_id: int, *, stage: str, reason: str) -> None:
+    with ctx.db.session() as session:
+        moved = session.exec(
+            update(InboundMessage)
+            .where(InboundMessage.id == inbound_id, InboundMessage.status == InboundStatus.RECEIVED)
+            .values(status=InboundStatus.QUARANTINED, error=reason[:2000], action="quarantined",
+                    auto_reply_ok=False, processed_at=utcnow(), attempts=InboundMessage.attempts + 1)
+        )
+        if moved.rowcount:
+            quarantine(session, kind="inbound", ref_id=inbound_id, stage=stage, reason=reason)
+
+
+def replay(ctx: Context, quarantine_id: int, *, by: str = "operator") -> list[Poke]:
+    """Put the quarantined inbound message back to ``received`` and resolve
+    the quarantine item; returns the poke that processes it again.  Raises
+    ``LookupError`` for an unknown or non-inbound item, ``ValueError`` when
+    it was already resolved."""
+    with ctx.db.session() as session:
+        item = session.get(QuarantineItem, quarantine_id)
+        if item is None or item.kind not in QUARANTINE_KINDS or item.ref_id is None:
+            raise LookupError(f"quarantine item {quarantine_id} is not an inbound message")
+        if item.resolved_at is not None:
+            raise ValueError(f"quarantine item {quarantine_id} was already resolved by {item.resolved_by or '?'}")
+        row = session.get(InboundMessage, item.ref_id)
+        if row is None:
+            raise LookupError(f"inbound message {item.ref_id} no longer exists")
+        session.exec(
+            update(InboundMessage).where(InboundMessage.id == row.id)
+            .values(status=InboundStatus.RECEIVED, error="", route=[], action="", consultation_id=None,
+                    processed_at=None, auto_reply_ok=True)
+        )
+        item.resolved_at = utcnow()
+        item.resolved_by = by[:512]
+        session.add(item)
+        return [Poke("process_inbound", row.id)]
+
+
+def quarantined(ctx: Context, limit: int = 100) -> list[QuarantineItem]:
+    """Unresolved quarantine items for inbound mail, newest first."""
+    with ctx.db.read() as session:
+        return list(session.exec(
+            select(QuarantineItem).where(QuarantineItem.kind.in_(QUARANTINE_KINDS),
+                                         QuarantineItem.resolved_at.is_(None))
+            .order_by(QuarantineItem.id.desc()).limit(limit)
+        ).all())
