@@ -37,6 +37,8 @@ from mailbot.commands import HANDLERS, Command, Reply, parse_command
 from mailbot.commands.arguments import CommandError
 from mailbot.context import Context
 from mailbot.mail.compose import Envelope, build, clean_header, render
+from mailbot.mail.addresses import ServiceAddress, classify
+from mailbot.mail.routing import cap_verdict
 from mailbot.models import InboundMessage, InboundStatus, OutboundMessage, utcnow
 from mailbot.services import Poke
 from mailbot.services.delivery import queue_message
@@ -66,16 +68,18 @@ def _answer(ctx: Context, session: Session, inbound_id: int) -> int | None:
     inbound = session.get(InboundMessage, inbound_id)
     if inbound is None or _already_answered(session, inbound_id):
         return None
-    reason = silence_reason(inbound)
-    recipient = inbound.reply_to or inbound.from_addr
-    if reason is None and not recipient:
+    cap = cap_verdict(inbound)
+    reason = silence_reason(inbound, cap)
+    reply_to = inbound.reply_to or inbound.from_addr
+    if reason is None and not reply_to:
         reason = "no address to reply to"
     if reason is not None:
         _record(inbound, {"result": "not answered", "reason": reason})
         return None
 
-    command = parse_command(inbound.subject, inbound.text, recipient_local(ctx, inbound))
-    if cap_state(inbound) == "notice":
+    address = recipient(ctx, inbound)
+    command = parse_command(inbound.subject, inbound.text, address.kind if address else "")
+    if cap == "notice":
         reply = Reply("cap-notice", {"cap": ctx.settings.guards.daily_reply_cap}, kind="cap-notice")
     else:
         reply = _dispatch(ctx, session, inbound, command)
@@ -86,7 +90,7 @@ def _answer(ctx: Context, session: Session, inbound_id: int) -> int | None:
     message = build(
         render(reply.template, _context(ctx, inbound, command, reply)),
         Envelope(
-            to=recipient, to_name=inbound.from_name,
+            to=reply_to, to_name=inbound.from_name,
             from_addr=_from_address(ctx, inbound), from_name=ctx.settings.service.name,
             in_reply_to=inbound.message_id,
             references=[*inbound.references, inbound.message_id],
@@ -119,13 +123,17 @@ def _dispatch(ctx: Context, session: Session, inbound: InboundMessage, command: 
         }, kind="command-error")
 
 
-def silence_reason(inbound: InboundMessage) -> str | None:
+def silence_reason(inbound: InboundMessage, cap: str = "") -> str | None:
     """Why this message must get no automatic answer, or None.
 
-    The router decides first (``auto_reply_ok``); the header checks repeat
-    RFC 3834 so a bug upstream still cannot make us answer a robot."""
-    if not inbound.auto_reply_ok:
-        return "router: no automatic reply (cap, auto-reply or policy)"
+    The router decides first (``auto_reply_ok``, which is False for the one
+    message that earns the cap notice too -- ``cap`` tells that case apart);
+    the header checks repeat RFC 3834 so a bug upstream still cannot make us
+    answer a robot."""
+    if cap == "over":
+        return "daily cap reached; notice already sent"
+    if not inbound.auto_reply_ok and cap != "notice":
+        return "router: no automatic reply (auto-reply, list mail or policy)"
     if inbound.status in (InboundStatus.DROPPED, InboundStatus.QUARANTINED):
         return f"inbound is {inbound.status}"
     if inbound.action == "bounce":
@@ -146,34 +154,20 @@ def silence_reason(inbound: InboundMessage) -> str | None:
     return None
 
 
-def cap_state(inbound: InboundMessage) -> str:
-    """What the router's daily-cap rule said: ``ok``, ``notice`` or ``over``.
-
-    The router records each rule it applied in ``route``; the cap rule's
-    entry carries the :func:`mailbot.mail.guards.reserve_auto_reply` answer."""
-    for step in inbound.route or []:
-        if not isinstance(step, dict) or not any("cap" in str(v).lower() for v in step.values()):
-            continue
-        for value in step.values():
-            if str(value).lower() in ("notice", "over"):
-                return str(value).lower()
-    return "ok"
-
-
-def recipient_local(ctx: Context, inbound: InboundMessage) -> str:
-    """The local part (``lookup+tag``) of the first of our addresses it was sent to."""
+def recipient(ctx: Context, inbound: InboundMessage) -> ServiceAddress | None:
+    """The first of our service addresses the message was sent to."""
     for addr in inbound.envelope_to or []:
-        local, _, domain = str(addr).strip("<>").rpartition("@")
-        if domain.lower() in ctx.settings.domains:
-            return local
-    return ""
+        found = classify(ctx.settings, str(addr))
+        if found is not None and found.kind != "bounces":
+            return found
+    return None
 
 
 def _from_address(ctx: Context, inbound: InboundMessage) -> str:
-    service = ctx.settings.service
-    ours = {service.ask_address, service.lookup_address, service.jobs_address}
-    base = recipient_local(ctx, inbound).split("+", 1)[0].lower()
-    return ctx.settings.service_address(base if base in ours else service.lookup_address)
+    """Answer from the address that was written to (lookup@, jobs@ ...)."""
+    found = recipient(ctx, inbound)
+    local = found.local if found is not None else ctx.settings.service.lookup_address
+    return ctx.settings.service_address(local)
 
 
 def reply_message_id(ctx: Context, inbound: InboundMessage) -> str:

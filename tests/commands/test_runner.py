@@ -68,6 +68,13 @@ def test_no_reply_when_the_router_forbade_automatic_answers(ctx, db):
     assert route[-1]["stage"] == "run_command" and route[-1]["result"] == "not answered"
 
 
+def test_over_the_cap_gets_nothing(ctx, db):
+    inbound_id = routed_command(db, "HELP", "", auto_reply_ok=False,
+                                route=[{"rule": "daily_cap", "action": "mark", "reason": "over"}])
+    assert runner.run(ctx, inbound_id) == []
+    assert replies(db) == []
+
+
 def test_auto_replies_and_bounces_get_no_answer_even_if_routed_as_commands(ctx, db):
     auto = routed_command(db, "HELP", "", headers={"Auto-Submitted": "auto-replied"}, message_id="<a@x>")
     bounce = routed_command(db, "HELP", "", envelope_from="", message_id="<b@x>")
@@ -79,7 +86,8 @@ def test_auto_replies_and_bounces_get_no_answer_even_if_routed_as_commands(ctx, 
 
 
 def test_the_message_that_reaches_the_cap_gets_one_notice_instead_of_an_answer(ctx, db):
-    inbound_id = routed_command(db, "HELP", "", route=[{"rule": "daily_cap", "result": "notice"}])
+    inbound_id = routed_command(db, "HELP", "", auto_reply_ok=False,
+                                route=[{"rule": "daily_cap", "action": "mark", "reason": "notice"}])
     runner.run(ctx, inbound_id)
     [row] = replies(db, inbound_id)
     assert row.kind == "cap-notice"
