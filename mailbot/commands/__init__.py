@@ -80,8 +80,16 @@ def parse_command(subject: str, text: str, recipient_local: str = "") -> Command
         if lines and re.match(r"^\s*[A-Za-z]?\d", lines[0]):
             return Command("LOOKUP", lines[0].strip(), body="\n".join(lines[1:]), found_in="recipient")
         return Command("HELP", "", body=text, found_in="recipient")
+    if base == "jobs":
+        # A plain line to jobs@ ("remote CPC jobs in Texas, daily") asks for a
+        # subscription; the SUBSCRIBE handler says so when it cannot tell what.
+        first = _SUBJECT_PREFIX.sub("", subject or "").strip() or (lines[0].strip() if lines else "")
+        if first:
+            return Command("SUBSCRIBE", first, body=text, found_in="recipient")
+        return Command("HELP", "", body=text, found_in="recipient")
     return None
 
 
 # Handlers register themselves with @handler when imported.
 from mailbot.commands import help  # noqa: E402,F401
+from mailbot.commands import jobs  # noqa: E402,F401

@@ -1,0 +1,151 @@
+"""Building and queueing one job digest, exactly once.
+
+:func:`send_digest` takes a claimed :class:`DigestRun` (see ``schedule``),
+finds the open jobs matching the subscription that opened inside the run's
+window, renders ``templates/email/job-digest/`` and queues the email -- in one
+transaction that also moves the run pending -> sent with a conditional
+update.  A second worker running the same run (a retry, a re-poke after a
+crash) either sees it finished or loses that update and rolls back its copy.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from mailbot.config import Settings
+from mailbot.context import Context
+from mailbot.jobs import links
+from mailbot.jobs.matching import JobIndex
+from mailbot.mail.compose import Envelope, build, render
+from mailbot.models.base import utcnow
+from mailbot.models.jobs import (
+    DigestRun,
+    DigestState,
+    Job,
+    JobStatus,
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionStatus,
+)
+from mailbot.services import Poke
+from mailbot.services.delivery import queue_message
+
+GROUPS = (("remote", "Remote"), ("hybrid", "Hybrid"), ("onsite", "On-site"))
+
+
+class Superseded(Exception):
+    """Another worker finished this run first; roll our copy back."""
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """What a template needs to show one posting."""
+    salary = ""
+    if job.salary_min or job.salary_max:
+        low, high = job.salary_min or job.salary_max, job.salary_max or job.salary_min
+        unit = "/hour" if job.salary_period == "hour" else "/year"
+        salary = (f"${low:,}" if low == high else f"${low:,}-${high:,}") + unit
+    apply = job.apply_url or (f"mailto:{job.apply_email}" if job.apply_email else "")
+    return {
+        "id": job.id, "reference": job.reference, "title": job.title, "employer": job.employer,
+        "location": job.location, "work_mode": job.work_mode, "credentials": list(job.credentials or []),
+        "specialty": job.specialty, "experience": job.experience, "salary": salary, "apply": apply,
+        "apply_label": job.apply_url or job.apply_email, "posted": job.posted_at.date().isoformat() if job.posted_at else "",
+        "expires": job.expires_at.date().isoformat() if job.expires_at else "",
+    }
+
+
+def group(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"label": label, "jobs": [v for v in views if v["work_mode"] == mode]}
+            for mode, label in GROUPS if any(v["work_mode"] == mode for v in views)]
+
+
+def list_headers(settings: Settings, subscriber_id: int, subscription_id: int | None, list_id: str) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers: an HTTPS one-click link and a mailto."""
+    token = links.unsubscribe_token(settings, subscriber_id, subscription_id)
+    url = links.unsubscribe_url(settings, subscriber_id, subscription_id)
+    mailto = f"mailto:{settings.service_address(settings.service.jobs_address)}?subject={quote('UNSUBSCRIBE ' + token)}"
+    return {
+        "List-Unsubscribe": f"<{url}>, <{mailto}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "List-Id": f"{settings.service.name} {list_id} <{list_id}.{settings.service.domain}>",
+        "Auto-Submitted": "auto-generated",
+        "Precedence": "bulk",
+    }
+
+
+def compose_digest(settings: Settings, subscriber: Subscriber, sub: Subscription, views: list[dict[str, Any]],
+                   total: int, since: datetime | None) -> EmailMessage:
+    context = {
+        "service_name": settings.service.name, "summary": sub.summary, "reference": sub.reference,
+        "frequency": sub.frequency, "count": len(views), "total": total, "groups": group(views),
+        "since": since.strftime("%Y-%m-%d %H:%M UTC") if since else "",
+        "manage_url": links.manage_url(settings, subscriber.id),
+        "unsubscribe_url": links.unsubscribe_url(settings, subscriber.id, sub.id),
+        "unsubscribe_all_url": links.unsubscribe_url(settings, subscriber.id),
+        "jobs_address": settings.service_address(settings.service.jobs_address),
+    }
+    rendered = render("job-digest", context)
+    envelope = Envelope(
+        to=subscriber.email, from_addr=settings.service_address(settings.service.jobs_address),
+        from_name=f"{settings.service.name} job board", auto_reply=False,
+        extra_headers=list_headers(settings, subscriber.id, sub.id, "jobs"),
+    )
+    return build(rendered, envelope, domain=settings.service.domain, kind="digest")
+
+
+def candidate_jobs(session: Session, start: datetime | None, end: datetime) -> list[Job]:
+    """Open, unexpired jobs that opened in ``(start, end]``, newest first."""
+    query = select(Job).where(Job.status == JobStatus.OPEN, Job.opened_at <= end)
+    if start is not None:
+        query = query.where(Job.opened_at > start)
+    jobs = session.exec(query.order_by(Job.opened_at.desc(), Job.id.desc())).all()
+    return [j for j in jobs if j.expires_at is None or j.expires_at > end]
+
+
+def _finish(session: Session, run: DigestRun, state: str, reason: str = "", outbound_id: int | None = None,
+            item_ids: list[int] | None = None) -> None:
+    moved = session.exec(
+        update(DigestRun).where(DigestRun.id == run.id, DigestRun.state == DigestState.PENDING)
+        .values(state=state, reason=reason[:500], outbound_id=outbound_id, item_ids=item_ids or [],
+                finished_at=utcnow())
+    ).rowcount
+    if moved != 1:
+        raise Superseded(f"digest run {run.id} was finished by another worker")
+
+
+def send_digest(ctx: Context, run_id: int) -> list[Poke]:
+    """Build and queue the digest for one claimed run; returns the send poke
+    (none when the run was already finished, skipped or superseded)."""
+    settings = ctx.settings
+    try:
+        with ctx.db.session() as session:
+            run = session.get(DigestRun, run_id)
+            if run is None or run.state != DigestState.PENDING:
+                return []
+            sub = session.get(Subscription, run.subscription_id)
+            subscriber = session.get(Subscriber, sub.subscriber_id)
+            if sub.status != SubscriptionStatus.ACTIVE or subscriber.status != SubscriberStatus.ACTIVE:
+                _finish(session, run, DigestState.SKIPPED, reason=f"subscription {sub.status}, subscriber {subscriber.status}")
+                return []
+            index = JobIndex(candidate_jobs(session, run.window_start, run.window_end))
+            matched = index.matching(sub.criteria)
+            sub.last_digest_at = run.window_end
+            session.add(sub)
+            if not matched and settings.jobs.skip_empty_digests:
+                _finish(session, run, DigestState.SKIPPED, reason="no new matching jobs")
+                return []
+            shown = matched[: settings.jobs.max_jobs_per_digest]
+            message = compose_digest(settings, subscriber, sub, [job_view(j) for j in shown], len(matched),
+                                     run.window_start)
+            outbound = queue_message(session, message, kind="digest")
+            _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=[j.id for j in shown])
+            return [Poke("send_outbound", outbound.id)]
+    except Superseded:
+        return []

@@ -1,0 +1,84 @@
+"""Signed links for subscribers: confirm, manage, one-click unsubscribe.
+
+Tokens are itsdangerous ``URLSafeTimedSerializer`` signatures; each purpose
+has its own salt, so a manage token cannot confirm and an unsubscribe token
+cannot open the manage page.  Confirmation links expire after
+``jobs.confirm_hours``; manage links after 30 days (a fresh one comes with
+every email); unsubscribe links after a year, because a List-Unsubscribe
+header must keep working in old digests.
+
+The key is ``MAILBOT_JOBS__LINK_SECRET``, else ``MAILBOT_WEB__SESSION_SECRET``;
+with neither (the embedded default) a random key is created once in
+``var/secrets/link-secret`` (mode 0600) so links survive restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from mailbot.config import Settings
+
+MANAGE_SECONDS = 30 * 24 * 3600
+UNSUBSCRIBE_SECONDS = 365 * 24 * 3600
+
+
+class LinkError(Exception):
+    """A link that is forged, for another purpose, or expired (``expired``)."""
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+def _secret(settings: Settings) -> str:
+    for value in (settings.jobs.link_secret, settings.web.session_secret):
+        if value is not None and value.get_secret_value():
+            return value.get_secret_value()
+    path = Path(settings.service.var_dir) / "secrets" / "link-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(_secret(settings), salt=f"mailbot.jobs.{purpose}")
+
+
+def sign(settings: Settings, purpose: str, payload: dict[str, Any]) -> str:
+    return _serializer(settings, purpose).dumps(payload)
+
+
+def verify(settings: Settings, purpose: str, token: str, max_age: int) -> dict[str, Any]:
+    """The payload of a valid token, or :class:`LinkError`."""
+    try:
+        return _serializer(settings, purpose).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise LinkError("this link has expired", expired=True) from None
+    except BadSignature:
+        raise LinkError("this link is not valid") from None
+
+
+def confirm_url(settings: Settings, subscription_id: int, token: str) -> str:
+    signed = sign(settings, "confirm", {"s": subscription_id, "t": token})
+    return f"{settings.service.public_url.rstrip('/')}/subscriptions/confirm/{signed}"
+
+
+def manage_url(settings: Settings, subscriber_id: int) -> str:
+    return f"{settings.service.public_url.rstrip('/')}/subscriptions/manage/{sign(settings, 'manage', {'p': subscriber_id})}"
+
+
+def unsubscribe_token(settings: Settings, subscriber_id: int, subscription_id: int | None = None) -> str:
+    return sign(settings, "unsubscribe", {"p": subscriber_id, "s": subscription_id})
+
+
+def unsubscribe_url(settings: Settings, subscriber_id: int, subscription_id: int | None = None) -> str:
+    token = unsubscribe_token(settings, subscriber_id, subscription_id)
+    return f"{settings.service.public_url.rstrip('/')}/subscriptions/unsubscribe/{token}"

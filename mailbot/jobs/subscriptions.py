@@ -1,0 +1,217 @@
+"""Subscribers and their subscriptions: subscribe, confirm, pause, resume,
+unsubscribe, list, and bounces.
+
+Double opt-in: :func:`subscribe` creates a subscription in
+``pending_confirmation`` with a random token; it becomes active only through
+:func:`confirm` (the signed link, or a reply whose subject carries
+``CONFIRM <token>``).  Every state move is a conditional update, so a link
+clicked twice or a reply processed twice changes nothing the second time.
+Unsubscribing takes effect at once: digest building re-checks the status in
+the same transaction that would queue the email.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from mailbot.config import Settings
+from mailbot.jobs.criteria import Request
+from mailbot.jobs.schedule import next_slot
+from mailbot.models.base import utcnow
+from mailbot.models.jobs import (
+    Subscriber,
+    SubscriberStatus,
+    Subscription,
+    SubscriptionKind,
+    SubscriptionStatus,
+)
+from mailbot.models.mail import BounceEvent
+
+# A subscriber may hold this many live subscriptions; more is almost always a
+# script or a mistake, and each one is an email per period.
+MAX_SUBSCRIPTIONS = 10
+LIVE = (SubscriptionStatus.PENDING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED)
+
+
+class SubscriptionError(Exception):
+    """A request we say no to, worded for the subscriber."""
+
+
+@dataclass
+class Outcome:
+    """What a change did, for the reply: which subscriptions, and a sentence."""
+
+    subscriptions: list[Subscription]
+    message: str
+    changed: bool = True
+
+
+def subscriber_for(session: Session, email: str, *, create: bool = False) -> Subscriber | None:
+    email = email.strip().lower()
+    found = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+    if found is None and create:
+        found = Subscriber(email=email, status=SubscriberStatus.ACTIVE)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def live_subscriptions(session: Session, subscriber_id: int) -> list[Subscription]:
+    return list(session.exec(
+        select(Subscription).where(Subscription.subscriber_id == subscriber_id, Subscription.status.in_(LIVE))
+        .order_by(Subscription.id)
+    ).all())
+
+
+def subscribe(session: Session, email: str, request: Request, raw_request: str = "",
+              now: datetime | None = None) -> Subscription:
+    """A new pending subscription (or the same pending/active one again)."""
+    now = now or utcnow()
+    subscriber = subscriber_for(session, email, create=True)
+    live = live_subscriptions(session, subscriber.id)
+    for sub in live:
+        if sub.kind == request.kind and sub.criteria == request.criteria and sub.frequency == request.frequency:
+            return sub
+    if len(live) >= MAX_SUBSCRIPTIONS:
+        raise SubscriptionError(
+            f"you already have {len(live)} subscriptions, the most one address may hold; "
+            "UNSUBSCRIBE from one (or PAUSE it) first")
+    sub = Subscription(
+        subscriber_id=subscriber.id, kind=request.kind, criteria=request.criteria, summary=request.summary[:1000],
+        request=raw_request[:1000], frequency=request.frequency, status=SubscriptionStatus.PENDING,
+        confirm_token=secrets.token_hex(8), created_at=now, updated_at=now,
+    )
+    session.add(sub)
+    session.flush()
+    return sub
+
+
+def confirm(session: Session, settings: Settings, subscription_id: int, token: str,
+            now: datetime | None = None) -> Subscription | None:
+    """Activate a pending subscription whose token matches; returns it (also
+    when it was already active: a second click is not an error), or ``None``."""
+    now = now or utcnow()
+    sub = session.get(Subscription, subscription_id)
+    if sub is None or not token or not secrets.compare_digest(sub.confirm_token, token):
+        return None
+    if sub.status == SubscriptionStatus.PENDING:
+        next_due = next_slot(now, sub.frequency, settings) if sub.kind == SubscriptionKind.JOBS else None
+        moved = session.exec(
+            update(Subscription).where(Subscription.id == sub.id, Subscription.status == SubscriptionStatus.PENDING)
+            .values(status=SubscriptionStatus.ACTIVE, confirmed_at=now, updated_at=now, next_due_at=next_due)
+        ).rowcount
+        if moved == 1:
+            subscriber = session.get(Subscriber, sub.subscriber_id)
+            # Confirming proves the address receives mail: lift a suspension.
+            subscriber.status = SubscriberStatus.ACTIVE
+            subscriber.bounce_count = 0
+            subscriber.confirmed_at = subscriber.confirmed_at or now
+            subscriber.updated_at = now
+            session.add(subscriber)
+        session.refresh(sub)
+    return sub if sub.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED) else None
+
+
+def confirm_by_reply(session: Session, settings: Settings, email: str, token: str,
+                     now: datetime | None = None) -> Subscription | None:
+    """Reply-to-confirm: the token from ``CONFIRM <token>``, from the subscriber's
+    own address, within ``jobs.confirm_hours``."""
+    now = now or utcnow()
+    subscriber = subscriber_for(session, email)
+    if subscriber is None or not token:
+        return None
+    sub = session.exec(
+        select(Subscription).where(Subscription.subscriber_id == subscriber.id,
+                                   Subscription.confirm_token == token.strip().lower())
+    ).first()
+    if sub is None:
+        return None
+    if sub.status == SubscriptionStatus.PENDING and sub.created_at < now - timedelta(hours=settings.jobs.confirm_hours):
+        return None
+    return confirm(session, settings, sub.id, sub.confirm_token, now)
+
+
+def _select(session: Session, subscriber: Subscriber, which: list[int] | None) -> list[Subscription]:
+    subs = live_subscriptions(session, subscriber.id)
+    if which:
+        subs = [s for s in subs if s.id in which]
+    return subs
+
+
+def _set_status(session: Session, subs: list[Subscription], sources: tuple[str, ...], target: str,
+                settings: Settings, now: datetime) -> list[Subscription]:
+    moved = []
+    for sub in subs:
+        values = dict(status=target, updated_at=now)
+        if target == SubscriptionStatus.ACTIVE and sub.kind == SubscriptionKind.JOBS:
+            values["next_due_at"] = next_slot(now, sub.frequency, settings)
+        rows = session.exec(
+            update(Subscription).where(Subscription.id == sub.id, Subscription.status.in_(sources)).values(**values)
+        ).rowcount
+        if rows == 1:
+            session.refresh(sub)
+            moved.append(sub)
+    return moved
+
+
+def pause(session: Session, settings: Settings, email: str, which: list[int] | None = None,
+          now: datetime | None = None) -> Outcome:
+    subscriber = subscriber_for(session, email)
+    if subscriber is None:
+        return Outcome([], "This address has no subscriptions.", changed=False)
+    moved = _set_status(session, _select(session, subscriber, which), (SubscriptionStatus.ACTIVE,),
+                        SubscriptionStatus.PAUSED, settings, now or utcnow())
+    return Outcome(moved, f"Paused {len(moved)} subscription(s)." if moved else "Nothing to pause.", bool(moved))
+
+
+def resume(session: Session, settings: Settings, email: str, which: list[int] | None = None,
+           now: datetime | None = None) -> Outcome:
+    subscriber = subscriber_for(session, email)
+    if subscriber is None:
+        return Outcome([], "This address has no subscriptions.", changed=False)
+    moved = _set_status(session, _select(session, subscriber, which), (SubscriptionStatus.PAUSED,),
+                        SubscriptionStatus.ACTIVE, settings, now or utcnow())
+    return Outcome(moved, f"Resumed {len(moved)} subscription(s)." if moved else "Nothing to resume.", bool(moved))
+
+
+def cancel(session: Session, settings: Settings, subscriber_id: int, which: list[int] | None = None,
+           now: datetime | None = None) -> Outcome:
+    """Unsubscribe: the chosen subscriptions, or all of them (and the address)."""
+    now = now or utcnow()
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        return Outcome([], "This address has no subscriptions.", changed=False)
+    moved = _set_status(session, _select(session, subscriber, which), LIVE, SubscriptionStatus.CANCELLED,
+                        settings, now)
+    if not which:
+        subscriber.status = SubscriberStatus.UNSUBSCRIBED
+        subscriber.updated_at = now
+        session.add(subscriber)
+    if not moved and which:
+        return Outcome([], "None of those subscriptions is active.", changed=False)
+    return Outcome(moved, "You are unsubscribed from everything." if not which
+                   else f"Cancelled {len(moved)} subscription(s).")
+
+
+def record_bounce(session: Session, settings: Settings, bounce_event_id: int) -> Subscriber | None:
+    """Count a permanent bounce against the subscriber at that address and
+    suspend them at ``jobs.bounce_threshold``.  Idempotent per bounce event
+    (``last_bounce_at`` is the event's time)."""
+    event = session.get(BounceEvent, bounce_event_id)
+    if event is None or not event.permanent:
+        return None
+    subscriber = subscriber_for(session, event.recipient)
+    if subscriber is None or (subscriber.last_bounce_at and subscriber.last_bounce_at >= event.created_at):
+        return subscriber
+    subscriber.bounce_count += 1
+    subscriber.last_bounce_at = event.created_at
+    if subscriber.bounce_count >= settings.jobs.bounce_threshold and subscriber.status == SubscriberStatus.ACTIVE:
+        subscriber.status = SubscriberStatus.SUSPENDED
+    subscriber.updated_at = utcnow()
+    session.add(subscriber)
+    return subscriber
