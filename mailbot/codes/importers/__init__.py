@@ -1,0 +1,121 @@
+"""Importers: one module per official file format, one transaction per code set.
+
+- :mod:`.icd10cm` (+ :mod:`.icd10cm_tabular`): CMS ICD-10-CM tabular XML and FY2027 addenda CSVs
+- :mod:`.hcpcs`: CMS HCPCS Level II fixed-width file (codes and Level II modifiers)
+- :mod:`.pfs`: Physician Fee Schedule RVU CSV
+- :mod:`.ncci`: NCCI PTP tab-delimited tables; :mod:`.mue`: MUE CSV tables
+- :mod:`.cpt`: an operator's licensed CPT descriptor file
+
+:func:`import_sets` is what ``mailbot codes import`` runs; :func:`ensure_loaded`
+is what ``serve`` runs (a single query when everything is there already).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+from mailbot.codes.importers.base import CodeImportError, ImportResult, Progress
+from mailbot.db import Database
+from mailbot.models.codes import CodeSetVersion
+
+__all__ = ["CodeImportError", "ImportResult", "ensure_loaded", "import_sets", "shipped_sources"]
+
+log = logging.getLogger(__name__)
+SHIPPED_KINDS = ("icd10cm", "hcpcs", "pfs")
+
+
+def shipped_sources(data_dir: Path) -> dict[str, Path]:
+    """Where the shipped files live under ``data_dir`` (``data/codesets``)."""
+    from mailbot.codes.importers.icd10cm import shipped_tabular
+
+    hcpcs = sorted((data_dir / "hcpcs").glob("HCPC*_ANWEB*.txt"))
+    pfs = sorted((data_dir / "pfs").glob("*rvu*.csv"))
+    if not hcpcs or not pfs:
+        raise CodeImportError(f"{data_dir}: shipped code sets not found (expected hcpcs/HCPC*_ANWEB*.txt and "
+                              "pfs/*rvu*.csv); set codes.data_dir")
+    return {"icd10cm": shipped_tabular(), "icd10cm_addenda": data_dir / "icd10cm-fy2027",
+            "hcpcs": hcpcs[-1], "pfs": pfs[-1]}
+
+
+def _timed(fn: Callable[[], ImportResult | list[ImportResult]]) -> list[ImportResult]:
+    start = time.perf_counter()
+    out = fn()
+    results = out if isinstance(out, list) else [out]
+    for result in results:
+        result.seconds = round(time.perf_counter() - start, 2)
+    return results
+
+
+def import_sets(db: Database, *, source: Path | None = None, kinds: Sequence[str] = SHIPPED_KINDS,
+                ncci: Sequence[Path] = (), mue: Sequence[Path] = (), cpt: Path | None = None,
+                ncci_setting: str | None = None, progress: Progress | None = None) -> list[ImportResult]:
+    """Import the chosen shipped sets from ``source`` plus operator files.
+
+    Each code set (and each operator file) is its own transaction: a bad file
+    raises :class:`CodeImportError` and leaves that set as it was; sets
+    imported before it stay imported."""
+    from mailbot.codes.importers import cpt as cpt_mod
+    from mailbot.codes.importers import hcpcs, icd10cm, mue as mue_mod, ncci as ncci_mod, pfs
+
+    results: list[ImportResult] = []
+    for path in [*ncci, *mue, *([cpt] if cpt else [])]:
+        if not Path(path).is_file():
+            raise CodeImportError(f"{path}: no such file")
+    if source is not None and kinds:
+        files = shipped_sources(source)
+        for kind in kinds:
+            with db.session() as session:
+                if kind == "icd10cm":
+                    addenda = files["icd10cm_addenda"] if files["icd10cm_addenda"].is_dir() else None
+                    results += _timed(lambda: icd10cm.import_icd10cm(session, files["icd10cm"], addenda, progress))
+                elif kind == "hcpcs":
+                    results += _timed(lambda: hcpcs.import_hcpcs(session, files["hcpcs"], progress))
+                elif kind == "pfs":
+                    results += _timed(lambda: pfs.import_pfs(session, files["pfs"], progress))
+                else:
+                    raise CodeImportError(f"unknown code set {kind!r} (known: {', '.join(SHIPPED_KINDS)})")
+    for path in ncci:
+        with db.session() as session:
+            results += _timed(lambda: ncci_mod.import_ptp(session, Path(path), ncci_setting, progress))
+    for path in mue:
+        with db.session() as session:
+            results += _timed(lambda: mue_mod.import_mue(session, Path(path), progress))
+    if cpt:
+        with db.session() as session:
+            results += _timed(lambda: cpt_mod.import_cpt(session, Path(cpt), progress=progress))
+    return results
+
+
+def operator_files(ncci_dir: str) -> tuple[list[Path], list[Path]]:
+    """PTP tables (``*.txt``) and MUE tables (``*.csv``) in ``codes.ncci_dir``."""
+    if not ncci_dir:
+        return [], []
+    directory = Path(ncci_dir)
+    if not directory.is_dir():
+        raise CodeImportError(f"codes.ncci_dir = {ncci_dir!r} is not a directory")
+    return sorted(directory.glob("*.txt")), sorted(directory.glob("*.csv"))
+
+
+def ensure_loaded(ctx) -> None:
+    """Import the shipped sets (and configured operator files) if missing.
+
+    A fast no-op (one query) when every shipped set is present; used by
+    ``mailbot serve`` when ``codes.load_on_serve`` is true."""
+    with ctx.db.read() as session:
+        present = {kind for (kind,) in session.execute(select(CodeSetVersion.kind).distinct())}
+    missing = [k for k in SHIPPED_KINDS if k not in present]
+    cfg = ctx.settings.codes
+    ncci, mue = operator_files(cfg.ncci_dir) if "ncci" not in present or "mue" not in present else ([], [])
+    cpt = Path(cfg.cpt_file) if cfg.cpt_file and "cpt" not in present else None
+    if not (missing or ncci or mue or cpt):
+        return
+    log.info("importing code sets: %s", ", ".join([*missing, *(["ncci"] if ncci else []),
+                                                  *(["mue"] if mue else []), *(["cpt"] if cpt else [])]))
+    for result in import_sets(ctx.db, source=cfg.data_dir, kinds=missing, ncci=ncci, mue=mue, cpt=cpt):
+        log.info("code set %s %s: %s rows in %.1fs%s", result.kind, result.version, result.rows, result.seconds,
+                 " (already loaded)" if result.skipped else "")

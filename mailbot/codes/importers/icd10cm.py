@@ -1,0 +1,201 @@
+"""Import ICD-10-CM: the FY2026 tabular (April 1, 2026 update) and the FY2027 addenda.
+
+FY2026 rows are valid from 2025-10-01; the FY2027 addenda (effective
+2026-10-01) close deleted codes on 2026-09-30, add new codes from
+2026-10-01, and split revised titles and billable-status changes into an old
+row (to 2026-09-30) and a new one (from 2026-10-01).  Both versions are
+imported in one transaction, because the addenda mean nothing without the
+base they amend.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from pathlib import Path
+
+from sqlmodel import Session
+
+from mailbot.codes.importers.base import (
+    CodeImportError,
+    ImportResult,
+    Progress,
+    add_version,
+    already_imported,
+    bulk_insert,
+    drop_kind,
+    read_text,
+    sha256_of,
+)
+from mailbot.codes.importers.icd10cm_tabular import parse_tabular, read_code_list, tabular_version
+from mailbot.models.codes import CodeEntry
+
+KIND = "icd10cm"
+FY2026_START = date(2025, 10, 1)
+FY2026_END = date(2026, 9, 30)
+FY2027_START = date(2026, 10, 1)
+ADDENDA_FILES = {
+    "added.csv": ["code", "codeDotted", "billable", "category", "shortTitle", "longTitle"],
+    "deleted.csv": ["code", "codeDotted", "wasBillable", "category", "shortTitle", "longTitle"],
+    "revised.csv": ["code", "codeDotted", "billable", "previousLongTitle", "newLongTitle",
+                    "previousShortTitle", "newShortTitle"],
+    "billable-status-changes.csv": ["code", "codeDotted", "previousBillable", "newBillable", "direction",
+                                    "longTitle"],
+}
+EXCLUDES_FILES = {"fy2027-excludes1.csv": "excludes1", "fy2027-excludes2.csv": "excludes2"}
+
+
+def shipped_tabular() -> Path:
+    import simple_icd_10_cm
+
+    return Path(simple_icd_10_cm.__file__).resolve().parent / "data" / "icd10c-tabular-April-1-2026.xml"
+
+
+def import_icd10cm(session: Session, tabular: Path, addenda_dir: Path | None,
+                   progress: Progress | None = None) -> list[ImportResult]:
+    """Import the tabular and (if given) the FY2027 addenda; returns one result per version."""
+    base_sum = sha256_of(tabular)
+    addenda = _read_addenda(addenda_dir) if addenda_dir else None
+    addenda_sum = sha256_of(*[addenda_dir / n for n in sorted(ADDENDA_FILES)]) if addenda_dir else ""
+    base_version = f"FY2026 (tabular {tabular_version(tabular) or '?'}, April 1, 2026 update)"
+    if already_imported(session, KIND, base_sum) and (not addenda_dir or already_imported(session, KIND, addenda_sum)):
+        results = [ImportResult(KIND, base_version, source=str(tabular), skipped=True)]
+        if addenda_dir:
+            results.append(ImportResult(KIND, "FY2027", source=str(addenda_dir), skipped=True))
+        return results
+
+    code_list = read_code_list(tabular.with_name("code-list-April-2026.txt"))
+    if progress:
+        progress("ICD-10-CM tabular", 0, 0)
+    rows: dict[str, dict] = {}
+    for item in parse_tabular(tabular, code_list):
+        rows[item.code] = {
+            "system": KIND, "code": item.code, "title": item.title, "short_title": "",
+            "billable": item.billable, "parent": item.parent, "valid_from": FY2026_START,
+            "valid_to": None, "notes": item.notes,
+        }
+    drop_kind(session, KIND, [CodeEntry])
+    v26 = add_version(session, kind=KIND, version=base_version, source=f"simple-icd-10-cm 1.5.0: {tabular.name}",
+                      effective_from=FY2026_START, effective_to=FY2026_END if addenda else None,
+                      row_count=len(rows), checksum=base_sum,
+                      counts={"codes": len(rows), "billable": sum(r["billable"] for r in rows.values())})
+    for row in rows.values():
+        row["version_id"] = v26
+    results = [ImportResult(KIND, base_version, source=str(tabular), rows=len(rows),
+                            counts={"billable": sum(r["billable"] for r in rows.values())})]
+    new_rows: list[dict] = []
+    if addenda:
+        v27 = add_version(session, kind=KIND, version="FY2027", source=f"CMS FY2027 addenda: {addenda_dir}",
+                          effective_from=FY2027_START, effective_to=None, row_count=0, checksum=addenda_sum)
+        new_rows, counts = _apply_addenda(rows, addenda, v27)
+        from mailbot.models.codes import CodeSetVersion
+
+        version = session.get(CodeSetVersion, v27)
+        version.row_count = len(new_rows)
+        version.counts = counts
+        results.append(ImportResult(KIND, "FY2027", source=str(addenda_dir), rows=len(new_rows), counts=counts))
+    total = len(rows) + len(new_rows)
+    bulk_insert(session, CodeEntry, [*rows.values(), *new_rows], progress, "ICD-10-CM codes", total)
+    return results
+
+
+def _read_csv(path: Path, header: list[str]) -> list[dict[str, str]]:
+    text = read_text(path)
+    reader = csv.reader(io.StringIO(text), strict=True)
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise CodeImportError(f"{path}: malformed CSV ({exc})") from None
+    if not rows or rows[0] != header:
+        raise CodeImportError(f"{path}: unexpected header {rows[0] if rows else '(empty file)'}; expected {header}")
+    out = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise CodeImportError(f"{path}:{number}: {len(row)} fields, expected {len(header)} (truncated?)")
+        out.append(dict(zip(header, row)))
+    return out
+
+
+def _read_addenda(directory: Path) -> dict[str, list[dict[str, str]]]:
+    data = {name: _read_csv(directory / name, header) for name, header in ADDENDA_FILES.items()}
+    summary_path = directory / "summary.json"
+    if summary_path.exists():
+        try:
+            summary = json.loads(read_text(summary_path))
+        except json.JSONDecodeError as exc:
+            raise CodeImportError(f"{summary_path}: not JSON ({exc})") from None
+        expected = {"added.csv": "added", "deleted.csv": "deleted", "revised.csv": "revisedTitles",
+                    "billable-status-changes.csv": "billableStatusChanges"}
+        for name, key in expected.items():
+            if key in summary and summary[key] != len(data[name]):
+                raise CodeImportError(f"{directory / name}: {len(data[name])} rows but summary.json says "
+                                      f"{summary[key]} (truncated or wrong file?)")
+    excludes: dict[str, dict[str, list[str]]] = {}
+    for name, key in EXCLUDES_FILES.items():
+        path = directory / name
+        if not path.exists():
+            continue
+        header = ["chapter", "code", "codeTitle", "noteType", "noteText", "referencedCodes", "referencedCategories"]
+        for row in _read_csv(path, header):
+            excludes.setdefault(row["code"], {}).setdefault(key, []).append(row["noteText"])
+    data["excludes"] = excludes  # type: ignore[assignment]
+    return data
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in ("true", "1", "yes", "y")
+
+
+def _apply_addenda(rows: dict[str, dict], addenda: dict, version_id: int) -> tuple[list[dict], dict]:
+    excludes = addenda["excludes"]
+    changes: dict[str, dict] = {}
+    for row in addenda["deleted.csv"]:
+        code = row["codeDotted"]
+        if code not in rows:
+            raise CodeImportError(f"FY2027 addenda delete {code}, which is not in the FY2026 tabular (wrong base?)")
+        rows[code]["valid_to"] = FY2026_END
+    for row in addenda["revised.csv"]:
+        code = row["codeDotted"]
+        if code not in rows:
+            raise CodeImportError(f"FY2027 addenda revise {code}, which is not in the FY2026 tabular (wrong base?)")
+        changes.setdefault(code, {}).update(title=row["newLongTitle"], short_title=row["newShortTitle"])
+    for row in addenda["billable-status-changes.csv"]:
+        code = row["codeDotted"]
+        if code not in rows:
+            raise CodeImportError(f"FY2027 addenda change {code}, which is not in the FY2026 tabular (wrong base?)")
+        changes.setdefault(code, {}).update(billable=_truthy(row["newBillable"]))
+    new_rows = []
+    for code, change in changes.items():
+        old = rows[code]
+        old["valid_to"] = FY2026_END
+        new_rows.append({**old, **change, "valid_from": FY2027_START, "valid_to": None, "version_id": version_id})
+    known = set(rows)
+    added = [row["codeDotted"] for row in addenda["added.csv"]]
+    known.update(added)
+    for row in addenda["added.csv"]:
+        code = row["codeDotted"]
+        if code in rows and rows[code]["valid_to"] is None:
+            raise CodeImportError(f"FY2027 addenda add {code}, which already exists in FY2026 (wrong base?)")
+        parent = _parent(code, known)
+        notes = {k: v for k, v in excludes.get(code, {}).items()}
+        new_rows.append({
+            "system": KIND, "code": code, "title": row["longTitle"], "short_title": row["shortTitle"],
+            "billable": _truthy(row["billable"]), "parent": parent, "valid_from": FY2027_START,
+            "valid_to": None, "version_id": version_id, "notes": notes,
+        })
+    counts = {"added": len(added), "deleted": len(addenda["deleted.csv"]), "revised": len(addenda["revised.csv"]),
+              "billable_changes": len(addenda["billable-status-changes.csv"])}
+    return new_rows, counts
+
+
+def _parent(code: str, known: set[str]) -> str:
+    bare = code.replace(".", "")
+    for cut in range(len(bare) - 1, 2, -1):
+        candidate = f"{bare[:3]}.{bare[3:cut]}" if cut > 3 else bare[:3]
+        if candidate in known:
+            return candidate
+    return bare[:3] if bare[:3] in known and bare[:3] != code else ""
