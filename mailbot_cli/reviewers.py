@@ -1,5 +1,92 @@
-"""`mailbot reviewers ...` commands."""
+"""`mailbot reviewers ...`: manage reviewer accounts.
+
+    mailbot reviewers add ana@example.org --name "Ana Ruiz" --credential CPC --role reviewer
+    mailbot reviewers list
+    mailbot reviewers disable ana@example.org
+
+The password is asked for at the prompt (twice, hidden); scripts pass it on
+stdin with ``--password-stdin`` or in ``MAILBOT_REVIEWER_PASSWORD``.  It is
+never a command-line argument, where it would show up in ``ps`` and shell
+history.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="reviewers (see README).", no_args_is_help=True)
+from mailbot.services import accounts
+
+app = typer.Typer(help="Reviewer accounts: add, list, disable.", no_args_is_help=True)
+PASSWORD_ENV = "MAILBOT_REVIEWER_PASSWORD"
+err = Console(stderr=True)
+
+
+def _context(config: str | None):
+    from mailbot_cli.main import context
+
+    return context(config)
+
+
+ConfigOption = typer.Option(None, "--config", "-c", help="Path to config.toml.")
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@app.command("add")
+def add(
+    email: str = typer.Argument(..., help="Login email."),
+    name: str = typer.Option(..., "--name", help="Name shown to other reviewers."),
+    credential: str = typer.Option("", "--credential", help="CPC, CCS, CCS-P, …"),
+    role: str = typer.Option("reviewer", "--role", help="reviewer or admin."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    config: str | None = ConfigOption,
+) -> None:
+    """Create a reviewer account."""
+    ctx = _context(config)
+    password = _password(password_stdin)
+    try:
+        with ctx.db.session() as session:
+            reviewer = accounts.add_reviewer(session, email, name=name, credential=credential, role=role,
+                                             password=password)
+            label = f"{reviewer.name} <{reviewer.email}> ({reviewer.role})"
+    except accounts.AccountError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    print(f"added {label}")
+
+
+@app.command("list")
+def list_(config: str | None = ConfigOption) -> None:
+    """List accounts."""
+    ctx = _context(config)
+    with ctx.db.read() as session:
+        people = accounts.list_reviewers(session)
+    table = Table("email", "name", "credential", "role", "status", "last login")
+    for p in people:
+        table.add_row(p.email, p.name, p.credential, p.role, "active" if p.active else "disabled",
+                      p.last_login_at.strftime("%Y-%m-%d %H:%M") if p.last_login_at else "")
+    Console(width=160).print(table)
+
+
+@app.command("disable")
+def disable(email: str = typer.Argument(...), config: str | None = ConfigOption) -> None:
+    """Disable an account (its sessions stop working at once)."""
+    ctx = _context(config)
+    try:
+        with ctx.db.session() as session:
+            accounts.disable(session, email)
+    except accounts.AccountError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    print(f"disabled {accounts.normalize_email(email)}")

@@ -1,0 +1,84 @@
+"""What the code knowledge base says about the codes on a detail page.
+
+The reviewer must see, next to every cited code, its card (title or the
+licence note for CPT, billable, version), the verification verdict for the
+date of service, and NCCI pair / MUE warnings.  Those come from
+``mailbot.codes`` (lookup, validate, edits).  A failure there must not hide
+the consultation from the reviewer, so it is reported on the page instead of
+breaking it -- approving is still guarded by the consultation service.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CodeFacts:
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)      # code -> CodeCard.to_dict()
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)   # code -> {status, message, ok, version}
+    edits: dict[str, Any] | None = None                                 # CheckResult.to_dict()
+    problems: list[str] = field(default_factory=list)
+
+
+def facts(session: Session, codes: list[str], on: date | None = None) -> CodeFacts:
+    result = CodeFacts()
+    codes = list(dict.fromkeys(c for c in codes if c))
+    if not codes:
+        return result
+    try:
+        from mailbot.codes.lookup import lookup
+
+        for card in lookup(session, codes, on=on):
+            data = card.to_dict()
+            result.cards[data.get("code") or data.get("input")] = data
+    except Exception as exc:
+        log.exception("code lookup failed")
+        result.problems.append(f"Code cards unavailable: {exc}")
+    try:
+        from mailbot.codes.validate import verify
+
+        for verdict in verify(session, codes, on=on):
+            result.verdicts[verdict.code] = {"status": verdict.status, "message": verdict.message,
+                                             "ok": verdict.ok, "version": getattr(verdict, "version", "")}
+    except Exception as exc:
+        log.exception("code verification failed")
+        result.problems.append(f"Verification unavailable: {exc}")
+    try:
+        from mailbot.codes.edits import check
+
+        result.edits = check(session, codes, on=on).to_dict()
+    except Exception as exc:
+        log.exception("NCCI/MUE check failed")
+        result.problems.append(f"NCCI/MUE check unavailable: {exc}")
+    return result
+
+
+def quick_lookup(session: Session, query: str) -> dict[str, Any]:
+    """The detail page's lookup panel: codes typed -> cards; words -> search hits."""
+    query = query.strip()[:200]
+    if not query:
+        return {"query": "", "cards": [], "hits": [], "problem": ""}
+    try:
+        from mailbot.codes.extract import find_codes
+
+        codes = find_codes(query)
+        if codes:
+            from mailbot.codes.lookup import lookup
+
+            return {"query": query, "cards": [c.to_dict() for c in lookup(session, codes[:20])], "hits": [],
+                    "problem": ""}
+        from mailbot.codes.search import search
+
+        return {"query": query, "cards": [], "hits": [h.to_dict() for h in search(session, query, limit=10)],
+                "problem": ""}
+    except Exception as exc:
+        log.exception("quick lookup failed")
+        return {"query": query, "cards": [], "hits": [], "problem": f"Lookup unavailable: {exc}"}

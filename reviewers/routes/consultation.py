@@ -1,0 +1,226 @@
+"""One consultation: the detail page, its actions, attachments and audit log.
+
+Edits go through the consultation service (``mailbot.services.consultations``)
+with the version the reviewer loaded, so a save based on a stale page is
+refused (:class:`StaleEdit`) instead of overwriting someone's work; the
+reviewer's text is shown back to them with the message.  Actions also
+require holding the claim.  After a successful action the service's pokes
+are dispatched and the browser is redirected (POST/redirect/GET).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Callable
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import select
+
+from mailbot.models import Attachment, InboundMessage, Reviewer, ReviewerRole
+from mailbot.services import claims
+from reviewers import knowledge, thread
+from reviewers.auth import require_admin, require_reviewer
+from reviewers.pages import render
+from workflows.actors import dispatch
+
+router = APIRouter()
+
+# Attachments are always downloaded, never displayed, and only these types
+# keep their own content type (the rest is served as opaque bytes).
+_PASSTHROUGH_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/gif", "text/plain", "text/csv"}
+
+
+def _ctx(request: Request):
+    return request.app.state.ctx
+
+
+def _service():
+    from mailbot.services import consultations
+
+    return consultations
+
+
+def _cited(draft) -> list[str]:
+    if draft is None:
+        return []
+    return [c.get("code") for c in (draft.cited_codes or []) if isinstance(c, dict) and c.get("code")]
+
+
+def _page(request: Request, reviewer: Reviewer, cid: int, *, status_code: int = 200, error: str = "",
+          kept: dict[str, str] | None = None) -> Response:
+    ctx = _ctx(request)
+    with ctx.db.read() as session:
+        loaded = thread.load(session, cid)
+        if loaded is None:
+            raise HTTPException(404, f"There is no consultation Q-{cid}.")
+        cited = _cited(loaded.draft)
+        mentioned = [code for e in loaded.entries for code in e.codes]
+        facts = knowledge.facts(session, cited or mentioned, on=loaded.consultation.date_of_service)
+        panel = knowledge.quick_lookup(session, request.query_params.get("q", ""))
+        others = []
+        if reviewer.role == ReviewerRole.ADMIN:
+            others = session.exec(select(Reviewer.id, Reviewer.name).where(Reviewer.active.is_(True))
+                                  .order_by(Reviewer.name)).all()
+    c = loaded.consultation
+    return render(request, "web/detail.html", {
+        "t": loaded, "c": c, "facts": facts, "panel": panel, "cited": cited, "mentioned": mentioned,
+        "mine": c.claimed_by_id == reviewer.id, "others": others,
+        "kept": kept or {}, "stored_verdicts": {d.get("code"): d for d in (loaded.draft.cited_codes if loaded.draft else [])
+                                                 if isinstance(d, dict)},
+        "sla_hours": ctx.settings.web.sla_hours,
+    }, title=f"{c.reference} {c.subject}"[:120], status_code=status_code, error=error)
+
+
+@router.get("/consultations/{cid}")
+def detail(cid: int, request: Request, reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    return _page(request, reviewer, cid)
+
+
+def _act(request: Request, reviewer: Reviewer, cid: int, call: Callable[[], list], done: str,
+         kept: dict[str, str] | None = None, need_claim: bool = True) -> Response:
+    """Run a service call for the claim holder; map the service's refusals to a clear page."""
+    service = _service()
+    if need_claim:
+        with _ctx(request).db.read() as session:
+            from mailbot.models import Consultation
+
+            c = session.get(Consultation, cid)
+            if c is None:
+                raise HTTPException(404, f"There is no consultation Q-{cid}.")
+            holder = session.get(Reviewer, c.claimed_by_id) if c.claimed_by_id else None
+        if holder is None or holder.id != reviewer.id:
+            who = f"{holder.name} <{holder.email}>" if holder else "nobody"
+            message = (f"Q-{cid} is claimed by {who}. Claim it before changing it."
+                       if holder is None else
+                       f"Q-{cid} is claimed by {who}; only they can change it (an admin can reassign it).")
+            return _page(request, reviewer, cid, status_code=409, error=message, kept=kept)
+    try:
+        pokes = call()
+    except service.StaleEdit:
+        return _page(request, reviewer, cid, status_code=409, kept=kept, error=(
+            "Someone changed this consultation after you opened it. Your text is kept in the editor below; "
+            "compare it with the latest version (see the audit log) and save again."))
+    except service.InvalidTransition as exc:
+        return _page(request, reviewer, cid, status_code=409, kept=kept,
+                     error=f"That action is not possible now: {exc}")
+    except ValueError as exc:  # e.g. approval refused because a cited code is invalid
+        return _page(request, reviewer, cid, status_code=422, kept=kept, error=str(exc))
+    dispatch(list(pokes or []))
+    return RedirectResponse(f"/consultations/{cid}?done={done}", status_code=303)
+
+
+@router.post("/consultations/{cid}/save")
+def save(cid: int, request: Request, body: str = Form(""), version: int = Form(...),
+         reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    ctx = _ctx(request)
+    return _act(request, reviewer, cid, lambda: _service().save_draft(ctx, cid, reviewer.id, body, version),
+                "saved", kept={"body": body})
+
+
+@router.post("/consultations/{cid}/approve")
+def approve(cid: int, request: Request, body: str = Form(""), version: int = Form(...),
+            reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    ctx = _ctx(request)
+    if not body.strip():
+        return _page(request, reviewer, cid, status_code=422, error="The answer is empty.", kept={"body": body})
+    return _act(request, reviewer, cid, lambda: _service().approve(ctx, cid, reviewer.id, body, version),
+                "approved", kept={"body": body})
+
+
+@router.post("/consultations/{cid}/request-info")
+def request_info(cid: int, request: Request, question: str = Form(""), version: int = Form(...),
+                 body: str = Form(""), reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    ctx = _ctx(request)
+    if not question.strip():
+        return _page(request, reviewer, cid, status_code=422, error="Write the question for the asker.",
+                     kept={"body": body, "question": question})
+    return _act(request, reviewer, cid,
+                lambda: _service().request_info(ctx, cid, reviewer.id, question, version),
+                "info_requested", kept={"body": body, "question": question})
+
+
+@router.post("/consultations/{cid}/reject")
+def reject(cid: int, request: Request, reason: str = Form(""), reply_text: str = Form(""),
+           send_reply: str = Form(""), version: int = Form(...), body: str = Form(""),
+           reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    ctx = _ctx(request)
+    kept = {"body": body, "reason": reason, "reply_text": reply_text}
+    if not reason.strip():
+        return _page(request, reviewer, cid, status_code=422, error="Give a reason for rejecting.", kept=kept)
+    reply = reply_text.strip() if send_reply else None
+    if send_reply and not reply:
+        return _page(request, reviewer, cid, status_code=422, error="Write the reply to send, or untick it.",
+                     kept=kept)
+    return _act(request, reviewer, cid,
+                lambda: _service().reject(ctx, cid, reviewer.id, reason, reply_text=reply, expected_version=version),
+                "rejected_replied" if reply else "rejected", kept=kept)
+
+
+@router.post("/consultations/{cid}/regenerate")
+def regenerate(cid: int, request: Request, offline: str = Form(""),
+               reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    ctx = _ctx(request)
+    return _act(request, reviewer, cid,
+                lambda: _service().regenerate(ctx, cid, reviewer.id, offline=bool(offline)), "regenerating")
+
+
+def _claim_action(request: Request, reviewer: Reviewer, cid: int, call: Callable[[], Any], done: str) -> Response:
+    try:
+        call()
+    except claims.ClaimError as exc:
+        return _page(request, reviewer, cid, status_code=409, error=str(exc))
+    return RedirectResponse(f"/consultations/{cid}?done={done}", status_code=303)
+
+
+@router.post("/consultations/{cid}/claim")
+def claim(cid: int, request: Request, reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    return _claim_action(request, reviewer, cid, lambda: claims.claim(_ctx(request), cid, reviewer.id), "claimed")
+
+
+@router.post("/consultations/{cid}/unclaim")
+def unclaim(cid: int, request: Request, reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    return _claim_action(request, reviewer, cid, lambda: claims.unclaim(_ctx(request), cid, reviewer.id), "unclaimed")
+
+
+@router.post("/consultations/{cid}/reassign")
+def reassign(cid: int, request: Request, to_reviewer_id: int = Form(...),
+             admin: Reviewer = Depends(require_admin)) -> Response:
+    return _claim_action(request, admin, cid,
+                         lambda: claims.reassign(_ctx(request), cid, admin.id, to_reviewer_id), "reassigned")
+
+
+@router.get("/consultations/{cid}/attachments/{aid}")
+def attachment(cid: int, aid: int, request: Request, reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    with _ctx(request).db.read() as session:
+        row = session.exec(select(Attachment).join(InboundMessage, Attachment.inbound_id == InboundMessage.id)
+                           .where(Attachment.id == aid, InboundMessage.consultation_id == cid)).first()
+    if row is None:
+        raise HTTPException(404, "No such attachment on this consultation.")
+    if row.data is None:
+        raise HTTPException(410, "This attachment was over the size limit and was not kept.")
+    media = row.content_type if row.content_type in _PASSTHROUGH_TYPES else "application/octet-stream"
+    from urllib.parse import quote
+
+    name = row.filename or f"attachment-{aid}"
+    return Response(row.data, media_type=media, headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    })
+
+
+@router.get("/consultations/{cid}/audit")
+def audit(cid: int, request: Request, reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    with _ctx(request).db.read() as session:
+        loaded = thread.load(session, cid, audit_limit=None)
+    if loaded is None:
+        raise HTTPException(404, f"There is no consultation Q-{cid}.")
+    events = [{"e": e, "diff": _diff(e.before, e.after)} for e in loaded.audit]
+    return render(request, "web/audit.html", {"c": loaded.consultation, "events": events},
+                  title=f"Audit log {loaded.consultation.reference}")
+
+
+def _diff(before: str, after: str) -> list[str]:
+    if not before or not after or "\n" not in before + after and len(before) + len(after) < 120:
+        return []
+    return list(difflib.unified_diff(before.splitlines(), after.splitlines(), "before", "after", lineterm="", n=2))

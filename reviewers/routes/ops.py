@@ -1,0 +1,41 @@
+"""Operations endpoints: the front door, ``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mailbot.models import ReviewerRole
+from reviewers.auth import current_reviewer, public
+
+router = APIRouter()
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/queue", status_code=303)
+
+
+@router.get("/healthz")
+@public
+def healthz(request: Request) -> Response:
+    """Public liveness/readiness: says only whether the database answers."""
+    try:
+        request.app.state.ctx.db.ping()
+    except Exception:
+        return JSONResponse({"status": "database unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/metrics")
+@public
+def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text format, for an admin session or a scraper on an
+    address listed in ``web.metrics_hosts``."""
+    client = request.client.host if request.client else ""
+    reviewer = current_reviewer(request)
+    is_admin = reviewer is not None and reviewer.role == ReviewerRole.ADMIN
+    if not is_admin and client not in request.app.state.ctx.settings.web.metrics_hosts:
+        return PlainTextResponse("metrics are for administrators and web.metrics_hosts", status_code=403)
+    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,122 @@
+"""The review queue: what waits for a reviewer, oldest first.
+
+One page is two indexed queries (the page itself with the assignee joined
+in, and the per-state counts) plus a count of the filtered total -- never
+one query per row -- so it stays fast with ten thousand pending items.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import String, cast, func, or_
+from sqlmodel import select
+
+from mailbot.models import Consultation, ConsultationState, Reviewer, utcnow
+from mailbot.services.metrics import state_counts
+from reviewers.auth import require_reviewer
+from reviewers.pages import render
+
+router = APIRouter()
+
+CODE_SYSTEMS = ("ICD-10-CM", "CPT", "HCPCS")
+_ID = re.compile(r"^\s*(?:q-?)?(\d{1,12})\s*$", re.I)
+
+
+@dataclass
+class Filters:
+    state: str = ConsultationState.AWAITING_REVIEW.value   # a state, or "all"
+    assignee: str = ""                                     # "", "me", "none" or a reviewer id
+    system: str = ""
+    flagged: bool = False
+    q: str = ""
+    page: int = 1
+
+    @classmethod
+    def from_request(cls, request: Request) -> "Filters":
+        p = request.query_params
+        state = p.get("state", cls.state)
+        if state != "all" and state not in {s.value for s in ConsultationState}:
+            state = cls.state
+        assignee = p.get("assignee", "")
+        if assignee not in ("", "me", "none") and not assignee.isdigit():
+            assignee = ""
+        system = p.get("system", "")
+        try:
+            page = max(1, min(int(p.get("page", "1")), 100_000))
+        except ValueError:
+            page = 1
+        return cls(state=state, assignee=assignee, system=system if system in CODE_SYSTEMS else "",
+                   flagged=p.get("flagged") in ("1", "on", "true"), q=p.get("q", "").strip()[:200], page=page)
+
+    def query_string(self, **changes) -> str:
+        from urllib.parse import urlencode
+
+        values = {"state": self.state, "assignee": self.assignee, "system": self.system,
+                  "flagged": "1" if self.flagged else "", "q": self.q, "page": str(self.page)}
+        values.update({k: str(v) for k, v in changes.items()})
+        return urlencode({k: v for k, v in values.items() if v and not (k == "page" and v == "1")})
+
+
+def _conditions(filters: Filters, reviewer_id: int) -> list:
+    where = []
+    if filters.state != "all":
+        where.append(Consultation.state == filters.state)
+    if filters.assignee == "me":
+        where.append(Consultation.claimed_by_id == reviewer_id)
+    elif filters.assignee == "none":
+        where.append(Consultation.claimed_by_id.is_(None))
+    elif filters.assignee:
+        where.append(Consultation.claimed_by_id == int(filters.assignee))
+    if filters.system:
+        # code_systems is a JSON list; its text form contains the quoted name on both databases.
+        where.append(cast(Consultation.code_systems, String).like(f'%"{filters.system}"%'))
+    if filters.flagged:
+        where.append(Consultation.flags > 0)
+    if filters.q:
+        by_id = _ID.match(filters.q)
+        if by_id:
+            where.append(Consultation.id == int(by_id.group(1)))
+        else:
+            pattern = "%" + filters.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(or_(func.lower(Consultation.subject).like(pattern, escape="\\"),
+                             func.lower(Consultation.asker_email).like(pattern, escape="\\"),
+                             func.lower(Consultation.asker_name).like(pattern, escape="\\")))
+    return where
+
+
+@router.get("/queue")
+def queue(request: Request, reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    filters = Filters.from_request(request)
+    settings = request.app.state.ctx.settings
+    size = settings.web.page_size
+    where = _conditions(filters, reviewer.id)
+    with request.app.state.ctx.db.read() as session:
+        rows = session.exec(
+            select(Consultation, Reviewer.name)
+            .outerjoin(Reviewer, Consultation.claimed_by_id == Reviewer.id)
+            .where(*where)
+            .order_by(Consultation.waiting_since, Consultation.id)
+            .offset((filters.page - 1) * size).limit(size)
+        ).all()
+        total = session.exec(select(func.count()).select_from(Consultation).where(*where)).one()
+        counts = state_counts(session)
+        reviewers = session.exec(select(Reviewer.id, Reviewer.name).where(Reviewer.active.is_(True))
+                                 .order_by(Reviewer.name)).all()
+    now = utcnow()
+    sla = timedelta(hours=settings.web.sla_hours)
+    items = [{"c": c, "assignee": name, "late": now - c.waiting_since > sla,
+              "due_soon": not (now - c.waiting_since > sla) and now - c.waiting_since > sla * 0.75}
+             for c, name in rows]
+    pages = max(1, -(-total // size))
+    return render(request, "web/queue.html", {
+        "items": items, "filters": filters, "total": total, "pages": pages,
+        "first": (filters.page - 1) * size + 1 if total else 0,
+        "last": min(filters.page * size, total),
+        "counts": counts, "states": [s.value for s in ConsultationState],
+        "systems": CODE_SYSTEMS, "reviewers": reviewers, "sla_hours": settings.web.sla_hours,
+    }, title="Queue")
