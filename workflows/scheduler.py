@@ -1,1 +1,77 @@
-"""Digest scheduler (filled in by the job board work)."""
+"""The digest scheduler: a thread in every worker process.
+
+Each tick (every ``SCHEDULER_SECONDS``) it
+
+1. expires open postings past their closing date;
+2. claims the job subscriptions whose ``next_due_at`` has passed
+   (``mailbot.jobs.schedule.claim_due``: a conditional update per row, so
+   any number of schedulers in any number of processes can run at once
+   without two claiming the same period) and pokes ``send_digest`` per run;
+3. creates the code-update runs for newly imported code-set versions.
+
+Claims are committed before the pokes go out; a poke lost after the commit
+is found again by the reconciler (``schedule.stale_runs``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+from mailbot.context import Context
+from mailbot.jobs import board, code_updates, schedule
+from mailbot.services import Poke
+from workflows.actors import dispatch
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_SECONDS = 60
+BATCH = 500   # claims per transaction: short transactions, short row locks
+
+
+def tick(ctx: Context, now: datetime | None = None) -> list[Poke]:
+    """One scheduling pass; returns (and sends) the pokes it made."""
+    pokes: list[Poke] = []
+    with ctx.db.session() as session:
+        expired = board.expire_overdue(session, now)
+    if expired:
+        log.info("expired %d job posting(s)", expired)
+    while True:
+        with ctx.db.session() as session:
+            run_ids = schedule.claim_due(session, ctx.settings, now, limit=BATCH)
+        batch = [Poke("send_digest", run_id) for run_id in run_ids]
+        dispatch(batch)
+        pokes.extend(batch)
+        if len(run_ids) < BATCH:
+            break
+    with ctx.db.session() as session:
+        run_ids = code_updates.claim_runs(session, now=now)
+    batch = [Poke("send_digest", run_id) for run_id in run_ids]
+    dispatch(batch)
+    pokes.extend(batch)
+    return pokes
+
+
+class Scheduler(threading.Thread):
+    """Runs :func:`tick` at start and then every ``SCHEDULER_SECONDS``."""
+
+    def __init__(self, ctx: Context, interval: float = SCHEDULER_SECONDS) -> None:
+        super().__init__(name="mailbot-scheduler", daemon=True)
+        self.ctx = ctx
+        self.interval = interval
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                tick(self.ctx)
+            except Exception:
+                log.exception("digest scheduling failed; will try again")
+            if self.stopping.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(10)

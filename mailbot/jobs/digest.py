@@ -110,7 +110,7 @@ def candidate_jobs(session: Session, start: datetime | None, end: datetime) -> l
 
 
 def _finish(session: Session, run: DigestRun, state: str, reason: str = "", outbound_id: int | None = None,
-            item_ids: list[int] | None = None) -> None:
+            item_ids: list | None = None) -> None:
     moved = session.exec(
         update(DigestRun).where(DigestRun.id == run.id, DigestRun.state == DigestState.PENDING)
         .values(state=state, reason=reason[:500], outbound_id=outbound_id, item_ids=item_ids or [],
@@ -134,6 +134,16 @@ def send_digest(ctx: Context, run_id: int) -> list[Poke]:
             if sub.status != SubscriptionStatus.ACTIVE or subscriber.status != SubscriberStatus.ACTIVE:
                 _finish(session, run, DigestState.SKIPPED, reason=f"subscription {sub.status}, subscriber {subscriber.status}")
                 return []
+            if run.period_key.startswith("codes:"):
+                from mailbot.jobs.code_updates import build_update  # (imports this module)
+
+                message, codes = build_update(settings, session, run, sub, subscriber)
+                if message is None:
+                    _finish(session, run, DigestState.SKIPPED, reason="no changes in the subscribed codes")
+                    return []
+                outbound = queue_message(session, message, kind="code-updates")
+                _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=codes)
+                return [Poke("send_outbound", outbound.id)]
             index = JobIndex(candidate_jobs(session, run.window_start, run.window_end))
             matched = index.matching(sub.criteria)
             sub.last_digest_at = run.window_end

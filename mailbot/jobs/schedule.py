@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 
 from mailbot.config import Settings
 from mailbot.models.base import utcnow
+from mailbot.services import Poke
 from mailbot.models.jobs import (
     DigestRun,
     DigestState,
@@ -101,3 +102,9 @@ def pending_runs(session: Session, older_than: datetime) -> list[int]:
     return list(session.exec(
         select(DigestRun.id).where(DigestRun.state == DigestState.PENDING, DigestRun.created_at < older_than)
     ).all())
+
+
+def stale_runs(session: Session, age: timedelta) -> list[Poke]:
+    """Recovery rule: digest runs claimed longer than ``age`` ago and still
+    pending (the worker died, or the poke was lost) -> ``send_digest``."""
+    return [Poke("send_digest", run_id) for run_id in pending_runs(session, utcnow() - age)]
