@@ -1,0 +1,65 @@
+"""Reading command arguments: codes as people type them, dates, settings, limits."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from mailbot.commands import Command
+from mailbot.commands.arguments import CommandError, parse_date, read_codes, read_words
+
+
+def codes(argument: str, body: str = "", max_codes: int = 20):
+    return read_codes(Command("LOOKUP", argument, body=body), max_codes=max_codes, verb_examples=["LOOKUP 99213"])
+
+
+def test_codes_are_split_on_spaces_commas_and_semicolons_and_deduplicated():
+    request = codes("50250, J-1030;e11.22  E11.22 50250")
+    assert request.codes == ["50250", "J-1030", "e11.22"]
+
+
+def test_a_date_of_service_and_a_setting_are_recognised():
+    request = codes("20610 99213 hospital on 2026-10-01")
+    assert request.codes == ["20610", "99213"]
+    assert request.on == date(2026, 10, 1) and request.setting == "hospital"
+    assert codes("99213 DOS 10/01/2026").on == date(2026, 10, 1)
+
+
+def test_words_are_left_out_and_reported_but_modifiers_are_kept():
+    request = codes("please 99213 GA and RT thanks")
+    assert request.codes == ["99213", "GA", "RT"]
+    assert request.ignored == ["please", "and", "thanks"]
+
+
+def test_codes_under_a_bare_subject_command_come_from_the_body():
+    request = codes("", body="Hi,\nwhat about J1030 and E11.22 for my patient in 90210?\nThanks")
+    assert request.codes == ["J1030", "E11.22"]
+
+
+def test_no_codes_is_an_error_with_examples():
+    with pytest.raises(CommandError) as err:
+        codes("hello there")
+    assert "no codes" in err.value.problem and err.value.examples == ["LOOKUP 99213"]
+
+
+def test_more_codes_than_the_limit_is_an_error_naming_the_limit():
+    with pytest.raises(CommandError) as err:
+        codes(" ".join(str(99200 + i) for i in range(6)), max_codes=5)
+    assert "6 codes" in err.value.problem and "at most 5" in err.value.problem
+
+
+def test_an_impossible_date_is_an_error():
+    with pytest.raises(CommandError):
+        parse_date("2026-02-30")
+    assert parse_date("99213") is None
+
+
+def test_search_words_come_from_the_line_or_the_body_and_are_limited():
+    assert read_words(Command("SEARCH", "renal  cryoablation"), max_words=5, verb_examples=[]) == "renal cryoablation"
+    assert read_words(Command("SEARCH", "", body="\nknee injection\nthanks"), max_words=5, verb_examples=[]) == "knee injection"
+    with pytest.raises(CommandError) as err:
+        read_words(Command("SEARCH", "a b c d e f"), max_words=5, verb_examples=[])
+    assert "6 words" in err.value.problem
+    with pytest.raises(CommandError):
+        read_words(Command("SEARCH", ""), max_words=5, verb_examples=[])
