@@ -107,7 +107,7 @@ def bounce(parsed: ParsedMessage, envelope_to: list[str], settings: Settings) ->
         kind = (msg.get_param("report-type") or "").lower()
         if kind == "delivery-status":
             return "delivery status notification (multipart/report)"
-    if parsed.envelope_from in ("", "<>") and msg is not None and msg.get_content_type() != "multipart/report":
+    if parsed.null_sender and msg is not None and msg.get_content_type() != "multipart/report":
         return "null envelope sender"
     if _DAEMON.match(parsed.from_addr or "") or _DAEMON.match(parsed.envelope_from or ""):
         return f"sent by {parsed.from_addr or parsed.envelope_from}"

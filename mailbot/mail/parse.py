@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from email.header import decode_header, make_header
 from email.utils import getaddresses, parseaddr
 
 import html2text
@@ -30,6 +31,7 @@ from mailbot.mail.compose import REPLY_MARKER
 
 REFERENCE_TOKEN = re.compile(r"\[#\s*Q-(\d{1,12})\s*\]", re.I)
 _MSGID = re.compile(r"<[^<>\s]+>")
+_FORWARDED = re.compile(r"^\s*(-{2,}\s*(Forwarded message|Weitergeleitete Nachricht|Message transf[ée]r[ée])\s*-{2,}|Begin forwarded message:)", re.I | re.M)
 _REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv"]
 # Charsets that name no charset; seen in the wild.
 _NO_CHARSET = {"", "unknown-8bit", "x-unknown", "unknown", "default", "charset"}
@@ -74,7 +76,11 @@ class ParsedMessage:
     @property
     def reply_address(self) -> str:
         """Where an answer goes: Reply-To, else From, else the envelope sender."""
-        return self.reply_to or self.from_addr or self.envelope_from
+        return self.reply_to or self.from_addr or self.envelope_from.strip("<>")
+
+    @property
+    def null_sender(self) -> bool:
+        return self.envelope_from == "<>"
 
     @property
     def reference(self) -> int | None:
@@ -104,8 +110,11 @@ def parse(raw: bytes, *, envelope_from: str = "", domain: str = "mailbot.localho
 
     from_name, from_addr = _address(msg, "From")
     reply_to = _address(msg, "Reply-To")[1]
-    envelope_from = (envelope_from or "").strip().strip("<>")
-    if not (from_addr or reply_to or envelope_from):
+    # "<>" is the null sender (bounces); "" means the envelope is unknown (IMAP).
+    envelope_from = (envelope_from or "").strip()
+    if envelope_from != "<>":
+        envelope_from = envelope_from.strip("<>")
+    if not (from_addr or reply_to or envelope_from.strip("<>")):
         raise ParseError("no sender: From, Reply-To and the envelope sender are all missing or unreadable")
 
     message_id = _first_id(header(msg, "Message-ID"))
@@ -135,21 +144,24 @@ def parse(raw: bytes, *, envelope_from: str = "", domain: str = "mailbot.localho
 def header(msg: Message, name: str) -> str:
     """A header as clean text ("" when absent or unreadable).
 
-    Raw 8-bit bytes in headers arrive as surrogate escapes; they are read as
-    UTF-8 when valid, else Latin-1.  Folding whitespace becomes one space."""
-    try:
-        value = msg.get(name)
-    except Exception:  # a header the policy cannot parse: use the raw value
-        value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
-    if value is None:
+    Raw 8-bit bytes in headers (no encoded words) arrive as surrogate escapes,
+    which ``policy.default`` would turn into U+FFFD; they are read here as
+    UTF-8 when valid, else Windows-1252.  Folding whitespace becomes one space."""
+    raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    if raw is None:
         return ""
-    text = str(value)
-    if any("\udc80" <= ch <= "\udcff" for ch in text):
-        data = text.encode("utf-8", "surrogateescape")
+    if any("\udc80" <= ch <= "\udcff" for ch in str(raw)):
+        text = _decode_bytes(str(raw).encode("ascii", "surrogateescape"), "")
+        if "=?" in text:
+            try:
+                text = str(make_header(decode_header(text)))
+            except Exception:
+                pass
+    else:
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = data.decode("latin-1")
+            text = str(msg.get(name))
+        except Exception:  # a header the policy cannot parse: keep the raw text
+            text = str(raw)
     return " ".join(text.replace("\x00", "").split())
 
 
@@ -192,24 +204,33 @@ def _first_id(value: str) -> str:
 
 def decode_part(part: Message) -> str:
     """The text of a leaf part, whatever its declared charset says."""
-    payload = part.get_payload(decode=True)
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        payload = None
     if payload is None:
         payload = b""
     if isinstance(payload, str):  # pragma: no cover - decode=True gives bytes
         return payload
-    charset = (part.get_content_charset() or "").lower()
-    candidates = [] if charset in _NO_CHARSET else [charset]
-    for candidate in candidates + ["utf-8"]:
+    return _decode_bytes(payload, (part.get_content_charset() or "").lower())
+
+
+def _decode_bytes(data: bytes, charset: str) -> str:
+    """Declared charset, then UTF-8, then Windows-1252 (what mislabelled
+    Western mail almost always is), strictly; else the declared charset
+    (or UTF-8) with replacement characters."""
+    declared = [] if charset in _NO_CHARSET else [charset]
+    for candidate in declared + ["utf-8", "cp1252"]:
         try:
-            return payload.decode(candidate)
+            return data.decode(candidate)
         except (LookupError, UnicodeDecodeError):
             continue
-    if candidates:
+    for candidate in declared + ["utf-8"]:
         try:
-            return payload.decode(candidates[0], errors="replace")
+            return data.decode(candidate, errors="replace")
         except LookupError:
-            pass
-    return payload.decode("cp1252", errors="replace")
+            continue
+    return data.decode("utf-8", errors="replace")  # pragma: no cover
 
 
 def body_text(msg: EmailMessage) -> tuple[str, str]:
@@ -264,7 +285,10 @@ def _normalize(text: str) -> str:
 
 def new_text(full_text: str) -> str:
     """What the sender wrote this time: above our reply marker, without
-    quoted history or signature."""
+    quoted history or signature.  A forwarded message is kept whole: the
+    forwarded part is the question."""
+    if _FORWARDED.search(full_text):
+        return full_text.strip()
     lines = full_text.split("\n")
     for i, line in enumerate(lines):
         if REPLY_MARKER in line:
@@ -347,7 +371,8 @@ def _codes(subject: str, text: str) -> list[str]:
     from mailbot.codes.extract import find_codes
 
     seen: list[str] = []
-    for code in find_codes(subject) + find_codes(text):
+    # Our own reference token ("[#Q-1042]") is not a HCPCS code.
+    for code in find_codes(REFERENCE_TOKEN.sub(" ", subject)) + find_codes(text):
         if code not in seen:
             seen.append(code)
     return seen[:200]

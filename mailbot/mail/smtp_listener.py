@@ -81,7 +81,7 @@ class Handler:
             inbound_id = await loop.run_in_executor(
                 self.executor, lambda: accept(
                     self.ctx.db, raw, source="lmtp" if self.lmtp else "smtp",
-                    envelope_from=envelope.mail_from or "", envelope_to=list(envelope.rcpt_tos), peer=peer))
+                    envelope_from=_sender(envelope.mail_from), envelope_to=list(envelope.rcpt_tos), peer=peer))
         except Exception:
             log.exception("could not store a message from %s; answered 451", peer)
             return self._each(envelope, TRY_LATER)
@@ -192,6 +192,12 @@ class SmtpListener:
         self._thread.join(10)
         self._thread = None
         self.executor.shutdown(wait=True)
+
+
+def _sender(mail_from: str | None) -> str:
+    """The envelope sender as stored: ``<>`` for the null sender (bounces)."""
+    value = (mail_from or "").strip()
+    return value if value not in ("", "<>") else "<>"
 
 
 def _tls_context(cert: str, key: str) -> ssl.SSLContext | None:

@@ -108,7 +108,7 @@ def _fill(row: InboundMessage, parsed: ParsedMessage) -> None:
     row.message_id = parsed.message_id[:998]
     row.in_reply_to = parsed.in_reply_to[:998]
     row.references = parsed.references
-    row.from_addr = (parsed.from_addr or parsed.envelope_from)[:512]
+    row.from_addr = (parsed.from_addr or parsed.envelope_from.strip("<>"))[:512]
     row.from_name = parsed.from_name[:512]
     row.reply_to = parsed.reply_to[:512]
     row.subject = parsed.subject[:2000]

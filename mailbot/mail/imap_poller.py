@@ -1,0 +1,217 @@
+"""The IMAP poller: a mailbox as the other way in, through the same intake.
+
+One thread, one connection.  Each pass ("catch-up") selects the folder,
+compares its UIDVALIDITY with the stored one, fetches every UID above the
+last one handled with ``BODY.PEEK[]`` (so nothing is marked read by the
+fetch itself), hands each message to :func:`mailbot.mail.intake.accept`,
+and only after that commit moves it to the processed folder (or, without
+the MOVE extension, flags it ``$MailbotProcessed``) and records the UID.
+
+A crash between intake and the move leaves the message in the folder; the
+next pass sees it again and skips it because an inbound row with the same
+Message-ID (or the same bytes) exists.  The same check makes a UIDVALIDITY
+change (the server renumbered the folder) a safe full rescan.
+
+Between passes the poller waits in IDLE, renewed every ``imap.idle_seconds``
+(at most 10 minutes, well inside the 29-minute limit of RFC 2177), or polls
+when the server lacks IDLE.  Connection errors end the connection;
+reconnection backs off exponentially up to ``imap.max_backoff_seconds`` and
+always starts with a catch-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from email.parser import BytesHeaderParser
+from email import policy
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+from sqlalchemy import or_
+from sqlmodel import select
+
+from mailbot.context import Context
+from mailbot.mail.intake import accept, header_message_id
+from mailbot.models import InboundMessage, utcnow
+from mailbot.models.imap import ImapFolderState
+
+log = logging.getLogger(__name__)
+
+PROCESSED_FLAG = b"$MailbotProcessed"
+FETCH_BATCH = 25
+POLL_SECONDS = 30           # without IDLE
+RECOVERABLE = (IMAPClientError, OSError, socket.timeout, ssl.SSLError, EOFError)
+
+
+class ImapPoller(threading.Thread):
+    """Polls ``imap.folder`` into intake; ``on_stored(inbound_id)`` after each."""
+
+    def __init__(self, ctx: Context, on_stored: Callable[[int], None] | None = None) -> None:
+        super().__init__(name="mailbot-imap", daemon=True)
+        self.ctx = ctx
+        self.cfg = ctx.settings.imap
+        self.on_stored = on_stored
+        self.stopping = threading.Event()
+        self.account = f"{self.cfg.username}@{self.cfg.host}:{self.cfg.port}"
+        self.passes = 0                  # catch-up passes completed (tests and metrics)
+        self.connects = 0
+        self.client: IMAPClient | None = None
+
+    # -- thread --------------------------------------------------------------
+
+    def run(self) -> None:
+        backoff = 1.0
+        while not self.stopping.is_set():
+            try:
+                self._session()
+                backoff = 1.0
+            except RECOVERABLE as exc:
+                log.warning("IMAP %s: %s; reconnecting in %.0f s", self.account, exc, backoff)
+                if self.stopping.wait(backoff):
+                    break
+                backoff = min(backoff * 2, float(self.cfg.max_backoff_seconds))
+            except Exception:
+                log.exception("IMAP poller error; reconnecting in %.0f s", backoff)
+                if self.stopping.wait(backoff):
+                    break
+                backoff = min(backoff * 2, float(self.cfg.max_backoff_seconds))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(15)
+
+    def _session(self) -> None:
+        client = self.connect()
+        self.client = client
+        try:
+            self.connects += 1
+            while not self.stopping.is_set():
+                self.catch_up(client)
+                self._wait(client)
+        finally:
+            self.client = None
+            try:
+                client.logout()
+            except Exception:
+                pass
+
+    def connect(self) -> IMAPClient:
+        cfg = self.cfg
+        client = IMAPClient(cfg.host, port=cfg.port, ssl=cfg.ssl, timeout=60)
+        client.login(cfg.username, cfg.password.get_secret_value() if cfg.password else "")
+        if cfg.processed_folder and client.has_capability("MOVE") and not client.folder_exists(cfg.processed_folder):
+            client.create_folder(cfg.processed_folder)
+        return client
+
+    def _wait(self, client: IMAPClient) -> None:
+        """Until the server reports something, the IDLE period ends, or stop."""
+        if not client.has_capability("IDLE"):
+            self.stopping.wait(POLL_SECONDS)
+            return
+        client.idle()
+        try:
+            deadline = time.monotonic() + self.cfg.idle_seconds
+            while not self.stopping.is_set() and time.monotonic() < deadline:
+                if client.idle_check(timeout=1):
+                    break
+        finally:
+            client.idle_done()
+
+    # -- one pass --------------------------------------------------------------
+
+    def catch_up(self, client: IMAPClient) -> int:
+        """Hand every new message to intake; returns how many were stored."""
+        folder = self.cfg.folder
+        info = client.select_folder(folder)
+        uidvalidity = int(info[b"UIDVALIDITY"])
+        last_uid = self._position(folder, uidvalidity)
+        uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
+        stored = 0
+        for start in range(0, len(uids), FETCH_BATCH):
+            batch = uids[start:start + FETCH_BATCH]
+            data = client.fetch(batch, ["BODY.PEEK[]"])
+            for uid in batch:
+                raw = data.get(uid, {}).get(b"BODY[]")
+                if raw is None:
+                    continue  # expunged meanwhile
+                inbound_id = self._store(raw, f"{folder}/{uidvalidity}/{uid}")
+                self._done(client, uid)
+                self._advance(folder, uid)
+                if inbound_id is not None:
+                    stored += 1
+                    if self.on_stored is not None:
+                        try:
+                            self.on_stored(inbound_id)
+                        except Exception:
+                            log.exception("stored inbound %s but could not enqueue it", inbound_id)
+        self.passes += 1
+        return stored
+
+    def _store(self, raw: bytes, peer: str) -> int | None:
+        """Intake, unless this message is already stored (crash, rescan)."""
+        import hashlib
+
+        message_id = header_message_id(raw)
+        digest = hashlib.sha256(raw).hexdigest()
+        with self.ctx.db.read() as session:
+            same = [InboundMessage.raw_sha256 == digest]
+            if message_id:
+                same.append(InboundMessage.message_id == message_id)
+            if session.exec(select(InboundMessage.id).where(or_(*same)).limit(1)).first() is not None:
+                log.info("IMAP %s: already stored, skipped", peer)
+                return None
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+        return accept(self.ctx.db, raw, source="imap", envelope_from=_return_path(headers),
+                      envelope_to=_delivered_to(headers), peer=peer)
+
+    def _done(self, client: IMAPClient, uid: int) -> None:
+        if self.cfg.processed_folder and client.has_capability("MOVE"):
+            client.move([uid], self.cfg.processed_folder)
+        else:
+            client.add_flags([uid], [PROCESSED_FLAG, b"\\Seen"])
+
+    # -- stored position ---------------------------------------------------------
+
+    def _position(self, folder: str, uidvalidity: int) -> int:
+        """The last UID handled in ``folder``; 0 (rescan) when UIDVALIDITY changed."""
+        with self.ctx.db.session() as session:
+            state = session.exec(select(ImapFolderState).where(
+                ImapFolderState.account == self.account, ImapFolderState.folder == folder)).first()
+            if state is None:
+                state = ImapFolderState(account=self.account, folder=folder, uidvalidity=uidvalidity, last_uid=0)
+                session.add(state)
+                return 0
+            if state.uidvalidity != uidvalidity:
+                log.warning("IMAP %s/%s: UIDVALIDITY changed %s -> %s; rescanning (deduplicated by Message-ID)",
+                            self.account, folder, state.uidvalidity, uidvalidity)
+                state.uidvalidity, state.last_uid, state.updated_at = uidvalidity, 0, utcnow()
+                session.add(state)
+            return state.last_uid
+
+    def _advance(self, folder: str, uid: int) -> None:
+        with self.ctx.db.session() as session:
+            state = session.exec(select(ImapFolderState).where(
+                ImapFolderState.account == self.account, ImapFolderState.folder == folder)).one()
+            if uid > state.last_uid:
+                state.last_uid, state.updated_at = uid, utcnow()
+                session.add(state)
+
+
+def _return_path(headers) -> str:
+    value = str(headers.get("Return-Path") or "").strip()
+    if value in ("<>", ""):
+        return value
+    return value.strip("<>")
+
+
+def _delivered_to(headers) -> list[str]:
+    for name in ("Delivered-To", "X-Original-To", "Envelope-To"):
+        values = [str(v).strip() for v in headers.get_all(name) or [] if "@" in str(v)]
+        if values:
+            return values[:20]
+    return []
