@@ -57,4 +57,5 @@ def on_exhausted(message_data: dict, retry_info: dict) -> None:
 # Actors from the other parts of the service register here.
 from workflows import inbound as _inbound  # noqa: E402,F401
 from workflows import commands as _commands  # noqa: E402,F401
+from workflows import consultation as _consultation  # noqa: E402,F401
 from workflows import jobs as _jobs  # noqa: E402,F401

@@ -1,0 +1,131 @@
+"""Retrieval: what the code knowledge base knows that bears on a question.
+
+For the (redacted) question text this gathers, all through the code
+knowledge base API (``mailbot.codes``):
+
+- every code mentioned, looked up for the date of service (descriptor or
+  licence note, billable, validity, RVU / global period, notes);
+- search results for the question's words (when it describes rather than
+  names a condition or procedure);
+- NCCI pairs and MUEs among the mentioned procedure codes;
+- plain-language explanations of the modifiers mentioned;
+- the thread's earlier messages, for follow-ups.
+
+The result is plain data (:class:`DraftContext`): the LLM gets it as text,
+the offline drafter composes from it, the reviewer page can show it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session
+
+_PLACEHOLDER = re.compile(r"\[[A-Z]+\]")
+_MODIFIER_WORD = re.compile(r"\bmod(?:ifier)?s?\s*[-#:]?\s*((?:[0-9A-Z]{2}\b[\s,/&and]*)+)", re.I)
+_STOP = frozenset("""
+a an the and or but if of to in on at for with without by from is are was were be been can could
+should would will do does did have has had i we you he she they it this that these those my our your
+what which who how when where why any some there their them his her its as not no yes so than then
+please thanks thank hi hello dear question code codes coding bill billed billing report reported
+use used using together same day right correct patient pt dx cpt icd hcpcs icd-10 icd-10-cm modifier
+need needs also just one two get got help tell know about into per vs versus ok
+""".split())
+
+
+@dataclass
+class DraftContext:
+    question: str                                   # the redacted question
+    date_of_service: date | None = None
+    codes: list[str] = field(default_factory=list)  # canonical, as mentioned (modifiers attached)
+    cards: list[dict[str, Any]] = field(default_factory=list)
+    search_query: str = ""
+    search_hits: list[dict[str, Any]] = field(default_factory=list)
+    check: dict[str, Any] | None = None
+    modifiers: dict[str, str] = field(default_factory=dict)
+    history: list[dict[str, str]] = field(default_factory=list)   # [{"who", "text"}], redacted
+
+    @property
+    def versions(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for card in self.cards:
+            if card.get("version"):
+                seen.setdefault(str(card["version"]), None)
+        return list(seen)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["date_of_service"] = self.date_of_service.isoformat() if self.date_of_service else None
+        return data
+
+    def to_prompt_text(self, limit: int = 12_000) -> str:
+        """The facts as compact JSON for the model (bounded in size)."""
+        facts = {
+            "date_of_service": self.date_of_service.isoformat() if self.date_of_service else "not stated",
+            "codes_mentioned": self.cards,
+            "search_results_for_question_words": self.search_hits,
+            "ncci_and_mue_among_mentioned_codes": self.check,
+            "modifier_guidance": self.modifiers,
+            "earlier_messages_in_thread": self.history,
+        }
+        text = json.dumps(facts, default=str, ensure_ascii=False, separators=(",", ":"))
+        return text if len(text) <= limit else text[:limit] + "...(truncated)"
+
+
+def base_code(code: str) -> str:
+    """``99213-25`` -> ``99213``; ICD-10-CM codes have no modifier part."""
+    return code.split("-", 1)[0]
+
+
+def modifiers_in(text: str, codes: list[str]) -> list[str]:
+    """Modifiers attached to codes (``99213-25``) or named (``modifier 59``)."""
+    found: dict[str, None] = {}
+    for code in codes:
+        if "-" in code:
+            found.setdefault(code.split("-", 1)[1].upper(), None)
+    for m in _MODIFIER_WORD.finditer(text):
+        for mod in re.findall(r"\b[0-9A-Z]{2}\b", m.group(1).upper()):
+            found.setdefault(mod, None)
+    return list(found)
+
+
+def search_words(text: str, max_words: int = 12) -> str:
+    """The describing words of a question, for a knowledge-base search."""
+    text = _PLACEHOLDER.sub(" ", text)
+    words = [w for w in re.findall(r"[A-Za-z][A-Za-z'-]+", text)
+             if w.lower() not in _STOP and len(w) > 2 and not re.search(r"\d", w)]
+    return " ".join(words[:max_words])
+
+
+def build_context(session: Session, question: str, *, on: date | None = None,
+                  history: list[dict[str, str]] | None = None, search_limit: int = 5,
+                  max_codes: int = 20) -> DraftContext:
+    """Gather the knowledge-base facts for ``question`` (already redacted)."""
+    from mailbot.codes import edits, lookup, modifiers, search
+    from mailbot.codes.extract import find_codes
+
+    ctx = DraftContext(question=question, date_of_service=on, history=list(history or []))
+    ctx.codes = find_codes(question)[:max_codes]
+    bases = list(dict.fromkeys(base_code(c) for c in ctx.codes))
+    if bases:
+        ctx.cards = [card.to_dict() for card in lookup.lookup(session, bases, on=on)]
+    ctx.search_query = search_words(question)
+    if ctx.search_query:
+        ctx.search_hits = [hit.to_dict() for hit in search.search(session, ctx.search_query, limit=search_limit)]
+    procedures = [c for c in bases if _is_procedure(c)]
+    if procedures:
+        ctx.check = edits.check(session, procedures, on=on).to_dict()
+    for mod in modifiers_in(question, ctx.codes):
+        explanation = modifiers.explain(mod)
+        if explanation:
+            ctx.modifiers[mod] = explanation
+    return ctx
+
+
+def _is_procedure(code: str) -> bool:
+    """CPT (5 digits, ####F/T/U) or HCPCS Level II (letter + 4 digits)."""
+    return bool(re.fullmatch(r"\d{4}[0-9FTUM]|[A-Z]\d{4}", code))

@@ -1,0 +1,115 @@
+"""Verification: every code a draft cites, checked against the code sets.
+
+Checked are the codes the draft cites *and* any code that appears in the
+answer text without being cited (a model -- or a reviewer -- may write one
+into a sentence).  Each gets the knowledge base's verdict for the date of
+service (exists, billable, not terminated, CPT descriptor licensed or not),
+its title or licence note, and the code-set version.  NCCI pairs among the
+cited procedure codes are surfaced.
+
+Two levels of trouble:
+
+- *flagged* -- any verdict that is not ok (header code, terminated, unknown
+  ...): shown to the reviewer, and shown with its status in the reply table,
+  so nothing reaches a sender unflagged;
+- *blocking* -- the code does not exist at all (invented, malformed): an
+  answer citing it cannot be approved until the reviewer removes or fixes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session
+
+from mailbot.drafting.context import base_code
+from mailbot.drafting.offline import ncci_pairs
+
+BLOCKING_STATUSES = frozenset({"invalid", "unknown", "unrecognised", "not_found"})
+
+
+@dataclass
+class Verification:
+    codes: list[dict[str, Any]] = field(default_factory=list)
+    ncci: list[dict[str, Any]] = field(default_factory=list)
+    mue: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> list[dict[str, Any]]:
+        return [c for c in self.codes if not c["ok"]]
+
+    @property
+    def blocking(self) -> list[dict[str, Any]]:
+        return [c for c in self.codes if c["status"] in BLOCKING_STATUSES]
+
+    @property
+    def flags(self) -> int:
+        return len(self.flagged) + len(self.ncci)
+
+
+def verify_answer(session: Session, cited: list[dict[str, Any]], answer: str,
+                  on: date | None = None) -> Verification:
+    """Verify ``cited`` (``[{"code", "role"}]``) plus codes written in ``answer``."""
+    from mailbot.codes import edits, lookup, validate
+    from mailbot.codes.extract import find_codes
+    from mailbot.codes.normalize import normalize
+
+    entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def add(raw: str, role: str) -> None:
+        found = normalize(raw)
+        canonical = found[1] if found else raw.strip().upper()
+        key = base_code(canonical)
+        if key in seen:
+            return
+        seen.add(key)
+        entries.append({"code": canonical, "base": key, "role": role, "recognised": found is not None})
+
+    for item in cited:
+        if str(item.get("code", "")).strip():
+            add(str(item["code"]), str(item.get("role") or "mentioned"))
+    for code in find_codes(answer):
+        add(code, "uncited")
+
+    result = Verification()
+    known = [e for e in entries if e["recognised"]]
+    verdicts = validate.verify(session, [e["base"] for e in known], on=on) if known else []
+    cards = lookup.lookup(session, [e["base"] for e in known], on=on) if known else []
+    by_base = {e["base"]: (v, c.to_dict()) for e, v, c in zip(known, verdicts, cards)}
+    for entry in entries:
+        verdict, card = by_base.get(entry["base"], (None, {}))
+        if verdict is None:
+            result.codes.append(_row(entry, system="", status="unrecognised", ok=False,
+                                     message="not a code in any supported format", version="", title=""))
+            continue
+        result.codes.append(_row(
+            entry, system=getattr(verdict, "system", "") or card.get("system", ""), status=str(verdict.status),
+            ok=bool(verdict.ok), message=getattr(verdict, "message", "") or "",
+            version=str(getattr(verdict, "version", "") or card.get("version") or ""),
+            title=card.get("title") or "", licence_note=card.get("licence_note") or ""))
+    procedures = [e["base"] for e in known if re.fullmatch(r"\d{4}[0-9FTUM]|[A-Z]\d{4}", e["base"])]
+    if len(procedures) >= 1:
+        check = edits.check(session, procedures, on=on).to_dict()
+        result.ncci = ncci_pairs(check)
+    return result
+
+
+def _row(entry: dict[str, Any], **facts: Any) -> dict[str, Any]:
+    row = {"code": entry["code"], "role": entry["role"], "system": "", "status": "", "ok": False,
+           "message": "", "version": "", "title": "", "licence_note": ""}
+    row.update(facts)
+    return row
+
+
+def codes_still_in(body: str, cited: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cited codes the (edited) ``body`` still mentions: a reviewer who
+    deletes a code from the text has removed it from the answer."""
+    from mailbot.codes.extract import find_codes
+
+    present = {base_code(c) for c in find_codes(body)}
+    return [c for c in cited if base_code(str(c.get("code", "")).upper()) in present
+            or str(c.get("code", "")).upper() in body.upper()]

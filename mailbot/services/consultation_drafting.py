@@ -1,0 +1,120 @@
+"""The drafting step of a consultation: redact -> context -> draft -> verify.
+
+Runs outside any transaction (an LLM call may take a minute) and returns a
+:class:`DraftResult`; :mod:`mailbot.services.consultations` stores it with a
+conditional state change.  When the configured LLM is unavailable (after the
+client's own retries) or answers garbage, the reviewer still gets a draft:
+the offline one, labelled with the reason, and the failure is recorded.
+"""
+
+from __future__ import annotations
+
+import email
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from email import policy
+from typing import Any
+
+from sqlmodel import Session, select
+
+from mailbot.context import Context
+from mailbot.drafting import offline
+from mailbot.drafting.context import DraftContext, build_context
+from mailbot.drafting.llm import LlmClient, LlmError
+from mailbot.drafting.redact import redact
+from mailbot.drafting.verify import Verification, verify_answer
+from mailbot.models import Consultation, InboundMessage, OutboundMessage, OutboundState
+
+log = logging.getLogger(__name__)
+HISTORY_CHARS = 2_000
+
+
+@dataclass
+class DraftResult:
+    source: str                          # llm | offline
+    body: str
+    cited: list[dict[str, Any]]          # verified rows (see drafting.verify)
+    questions: list[str]
+    confidence: float | None
+    model: str
+    redacted_question: str
+    redactions: list[dict[str, Any]]
+    prompt: list[dict[str, Any]] = field(default_factory=list)
+    response: str = ""
+    date_of_service: date | None = None
+    verification: Verification = field(default_factory=Verification)
+    llm_failure: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def question_text(inbound: InboundMessage | None, consultation: Consultation) -> str:
+    subject = (inbound.subject if inbound is not None else "") or consultation.subject
+    body = (inbound.text or inbound.full_text) if inbound is not None else ""
+    return f"Subject: {subject}\n\n{body}".strip()
+
+
+def thread_history(session: Session, consultation: Consultation, latest_id: int | None) -> list[dict[str, str]]:
+    """Earlier messages of the thread, oldest first, redacted: the asker's
+    messages and what we sent (answers and questions back)."""
+    items: list[tuple[Any, str, str]] = []
+    for row in session.exec(select(InboundMessage).where(
+            InboundMessage.consultation_id == consultation.id).order_by(InboundMessage.id)).all():
+        if row.id != latest_id:
+            items.append((row.received_at, "asker", row.text or row.full_text))
+    for row in session.exec(select(OutboundMessage).where(
+            OutboundMessage.consultation_id == consultation.id,
+            OutboundMessage.kind.in_(["answer", "needs_info"]),
+            OutboundMessage.state == OutboundState.SENT).order_by(OutboundMessage.id)).all():
+        items.append((row.created_at, "reviewer", _text_part(row.raw)))
+    items.sort(key=lambda item: item[0])
+    return [{"who": who, "text": redact(text[:HISTORY_CHARS]).text} for _, who, text in items if text.strip()]
+
+
+def _text_part(raw: bytes) -> str:
+    message = email.message_from_bytes(raw, policy=policy.default)
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
+
+
+def make_draft(ctx: Context, consultation_id: int, *, force_offline: bool = False) -> DraftResult:
+    """Draft an answer for the consultation's latest question."""
+    with ctx.db.read() as session:
+        consultation = session.get(Consultation, consultation_id)
+        inbound = session.get(InboundMessage, consultation.last_inbound_id) if consultation.last_inbound_id else None
+        history = thread_history(session, consultation, inbound.id if inbound else None)
+        redaction = redact(question_text(inbound, consultation))
+        on = consultation.date_of_service or redaction.date_of_service
+        context = build_context(session, redaction.text, on=on, history=history,
+                                search_limit=min(5, ctx.settings.commands.search_limit),
+                                max_codes=ctx.settings.commands.max_codes)
+
+    result = _llm_or_offline(ctx, context, force_offline)
+    result.redacted_question = redaction.text
+    result.redactions = redaction.summary()
+    result.date_of_service = on
+    result.context = context.to_dict()
+    with ctx.db.read() as session:
+        result.verification = verify_answer(session, result.cited, result.body, on)
+    result.cited = result.verification.codes
+    return result
+
+
+def _llm_or_offline(ctx: Context, context: DraftContext, force_offline: bool) -> DraftResult:
+    settings = ctx.settings.llm
+    failure, prompt, response = "", [], ""
+    if settings.base_url and not force_offline:
+        client = LlmClient(settings)
+        try:
+            answer = client.draft(context.question, context.to_prompt_text())
+            out = answer.output
+            return DraftResult("llm", out.answer, [c.model_dump() for c in out.cited_codes], out.questions,
+                               out.confidence, answer.model, "", [], answer.prompt, answer.response)
+        except LlmError as exc:
+            log.warning("LLM drafting failed, falling back to the offline drafter: %s", exc)
+            failure, prompt, response = str(exc), exc.prompt, exc.response
+        finally:
+            client.close()
+    composed = offline.draft(context, llm_failure=failure)
+    return DraftResult("offline", composed["answer"], composed["cited_codes"], composed["questions"],
+                       composed["confidence"], "offline", "", [], prompt, response, llm_failure=failure)
