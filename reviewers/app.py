@@ -16,6 +16,7 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from urllib.parse import quote
@@ -41,6 +42,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.state.ctx = ctx
     app.state.login_limiter = LoginLimiter(ctx.settings.web.login_attempts_per_minute)
     app.state.registry, app.state.request_seconds = build_registry(ctx)
+    app.state.routers = []
 
     for name in ROUTERS:
         try:
@@ -56,11 +58,20 @@ def create_app(ctx: Context) -> FastAPI:
                 log.error("router %s cannot be imported; its pages are unavailable", name, exc_info=True)
             continue
         app.include_router(module.router)
+        app.state.routers.append(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     _exception_handlers(app)
     _middleware(app, ctx)
     return app
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every route of every included router (the tests check each one's access)."""
+    found = [r for r in app.router.routes if isinstance(r, APIRoute)]
+    for router in app.state.routers:
+        found.extend(r for r in router.routes if isinstance(r, APIRoute))
+    return found
 
 
 def _exception_handlers(app: FastAPI) -> None:

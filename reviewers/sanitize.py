@@ -17,7 +17,7 @@ import nh3
 _TAGS = set(nh3.ALLOWED_TAGS)  # img stays, without its source (alt text shows where it was)
 _ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
 _ATTRIBUTES["img"] = {"alt", "width", "height", "src"}  # src is filtered out below, counted as blocked
-_URL_SCHEMES = {"http", "https", "mailto"}
+_URL_SCHEMES = {"http", "https", "mailto", "cid"}  # cid: so inline images reach the filter and are counted
 
 
 @dataclass
