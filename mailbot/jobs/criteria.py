@@ -119,10 +119,12 @@ def _job_criteria(text: str) -> tuple[dict[str, Any], str]:
             if code not in _AMBIGUOUS_STATES or before.endswith((" in", ",")) or before == "in":
                 states.append(code)
     text = re.sub(r"\b(" + "|".join(states) + r")\b", " ", text) if states else text
-    for m in re.finditer(r"\b(?:in|near|around)\s+([A-Z][a-zA-Z.'-]+(?:\s+[A-Z][a-zA-Z.'-]+){0,2})", text):
-        city = m.group(1).strip()
-        if city.lower() not in _STOP and city not in cities:
-            cities.append(city)
+    name = r"[A-Z][a-zA-Z.'-]+(?:\s+[A-Z][a-zA-Z.'-]+){0,2}"
+    for m in re.finditer(rf"\b(?:in|near|around)\s+({name}(?:\s*(?:,|\bor\b|\band\b)\s*{name})*)", text):
+        for city in re.split(r"\s*(?:,|\bor\b|\band\b)\s*", m.group(1)):
+            city = city.strip()
+            if city and city.lower() not in _STOP and city not in cities:
+                cities.append(city)
     for city in cities:
         text = text.replace(city, " ")
     criteria = {"work_modes": modes, "credentials": credentials, "states": states, "cities": cities,

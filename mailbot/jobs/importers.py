@@ -199,7 +199,7 @@ def read_feed(data: bytes | str, name: str = "feed") -> tuple[list[JobInput], li
         tags = " ".join(t.get("term", "") for t in entry.get("tags", []))
         record = {
             "title": title, "employer": employer, "location": place,
-            "work_mode": fields.work_mode(f"{entry.get('title', '')} {tags} {place}", ""),
+            "work_mode": fields.work_mode(f"{entry.get('title', '')} {tags} {place} {summary}", ""),
             "credentials": fields.credentials_in(f"{entry.get('title', '')} {tags} {summary}"),
             "specialty": tags, "apply_url": entry.get("link", ""), "description": summary,
             "posted_at": entry.get("published_parsed") or entry.get("updated_parsed"),
