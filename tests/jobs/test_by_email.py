@@ -1,0 +1,177 @@
+"""The job board by email, end to end: real SMTP conversations with the
+listener, the router and the command actor on the embedded worker, digests
+from the scheduler, and every email taken from an aiosmtpd relay sink.
+
+A subscriber subscribes, confirms by replying, receives a correct digest,
+lists, pauses and resumes, changes what they get, and unsubscribes -- once
+by command and once through the List-Unsubscribe mailto of a digest.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from urllib.parse import unquote
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import select
+
+from mailbot.jobs import board
+from mailbot.jobs.importers import JobInput
+from mailbot.models.base import utcnow
+from mailbot.models.jobs import Job, JobStatus, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
+from tests.commands.service import start_service
+from tests.commands.support import bodies
+
+JOBS = "jobs@mailbot.localhost"
+CASEY = "casey@example.org"
+
+
+@pytest.fixture(scope="module")
+def service(session_db, tmp_path_factory):
+    running, stop = start_service(session_db, tmp_path_factory.mktemp("jobs-svc"), **{
+        "guards.daily_reply_cap": 100, "jobs.employer_senders": ["@lonestar.example"]})
+    yield running
+    stop()
+
+
+def ask(service, subject: str, text: str = "", *, from_addr: str = CASEY):
+    """Send one command to jobs@ and return the one reply, parsed, with its text."""
+    message_id = service.send(subject, text, to=JOBS, from_addr=from_addr)
+    [reply] = service.replies_to(message_id)
+    return reply.message, bodies(reply.message)[0]
+
+
+def digests_for(service, address: str, count: int):
+    service.sink.wait_for(1)
+    found = []
+    for _ in range(400):
+        found = [m for m in service.sink.messages
+                 if m.recipients == [address] and m.message["X-Mailbot-Kind"] == "digest"]
+        if len(found) >= count:
+            return found
+        service.settle(0.05)
+    raise AssertionError(f"{len(found)} digest(s) for {address}, expected {count}")
+
+
+def tick(ctx):
+    # Imported late: importing the queue layer reads the configured context.
+    from workflows.scheduler import tick as scheduler_tick
+
+    return scheduler_tick(ctx)
+
+
+def make_due(db) -> None:
+    """Let a day pass for every active subscription."""
+    with db.session() as s:
+        s.exec(update(Subscription).where(Subscription.status == SubscriptionStatus.ACTIVE)
+               .values(next_due_at=utcnow() - timedelta(minutes=1)))
+
+
+def test_subscribe_confirm_digest_list_pause_resume_change_and_unsubscribe(service, db):
+    ctx = service.ctx
+    # Subscribe: a confirmation request, nothing active yet.
+    confirm, text = ask(service, "SUBSCRIBE JOBS remote CPC in Texas daily")
+    assert confirm["X-Mailbot-Kind"] == "subscribe-confirm"
+    token = re.match(r"CONFIRM ([0-9a-f]{16}) ", confirm["Subject"]).group(1)
+    assert "remote jobs for CPC located in Texas, daily" in text and "/subscriptions/confirm/" in text
+    with db.read() as s:
+        [sub] = s.exec(select(Subscription)).all()
+        assert sub.status == SubscriptionStatus.PENDING
+
+    # Confirm by replying to the confirmation email.
+    reply, text = ask(service, f"Re: {confirm['Subject']}", "yes please\n\n> quoted confirmation")
+    assert reply["Subject"].startswith("Subscription confirmed") and "is active" in text
+
+    # Two new postings, one matching; the scheduler's next pass sends the digest.
+    with db.session() as s:
+        board.upsert(s, JobInput(title="Remote Outpatient Coder", employer="Lone Star Health", state="TX",
+                                 work_mode="remote", credentials=["CPC"], apply_url="https://lonestar.example/101"))
+        board.upsert(s, JobInput(title="Inpatient Coder", employer="Buckeye Health", city="Dayton", state="OH",
+                                 apply_url="https://buckeye.example/7"))
+    make_due(db)
+    tick(ctx)
+    [first] = digests_for(service, CASEY, 1)
+    digest_text = bodies(first.message)[0]
+    assert "Remote Outpatient Coder -- Lone Star Health" in digest_text and "Buckeye" not in digest_text
+    assert first.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    tick(ctx)                                       # not due again: no second digest
+    service.settle(0.2)
+    assert len(digests_for(service, CASEY, 1)) == 1
+
+    # LIST, PAUSE, RESUME.
+    _, text = ask(service, "LIST")
+    assert f"S-{sub.id}  active  remote jobs for CPC located in Texas, daily" in text
+    _, text = ask(service, "PAUSE")
+    assert "Paused 1 subscription" in text and "paused" in text
+    make_due(db)
+    assert tick(ctx) == []                          # paused: nothing claimed
+    _, text = ask(service, f"RESUME S-{sub.id}")
+    assert "Resumed 1 subscription" in text
+
+    # Change: add a code-update subscription, confirm it, cancel the job digest.
+    confirm2, _ = ask(service, "SUBSCRIBE UPDATES E08-E13")
+    ask(service, f"Re: {confirm2['Subject']}")
+    _, text = ask(service, f"UNSUBSCRIBE S-{sub.id}")
+    assert "Cancelled 1 subscription" in text and "code-set changes for E08-E13" in text
+    with db.read() as s:
+        assert s.get(Subscription, sub.id).status == SubscriptionStatus.CANCELLED
+
+    # Unsubscribe from everything by command.
+    _, text = ask(service, "UNSUBSCRIBE")
+    assert "unsubscribed from everything" in text
+    with db.read() as s:
+        assert {x.status for x in s.exec(select(Subscription)).all()} == {SubscriptionStatus.CANCELLED}
+        assert s.exec(select(Subscriber)).one().status == SubscriberStatus.UNSUBSCRIBED
+
+
+def test_the_list_unsubscribe_mailto_of_a_digest_unsubscribes(service, db):
+    confirm, _ = ask(service, "SUBSCRIBE remote CPC jobs in Texas, daily", from_addr="robin@example.org")
+    ask(service, f"Re: {confirm['Subject']}", from_addr="robin@example.org")
+    with db.session() as s:
+        board.upsert(s, JobInput(title="Remote Coder", employer="Lone Star Health", work_mode="remote",
+                                 apply_url="https://lonestar.example/202"))
+    make_due(db)
+    tick(service.ctx)
+    [digest] = digests_for(service, "robin@example.org", 1)
+    mailto = digest.message["List-Unsubscribe"].split(",")[1].strip(" <>")
+    address, _, query = mailto.removeprefix("mailto:").partition("?subject=")
+    assert address == JOBS
+    # Sent from another address (a forwarder): the signed token decides.
+    _, text = ask(service, unquote(query), from_addr="robin.alias@example.org")
+    assert "Cancelled 1 subscription" in text
+    with db.read() as s:
+        assert s.exec(select(Subscription)).one().status == SubscriptionStatus.CANCELLED
+
+
+def test_a_plain_line_to_jobs_is_a_subscription_request(service, db):
+    confirm, text = ask(service, "remote CPC jobs in Texas, daily", from_addr="sam@example.org")
+    assert confirm["X-Mailbot-Kind"] == "subscribe-confirm"
+    assert "remote jobs for CPC located in Texas, daily" in text
+    reply, text = ask(service, "thanks!", from_addr="sam@example.org")
+    assert reply["X-Mailbot-Kind"] == "command-error" and "could not tell what you want" in text
+
+
+def test_a_confirmation_code_from_another_address_is_refused(service, db):
+    confirm, _ = ask(service, "SUBSCRIBE JOBS remote", from_addr="lee@example.org")
+    reply, text = ask(service, f"Re: {confirm['Subject']}", from_addr="mallory@example.org")
+    assert reply["X-Mailbot-Kind"] == "command-error"
+    with db.read() as s:
+        assert s.exec(select(Subscription)).one().status == SubscriptionStatus.PENDING
+
+
+def test_post_job_from_an_allowed_employer_is_pending_and_others_are_refused(service, db):
+    fields = ("Title: Remote Outpatient Coder\nEmployer: Lone Star Health\nLocation: Austin, TX\n"
+              "Work mode: remote\nCredentials: CPC, CCS\nSalary: $55,000 - $65,000\n"
+              "Apply: https://lonestar.example/jobs/9\nExpires: 2030-01-31\n")
+    reply, text = ask(service, "POST JOB", fields, from_addr="hr@lonestar.example")
+    assert reply["Subject"].startswith("Job posting received: Remote Outpatient Coder (J-")
+    with db.read() as s:
+        job = s.exec(select(Job)).one()
+        assert (job.status, job.submitted_by, job.state, job.credentials) == (
+            JobStatus.PENDING, "hr@lonestar.example", "TX", ["CPC", "CCS"])
+    reply, text = ask(service, "POST JOB", fields, from_addr="someone@elsewhere.example")
+    assert reply["Subject"] == "Job posting not accepted" and "not on the list" in text
+    reply, text = ask(service, "POST JOB", "Title: Coder\n", from_addr="hr@lonestar.example")
+    assert "could not read the posting" in text
