@@ -10,6 +10,7 @@ by command and once through the List-Unsubscribe mailto of a digest.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from datetime import timedelta
 from urllib.parse import unquote
 
@@ -175,3 +176,54 @@ def test_post_job_from_an_allowed_employer_is_pending_and_others_are_refused(ser
     assert reply["Subject"] == "Job posting not accepted" and "not on the list" in text
     reply, text = ask(service, "POST JOB", "Title: Coder\n", from_addr="hr@lonestar.example")
     assert "could not read the posting" in text
+
+
+def test_a_worker_killed_mid_digest_leaves_the_run_for_the_reconciler_and_one_email_goes_out(service, db, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from workflows.reconciler import reconcile_once
+
+    from mailbot.jobs import schedule
+    from mailbot.models.jobs import DigestRun, DigestState
+    from mailbot.models.mail import OutboundMessage
+
+    ctx = service.ctx
+    confirm, _ = ask(service, "SUBSCRIBE JOBS remote daily", from_addr="kim@example.org")
+    ask(service, f"Re: {confirm['Subject']}", from_addr="kim@example.org")
+    with db.session() as s:
+        board.upsert(s, JobInput(title="Remote Coder", employer="Lone Star Health", work_mode="remote",
+                                 apply_url="https://lonestar.example/303"))
+    make_due(db)
+    with db.session() as s:           # claim as the scheduler would, without poking a worker
+        [run_id] = schedule.claim_due(s, ctx.settings)
+    marker = tmp_path / "queued"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.jobs.crash_worker", db.url, str(ctx.settings.service.var_dir), str(run_id),
+         str(marker)], cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert worker.poll() is None, worker.stdout.read().decode()
+            assert time.monotonic() < deadline, "the worker never reached the queueing step"
+            time.sleep(0.05)
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    with db.read() as s:
+        assert s.get(DigestRun, run_id).state == DigestState.PENDING      # nothing committed
+        assert s.exec(select(OutboundMessage).where(OutboundMessage.kind == "digest")).all() == []
+
+    assert reconcile_once(ctx, timedelta(0)) >= 1                          # re-pokes send_digest
+    [digest] = digests_for(service, "kim@example.org", 1)
+    reconcile_once(ctx, timedelta(0))
+    tick(ctx)
+    service.settle(0.3)
+    assert len([m for m in service.sink.messages if m.recipients == ["kim@example.org"]
+                and m.message["X-Mailbot-Kind"] == "digest"]) == 1
+    with db.read() as s:
+        assert s.get(DigestRun, run_id).state == DigestState.SENT
+        assert len(s.exec(select(OutboundMessage).where(OutboundMessage.kind == "digest")).all()) == 1
