@@ -35,11 +35,17 @@ def _context(config: str | None):
 ConfigOption = typer.Option(None, "--config", "-c", help="Path to config.toml.")
 
 
-def _password(from_stdin: bool) -> str:
+def _take_env_password() -> str | None:
+    """Remove the password variable from the environment before settings are
+    loaded (MAILBOT_* names are read as settings) and so no child sees it."""
+    return os.environ.pop(PASSWORD_ENV, None)
+
+
+def _password(from_stdin: bool, from_env: str | None) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    if os.environ.get(PASSWORD_ENV):
-        return os.environ[PASSWORD_ENV]
+    if from_env:
+        return from_env
     return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
@@ -53,8 +59,9 @@ def add(
     config: str | None = ConfigOption,
 ) -> None:
     """Create a reviewer account."""
+    from_env = _take_env_password()
     ctx = _context(config)
-    password = _password(password_stdin)
+    password = _password(password_stdin, from_env)
     try:
         with ctx.db.session() as session:
             reviewer = accounts.add_reviewer(session, email, name=name, credential=credential, role=role,
@@ -69,6 +76,7 @@ def add(
 @app.command("list")
 def list_(config: str | None = ConfigOption) -> None:
     """List accounts."""
+    _take_env_password()
     ctx = _context(config)
     with ctx.db.read() as session:
         people = accounts.list_reviewers(session)
@@ -82,6 +90,7 @@ def list_(config: str | None = ConfigOption) -> None:
 @app.command("disable")
 def disable(email: str = typer.Argument(...), config: str | None = ConfigOption) -> None:
     """Disable an account (its sessions stop working at once)."""
+    _take_env_password()
     ctx = _context(config)
     try:
         with ctx.db.session() as session:

@@ -1,0 +1,116 @@
+"""Admin pages: metrics, quarantine replay, outbox, code sets, accounts, /metrics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from mailbot.mail.compose import Envelope, Rendered, build
+from mailbot.models import Consultation, ConsultationState, OutboundMessage, OutboundState, QuarantineItem, utcnow
+from mailbot.services import accounts
+from mailbot.services.delivery import queue_message
+from mailbot.services.quarantine import quarantine
+from tests.web.conftest import PASSWORD, login, seed_consultation, sign_in
+
+
+def _outbound(db, *, state: str = OutboundState.FAILED, subject: str = "Re: question") -> int:
+    message = build(Rendered(subject=subject, text="Answer text", html=None),
+                    Envelope(to="coder@clinic.example", from_addr="ask@mailbot.localhost"),
+                    domain="mailbot.localhost", kind="answer")
+    with db.session() as session:
+        row = queue_message(session, message, kind="answer")
+        row.state, row.attempts, row.last_error = state, 8, "relay answered 550 5.1.1 no such user"
+        session.add(row)
+        return row.id
+
+
+def test_metrics_page_shows_pending_median_and_answers_per_reviewer(client, db, admin, alice):
+    seed_consultation(db, age_hours=1)
+    seed_consultation(db, age_hours=48)  # over the SLA
+    sent = seed_consultation(db, state=ConsultationState.SENT, age_hours=5)
+    with db.session() as session:
+        c = session.get(Consultation, sent)
+        c.answered_at, c.approved_by_id = c.created_at + timedelta(hours=3), alice.id
+    sign_in(client, admin)
+    page = client.get("/admin").text
+    assert '<span class="n" id="m-pending">2</span>' in page
+    assert "3.0" in page            # median hours to answer
+    assert "Alice Moreau" in page   # answers per reviewer per day
+    assert '<span class="n">1</span> over the 24 h SLA' in page
+
+
+def test_quarantined_outbound_is_replayed(client, db, admin, web_ctx):
+    oid = _outbound(db)
+    with db.session() as session:
+        qid = quarantine(session, kind="outbound", ref_id=oid, stage="delivery", reason="permanent delivery failure: 550").id
+    token = sign_in(client, admin)
+    page = client.get("/admin/quarantine").text
+    assert "permanent delivery failure: 550" in page
+    response = client.post(f"/admin/quarantine/{qid}/replay", data={"csrf_token": token})
+    assert response.status_code == 303
+    with db.read() as session:
+        assert session.get(OutboundMessage, oid).state == OutboundState.PENDING
+        item = session.get(QuarantineItem, qid)
+        assert item.resolved_at is not None and item.resolved_by == admin.email
+    again = client.post(f"/admin/quarantine/{qid}/replay", data={"csrf_token": token})
+    assert again.status_code == 409 and "already resolved" in again.text
+
+
+def test_quarantine_item_can_be_resolved_without_replay(client, db, admin):
+    with db.session() as session:
+        qid = quarantine(session, kind="advance_consultation", ref_id=None, reason="boom").id
+    token = sign_in(client, admin)
+    assert client.post(f"/admin/quarantine/{qid}/resolve", data={"csrf_token": token}).status_code == 303
+    assert "boom" not in client.get("/admin/quarantine").text
+    assert "boom" in client.get("/admin/quarantine?show=all").text
+
+
+def test_outbox_lists_rows_failures_and_the_maildir(client, db, admin, web_ctx):
+    failed = _outbound(db, subject="Failed one")
+    _outbound(db, state=OutboundState.SENT, subject="Sent one")
+    web_ctx.sender.send(b"To: x@clinic.example\r\nSubject: In the maildir\r\nX-Mailbot-Kind: help\r\n\r\nhi\r\n",
+                        envelope_from="bounces@mailbot.localhost", recipients=["x@clinic.example"])
+    token = sign_in(client, admin)
+    page = client.get("/admin/outbox").text
+    assert "Failed one" in page and "Sent one" in page and "In the maildir" in page
+    failures = client.get("/admin/outbox?state=failed").text
+    assert "Failed one" in failures and "Sent one" not in failures and "550 5.1.1" in failures
+    assert "Answer text" in client.get(f"/admin/outbox/{failed}").text
+    assert client.post(f"/admin/outbox/{failed}/retry", data={"csrf_token": token}).status_code == 303
+    with db.read() as session:
+        assert session.get(OutboundMessage, failed).state == OutboundState.PENDING
+
+
+def test_code_set_page_renders(client, admin):
+    sign_in(client, admin)
+    response = client.get("/admin/codesets")
+    assert response.status_code == 200 and "Code-set versions loaded" in response.text
+
+
+def test_admin_adds_and_disables_reviewers(client, db, admin):
+    token = sign_in(client, admin)
+    bad = client.post("/admin/reviewers", data={"csrf_token": token, "email": "dan@coders.example", "name": "Dan",
+                                                "role": "reviewer", "password": "short"})
+    assert bad.status_code == 422 and "at least 10 characters" in bad.text
+    ok = client.post("/admin/reviewers", data={"csrf_token": token, "email": "dan@coders.example", "name": "Dan",
+                                               "credential": "CCS", "role": "reviewer", "password": PASSWORD})
+    assert ok.status_code == 303
+    with db.read() as session:
+        dan = accounts.find(session, "dan@coders.example")
+    assert client.post(f"/admin/reviewers/{dan.id}/disable", data={"csrf_token": token}).status_code == 303
+    assert client.post(f"/admin/reviewers/{admin.id}/disable", data={"csrf_token": token}).status_code == 409
+    client.cookies.clear()
+    assert login(client, "dan@coders.example").status_code == 401
+
+
+def test_prometheus_metrics_for_admins_and_listed_hosts_only(app, client, db, admin, alice, web_ctx):
+    seed_consultation(db)
+    assert client.get("/metrics").status_code == 403           # TestClient's address is not listed
+    sign_in(client, alice)
+    assert client.get("/metrics").status_code == 403           # reviewers are not admins
+    sign_in(client, admin)
+    body = client.get("/metrics").text
+    assert 'mailbot_consultations{state="awaiting_review"} 1.0' in body
+    assert "mailbot_web_request_seconds_bucket" in body
+    client.cookies.clear()
+    web_ctx.settings.web.metrics_hosts = ["testclient"]
+    assert client.get("/metrics").status_code == 200
