@@ -38,7 +38,7 @@ def find_consultation(session: Session, parsed: ParsedMessage) -> Consultation |
     if reference is not None:
         found = session.get(Consultation, reference)
         if found is not None and found.asker_email.lower() in {
-            a.lower() for a in (parsed.from_addr, parsed.reply_to, parsed.envelope_from) if a
+            a.lower() for a in (parsed.from_addr, parsed.reply_to) if a
         }:
             return found
     return None

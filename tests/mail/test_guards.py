@@ -1,0 +1,110 @@
+"""Guards: machine mail, loops, bounces, sender policy and the daily cap."""
+
+from __future__ import annotations
+
+from datetime import date
+from email import message_from_bytes, policy
+
+import pytest
+
+from mailbot.mail import guards
+from mailbot.mail.parse import parse
+from tests.conftest import make_settings
+from tests.mail.conftest import eml
+
+
+def _msg(headers: str, body: str = "hi\n"):
+    return message_from_bytes((headers.strip() + "\n\n" + body).encode(), policy=policy.default)
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("auto_reply_rfc3834.eml", "Auto-Submitted: auto-replied"),
+    ("auto_reply_exchange.eml", "X-Auto-Response-Suppress: all"),
+    ("list_mail.eml", "Precedence: list"),
+    ("mdn_read_receipt.eml", "report (disposition-notification)"),
+])
+def test_machine_and_list_mail_is_recognised(name, reason):
+    assert guards.auto_submitted(parse(eml(name)).message) == reason
+
+
+@pytest.mark.parametrize("headers", [
+    "From: a@x.example\nList-Id: <l.x.example>",
+    "From: a@x.example\nX-Autoreply: yes",
+    "From: a@x.example\nSubject: Automatic reply: away",
+    "From: a@x.example\nSubject: Out of office until Monday",
+    "From: a@x.example\nPrecedence: bulk",
+])
+def test_other_auto_reply_signals(headers):
+    assert guards.auto_submitted(_msg(headers)) is not None
+
+
+def test_a_person_is_not_an_auto_responder():
+    assert guards.auto_submitted(parse(eml("plain_question.eml")).message) is None
+    assert guards.auto_submitted(_msg("From: a@x.example\nAuto-Submitted: no\nSubject: out of ideas")) is None
+
+
+def test_our_own_mail_coming_back_is_recognised(tmp_path):
+    settings = make_settings(tmp_path)
+    assert guards.own_mail(_msg("X-Loop: mailbot@mailbot.localhost"), settings) == "X-Loop: mailbot@mailbot.localhost"
+    assert "Message-ID in our domain" in guards.own_mail(_msg("Message-ID: <123.mailbot@mailbot.localhost>"), settings)
+    assert guards.own_mail(parse(eml("plain_question.eml")).message, settings) is None
+
+
+def test_a_standard_dsn_gives_recipient_status_and_diagnostic(tmp_path):
+    parsed = parse(eml("bounce_dsn.eml"), envelope_from="<>")
+    assert guards.bounce(parsed, ["bounces@mailbot.localhost"], make_settings(tmp_path)).startswith("delivery status")
+    [report] = guards.dsn_reports(parsed.message)
+    assert report.recipient == "gone@clinic.example"
+    assert (report.action, report.status, report.permanent) == ("failed", "5.1.1", True)
+    assert "User unknown" in report.diagnostic
+
+
+def test_a_plain_text_bounce_still_names_the_recipient(tmp_path):
+    parsed = parse(eml("bounce_qmail.eml"), envelope_from="<>")
+    assert guards.bounce(parsed, ["bounces@mailbot.localhost"], make_settings(tmp_path)) is not None
+    [report] = guards.dsn_reports(parsed.message)
+    assert report.recipient == "subscriber@oldhost.example" and report.status == "5.1.1" and report.permanent
+
+
+def test_a_delay_warning_is_not_permanent():
+    [report] = guards.dsn_reports(parse(eml("bounce_exim_delayed.eml")).message)
+    assert report.recipient == "slow@busy.example"
+    assert report.status == "4.4.1" and report.action == "delayed" and not report.permanent
+
+
+def test_a_read_receipt_is_not_a_bounce(tmp_path):
+    parsed = parse(eml("mdn_read_receipt.eml"), envelope_from="jack@clinic.example")
+    assert guards.bounce(parsed, ["ask@mailbot.localhost"], make_settings(tmp_path)) is None
+
+
+@pytest.mark.parametrize("allow, address, ok", [
+    ([], "anyone@x.example", True),
+    (["jane@clinic.example"], "Jane@Clinic.example", True),
+    (["@clinic.example"], "bob@clinic.example", True),
+    (["clinic.example"], "bob@clinic.example", True),
+    (["clinic.example"], "bob@evil-clinic.example", False),
+])
+def test_the_sender_allow_list(allow, address, ok):
+    assert guards.sender_allowed(allow, address) is ok
+
+
+def test_authentication_results_are_trusted_only_from_our_authserv_id():
+    msg = _msg("Authentication-Results: mx.mailbot.example; dmarc=fail header.from=bank.example\n"
+               "Authentication-Results: evil.example; dmarc=pass; spf=pass")
+    assert guards.authentication_results(msg, "mx.mailbot.example") == {"dmarc": "fail"}
+    assert guards.authentication_failed(msg, "mx.mailbot.example") == "DMARC failed"
+    assert guards.authentication_failed(msg, "") is None       # not configured: no policy
+    forged = _msg("Authentication-Results: evil.example; dmarc=pass")
+    assert "no Authentication-Results header from mx.mailbot.example" == guards.authentication_failed(forged, "mx.mailbot.example")
+    good = _msg("Authentication-Results: mx.mailbot.example 1; spf=pass smtp.mailfrom=a.example; dkim=pass; dmarc=pass")
+    assert guards.authentication_failed(good, "mx.mailbot.example") is None
+
+
+def test_the_daily_cap_allows_n_replies_then_one_notice_then_nothing(db):
+    day = date(2026, 11, 24)
+    with db.session() as session:
+        verdicts = [guards.reserve_auto_reply(session, "Loop@Example.org", cap=3, day=day) for _ in range(6)]
+    assert verdicts == ["ok", "ok", "ok", "notice", "over", "over"]
+    with db.session() as session:
+        assert guards.reserve_auto_reply(session, "loop@example.org", cap=3, day=date(2026, 11, 25)) == "ok"
+        assert guards.reserve_auto_reply(session, "other@example.org", cap=3, day=day) == "ok"
