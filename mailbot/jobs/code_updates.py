@@ -145,7 +145,7 @@ def compose(settings: Settings, session: Session, subscriber: Subscriber, sub: S
             version: CodeSetVersion, changes: list[Change]) -> EmailMessage:
     labels = {"added": "Added", "revised": "Revised", "deleted": "Deleted"}
     listed = changes[:MAX_ITEMS]
-    sections = [{"label": label, "items": [{"code": c.code, "title": c.title, "previous": c.previous}
+    sections = [{"label": label, "codes": [{"code": c.code, "title": c.title, "previous": c.previous}
                                            for c in listed if c.change == key]}
                 for key, label in labels.items() if any(c.change == key for c in listed)]
     context = {
