@@ -1,0 +1,178 @@
+"""The in-process search index over the imported code sets.
+
+Built once per database from the code rows current today, cached, and
+rebuilt when a new code-set version is imported (the cache key includes the
+version rows' ids).  Ranking is one Python implementation, so SQLite and
+PostgreSQL give the same answers.
+
+Each document is a code: its title, inclusion terms and Includes notes and
+(HCPCS) short descriptor, tokenised and lightly stemmed.  A token's postings
+are a pair of numpy arrays (document ids, BM25-style weights); a query is
+scored by adding, per query concept, the best of its alternative phrasings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+from sqlalchemy import func, or_, select
+from sqlmodel import Session
+
+from mailbot.codes.synonyms import STOPWORDS
+from mailbot.models.codes import CodeEntry, CodeSetVersion
+
+FIELD_WEIGHTS = {"title": 1.0, "inclusion": 0.65, "short": 0.45}
+K1, B = 1.2, 0.5
+_SPLIT = re.compile(r"[^a-z0-9]+")
+
+
+def stem(word: str) -> str:
+    """A deliberately light stemmer: plurals and a few verb endings."""
+    if len(word) <= 3 or word.isdigit():
+        return word
+    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ches", "ch"), ("shes", "sh"), ("xes", "x")):
+        if word.endswith(suffix):
+            return word[: -len(suffix)] + repl
+    if word.endswith("ing") and len(word) > 5:
+        return word[:-3]
+    if word.endswith("ed") and len(word) > 4 and not word.endswith("eed"):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is", "ys")):
+        word = word[:-1]
+    if word.endswith("e") and len(word) > 4:
+        word = word[:-1]  # fracture / fractured / fractures -> fractur
+    return word
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of ``text`` (apostrophes dropped: "Alzheimer's" -> "alzheimers")."""
+    return [w for w in _SPLIT.split(text.lower().replace("'", "").replace("\u2019", "")) if w]
+
+
+def tokens(text: str) -> list[str]:
+    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+
+
+@dataclass
+class Postings:
+    ids: np.ndarray
+    weights: np.ndarray
+
+
+@dataclass
+class CodeIndex:
+    codes: list[str]
+    systems: list[str]
+    titles: list[str]
+    billable: np.ndarray
+    stems: list[str]  # 7th-character codes: the code without its 7th character, else ""
+    system_ids: dict[str, np.ndarray]
+    postings: dict[str, Postings]
+    idf: dict[str, float]
+    vocab: list[str]  # sorted, for prefix and typo matching
+    by_code: dict[str, int] = field(default_factory=dict)
+    undotted: list[str] = field(default_factory=list)
+
+    sorted_undotted: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.codes)
+
+    def with_prefix(self, prefix: str) -> list[int]:
+        """Document ids whose undotted code starts with ``prefix`` (upper case)."""
+        import bisect
+
+        start = bisect.bisect_left(self.sorted_undotted, (prefix, -1))
+        out = []
+        for key, doc in self.sorted_undotted[start:]:
+            if not key.startswith(prefix):
+                break
+            out.append(doc)
+        return out
+
+
+def build(session: Session, on: date | None = None) -> CodeIndex:
+    """Index every code (not modifiers) valid on ``on`` (today by default)."""
+    on = on or date.today()
+    rows = session.execute(
+        select(CodeEntry.system, CodeEntry.code, CodeEntry.title, CodeEntry.short_title, CodeEntry.billable,
+               CodeEntry.notes)
+        .where(CodeEntry.system.in_(("icd10cm", "hcpcs", "cpt")), CodeEntry.valid_from <= on,
+               or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= on))
+        .order_by(CodeEntry.system, CodeEntry.code)
+    ).all()
+    codes, systems, titles, stems, billable = [], [], [], [], []
+    raw: dict[str, dict[int, float]] = {}
+    lengths = []
+    for doc, (system, code, title, short, is_billable, notes) in enumerate(rows):
+        codes.append(code)
+        systems.append(system)
+        titles.append(title)
+        billable.append(bool(is_billable))
+        stems.append(code[:-1] if notes and "seventh_character" in notes else "")
+        fields = {"title": title, "short": short,
+                  "inclusion": " ".join((notes or {}).get("inclusion_terms", []) + (notes or {}).get("includes", []))}
+        title_tokens = tokens(title)
+        lengths.append(max(1, len(set(title_tokens))))
+        seen: dict[str, float] = {}
+        for name, text in fields.items():
+            if not text:
+                continue
+            weight = FIELD_WEIGHTS[name]
+            for token in (title_tokens if name == "title" else tokens(text)):
+                if seen.get(token, 0.0) < weight:
+                    seen[token] = weight
+        for token, weight in seen.items():
+            raw.setdefault(token, {})[doc] = weight
+    n = len(codes)
+    avg = (sum(lengths) / n) if n else 1.0
+    norm = np.array([(K1 + 1) / (1 + K1 * (1 - B + B * length / avg)) for length in lengths], dtype=np.float32)
+    postings, idf = {}, {}
+    for token, docs in raw.items():
+        ids = np.fromiter(docs.keys(), dtype=np.int32, count=len(docs))
+        weights = np.fromiter(docs.values(), dtype=np.float32, count=len(docs)) * norm[ids]
+        postings[token] = Postings(ids, weights)
+        idf[token] = math.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
+    system_ids = {s: np.array([i for i, x in enumerate(systems) if x == s], dtype=np.int32) for s in set(systems)}
+    return CodeIndex(codes=codes, systems=systems, titles=titles, billable=np.array(billable, dtype=bool),
+                     stems=stems, system_ids=system_ids, postings=postings, idf=idf, vocab=sorted(postings),
+                     by_code={c: i for i, c in enumerate(codes)}, undotted=[c.replace(".", "") for c in codes],
+                     sorted_undotted=sorted((c.replace(".", ""), i) for i, c in enumerate(codes)))
+
+
+_cache: dict[str, tuple[tuple, CodeIndex]] = {}
+_lock = threading.Lock()
+
+
+def generation(session: Session) -> tuple:
+    """Changes whenever code-set versions are imported or replaced."""
+    row = session.execute(select(func.count(CodeSetVersion.id), func.max(CodeSetVersion.id),
+                                 func.sum(CodeSetVersion.row_count))).one()
+    return tuple(row) + (date.today(),)
+
+
+def get_index(session: Session) -> CodeIndex:
+    """The cached index for this session's database, rebuilt if the code sets changed."""
+    key = str(session.get_bind().url)
+    gen = generation(session)
+    cached = _cache.get(key)
+    if cached and cached[0] == gen:
+        return cached[1]
+    with _lock:
+        cached = _cache.get(key)
+        if cached and cached[0] == gen:
+            return cached[1]
+        index = build(session)
+        _cache[key] = (gen, index)
+        return index
+
+
+def invalidate() -> None:
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,250 @@
+"""Search the code sets the way coders and patients write.
+
+``search(session, "sugar diabetes with kidney disease")`` -> ranked
+:class:`SearchHit` list.  Handles lay words and abbreviations (the
+:mod:`synonyms` table), inclusion terms, typos (rapidfuzz against the index
+vocabulary), unfinished words (prefixes), any word order, and code prefixes
+(``E11.``, ``S52.5``, ``J10``), alone or with words (``E11 kidney``).
+
+How a query is scored: the query becomes *concepts* (a word, or a phrase from
+the synonym table), each with alternative phrasings; a code's score is the
+sum over concepts of the best alternative's BM25-style weight, scaled by the
+share of concepts it covers.  Then a small re-rank: one result per
+7th-character family (initial encounter first unless the query says
+otherwise), billable codes slightly ahead of headers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from rapidfuzz import fuzz, process
+from sqlmodel import Session
+
+from mailbot.codes.index import CodeIndex, get_index, stem, tokens, words
+from mailbot.codes.normalize import CPT, HCPCS, ICD10CM
+from mailbot.codes.synonyms import DEFAULT_CATEGORIES, STOPWORDS, SYNONYMS
+
+SYSTEMS = (ICD10CM, HCPCS, CPT)
+_CODE_PREFIX = re.compile(r"^(?:[a-z]\d[0-9a-z]?(?:\.[0-9a-z]{0,4})?|[a-v]\d{2,4}|\d{3,4}[0-9ftu]?)$")
+_ENCOUNTER_WORDS = {"subsequent", "sequela", "sequelae", "followup", "follow", "healing", "nonunion", "malunion",
+                    "open", "later", "aftercare"}
+_DEFAULT_MARKERS = ("unspecified", "essential (primary)", "without complications")
+_QUALIFIED = {"type", "gestational", "secondary", "pregnancy", "neonatal", "induced", "due", "renovascular"}
+_SINGLE_WORD_KEYS = [k for k in SYNONYMS if " " not in k and len(k) >= 5]
+_MAX_SYNONYM_WORDS = max(len(k.split()) for k in SYNONYMS)
+
+
+class SearchError(ValueError):
+    """The query cannot be searched (empty, or an unknown system)."""
+
+
+@dataclass
+class SearchHit:
+    code: str
+    system: str
+    title: str
+    score: float
+    billable: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Alt:
+    tokens: list[list[tuple[str, float]]]  # per word: resolved vocabulary tokens with a confidence
+
+
+def search(session: Session, query: str, system: str | None = None, limit: int = 10) -> list[SearchHit]:
+    """Ranked codes for ``query``; raises :class:`SearchError` for an empty query or unknown system."""
+    if system is not None and system not in SYSTEMS:
+        raise SearchError(f"unknown system {system!r}; use one of {', '.join(SYSTEMS)}")
+    text = (query or "").strip()
+    if not text:
+        raise SearchError("empty search: give some words or a code prefix, e.g. 'type 2 diabetes kidney' or 'E11.'")
+    limit = max(1, min(int(limit), 200))
+    index = get_index(session)
+    parts = [w.strip(",;") for w in text.lower().split()]
+    is_prefix = [bool(_CODE_PREFIX.match(w)) and any(ch.isdigit() for ch in w) and not w.isdigit() or
+                 (w.isdigit() and len(w) >= 3) for w in parts]
+    # a code-shaped word that starts no code ("b12", "250 mg") is an ordinary word
+    is_prefix = [flag and bool(index.with_prefix(_undot(w))) for w, flag in zip(parts, is_prefix)]
+    prefixes = [_undot(w) for w, flag in zip(parts, is_prefix) if flag]
+    rest = " ".join(w for w, flag in zip(parts, is_prefix) if not flag)
+    raw_words = words(rest)
+    mask = _mask(index, system, prefixes)
+    concepts = _concepts(index, rest)
+    if not concepts:
+        if prefixes:
+            return _prefix_listing(index, mask, prefixes, limit)
+        if not [w for w in raw_words if w not in STOPWORDS]:
+            raise SearchError(f"nothing to search for in {query!r} (only common words)")
+        return []  # no word is known to the code sets, even allowing for typos
+    scores, covered = _score(index, concepts)
+    if mask is not None:
+        scores = np.where(mask, scores, 0.0)
+    share = covered / len(concepts)
+    final = scores * (0.25 + 0.75 * share * share)
+    return _rerank(index, final, raw_words, limit)
+
+
+def _undot(word: str) -> str:
+    return word.rstrip(".").replace(".", "").replace("-", "").upper()
+
+
+def _mask(index: CodeIndex, system: str | None, prefixes: list[str]) -> np.ndarray | None:
+    if system is None and not prefixes:
+        return None
+    mask = np.zeros(index.size, dtype=bool)
+    if system is None:
+        mask[:] = True
+    elif system in index.system_ids:
+        mask[index.system_ids[system]] = True
+    if prefixes:
+        pmask = np.zeros(index.size, dtype=bool)
+        for prefix in prefixes:
+            pmask[index.with_prefix(prefix)] = True
+        mask &= pmask
+    return mask
+
+
+def _prefix_listing(index: CodeIndex, mask: np.ndarray | None, prefixes: list[str], limit: int) -> list[SearchHit]:
+    ids = np.flatnonzero(mask) if mask is not None else np.arange(index.size)
+    # shortest (most general) first, then code order
+    ordered = sorted(ids.tolist(), key=lambda i: (len(index.undotted[i]), index.codes[i]))[:limit]
+    return [SearchHit(index.codes[i], index.systems[i], index.titles[i], 1.0, bool(index.billable[i]))
+            for i in ordered]
+
+
+def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
+    """Split the query into concepts; each concept lists alternative phrasings."""
+    ws = words(text)
+    concepts: list[list[_Alt]] = []
+    i = 0
+    while i < len(ws):
+        match = None
+        for n in range(min(_MAX_SYNONYM_WORDS, len(ws) - i), 0, -1):
+            phrase = " ".join(ws[i : i + n])
+            if phrase in SYNONYMS:
+                match = (n, phrase)
+                break
+        if match:
+            n, phrase = match
+            alternatives = [phrase, *SYNONYMS[phrase]]
+            i += n
+        else:
+            word = ws[i]
+            i += 1
+            if word in STOPWORDS or (len(word) == 1 and not word.isdigit()):
+                continue
+            alternatives = [word]
+            if len(word) >= 5 and stem(word) not in index.postings:
+                # a misspelt lay word ("colarbone") still reaches its synonyms
+                near = process.extractOne(word, _SINGLE_WORD_KEYS, scorer=fuzz.ratio, score_cutoff=85)
+                if near:
+                    alternatives += [near[0], *SYNONYMS[near[0]]]
+        alts = []
+        for alt in alternatives:
+            resolved = [_resolve(index, t) for t in tokens(alt)]
+            resolved = [r for r in resolved if r]
+            if resolved:
+                alts.append(_Alt(resolved))
+        if alts:
+            concepts.append(alts)
+    return concepts
+
+
+def _resolve(index: CodeIndex, token: str) -> list[tuple[str, float]]:
+    """Vocabulary tokens for a query token: itself, else words it begins, else near spellings."""
+    if token in index.postings:
+        return [(token, 1.0)]
+    if token.isdigit():
+        return []
+    out: list[tuple[str, float]] = []
+    if len(token) >= 3:
+        import bisect
+
+        start = bisect.bisect_left(index.vocab, token)
+        for word in index.vocab[start : start + 40]:
+            if not word.startswith(token):
+                break
+            out.append((word, 0.8))
+        if out:
+            out.sort(key=lambda p: -len(index.postings[p[0]].ids))
+            return out[:6]
+    if len(token) >= 4:
+        cutoff = 80 if len(token) >= 6 else 75
+        for word, score, _ in process.extract(token, index.vocab, scorer=fuzz.ratio, limit=3, score_cutoff=cutoff):
+            if abs(len(word) - len(token)) <= 2:
+                out.append((word, 0.85 * score / 100))
+    return out
+
+
+def _score(index: CodeIndex, concepts: list[list[_Alt]]) -> tuple[np.ndarray, np.ndarray]:
+    n = index.size
+    total = np.zeros(n, dtype=np.float32)
+    covered = np.zeros(n, dtype=np.float32)
+    for alts in concepts:
+        best = np.zeros(n, dtype=np.float32)
+        for alt in alts:
+            alt_score = np.zeros(n, dtype=np.float32)
+            present = np.zeros(n, dtype=np.int16)
+            for choices in alt.tokens:
+                word_best = np.zeros(n, dtype=np.float32)
+                for token, confidence in choices:
+                    p = index.postings[token]
+                    # ids are unique within a posting list, so plain fancy indexing is safe (and fast)
+                    word_best[p.ids] = np.maximum(word_best[p.ids], p.weights * (index.idf[token] * confidence))
+                alt_score += word_best
+                present += word_best > 0
+            complete = present == len(alt.tokens)
+            # a phrase counts fully only when all its words are there
+            alt_score = np.where(complete, alt_score, alt_score * 0.35) / max(1, len(alt.tokens)) ** 0.5
+            np.maximum(best, alt_score, out=best)
+        total += best
+        covered += best > 0
+    return total, covered
+
+
+def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: int) -> list[SearchHit]:
+    candidates = int(min(index.size, max(limit * 40, 400)))
+    top = np.argpartition(-final, candidates - 1)[:candidates] if candidates < index.size else np.arange(index.size)
+    defaults = {DEFAULT_CATEGORIES[w] for w in query_words if w in DEFAULT_CATEGORIES}
+    if _QUALIFIED & set(query_words):
+        defaults = set()  # the query names the type itself
+    wants_encounter = any(stem(w) in _ENCOUNTER_WORDS or w in _ENCOUNTER_WORDS for w in query_words)
+    ranked: list[tuple[float, int]] = []
+    for i in top.tolist():
+        score = float(final[i])
+        if score <= 0:
+            continue
+        title = index.titles[i].lower()
+        if index.stems[i]:
+            if not wants_encounter and not index.codes[i].endswith("A"):
+                score *= 0.9
+        if not index.billable[i]:
+            score *= 0.93
+        elif any(marker in title for marker in _DEFAULT_MARKERS) or title.endswith(" nos"):
+            # a query without detail usually means the default (unspecified) code
+            score *= 1.03
+        category = index.codes[i][:3]
+        if category in defaults:
+            score *= 1.04
+        ranked.append((score, i))
+    ranked.sort(key=lambda p: (-p[0], index.codes[p[1]]))
+    hits: list[SearchHit] = []
+    families: set[str] = set()
+    for score, i in ranked:
+        family = index.stems[i]
+        if family:
+            if family in families:
+                continue
+            families.add(family)
+        hits.append(SearchHit(index.codes[i], index.systems[i], index.titles[i], round(score, 4),
+                              bool(index.billable[i])))
+        if len(hits) >= limit:
+            break
+    return hits
