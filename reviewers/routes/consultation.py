@@ -104,8 +104,9 @@ def _act(request: Request, reviewer: Reviewer, cid: int, call: Callable[[], list
     except service.InvalidTransition as exc:
         return _page(request, reviewer, cid, status_code=409, kept=kept,
                      error=f"That action is not possible now: {exc}")
-    except ValueError as exc:  # e.g. approval refused because a cited code is invalid
-        return _page(request, reviewer, cid, status_code=422, kept=kept, error=str(exc))
+    except service.ConsultationError as exc:  # e.g. UnverifiedCodes: a cited code does not exist
+        return _page(request, reviewer, cid, status_code=422, kept=kept,
+                     error=f"Not done: {exc}.")
     dispatch(list(pokes or []))
     return RedirectResponse(f"/consultations/{cid}?done={done}", status_code=303)
 
