@@ -59,7 +59,7 @@ def import_icd10cm(session: Session, tabular: Path, addenda_dir: Path | None,
     base_sum = sha256_of(tabular)
     addenda = _read_addenda(addenda_dir) if addenda_dir else None
     addenda_sum = sha256_of(*[addenda_dir / n for n in sorted(ADDENDA_FILES)]) if addenda_dir else ""
-    base_version = f"FY2026 (tabular {tabular_version(tabular) or '?'}, April 1, 2026 update)"
+    base_version = _base_version(tabular)
     if already_imported(session, KIND, base_sum) and (not addenda_dir or already_imported(session, KIND, addenda_sum)):
         results = [ImportResult(KIND, base_version, source=str(tabular), skipped=True)]
         if addenda_dir:
@@ -99,6 +99,16 @@ def import_icd10cm(session: Session, tabular: Path, addenda_dir: Path | None,
     total = len(rows) + len(new_rows)
     bulk_insert(session, CodeEntry, [*rows.values(), *new_rows], progress, "ICD-10-CM codes", total)
     return results
+
+
+def _base_version(tabular: Path) -> str:
+    """``FY2026 (April 1, 2026 update)`` from the tabular's <version> and file name."""
+    import re
+
+    fiscal = tabular_version(tabular) or "?"
+    m = re.search(r"([A-Z][a-z]+)-(\d{1,2})-(\d{4})", tabular.name)
+    update = f" ({m.group(1)} {m.group(2)}, {m.group(3)} update)" if m else ""
+    return f"FY{fiscal}{update}"
 
 
 def _read_csv(path: Path, header: list[str]) -> list[dict[str, str]]:

@@ -1,0 +1,61 @@
+"""Which code-set versions are loaded, and how answers cite them.
+
+Every fact the knowledge base returns names the version it came from, e.g.
+``ICD-10-CM FY2027`` for a date of service on or after 2026-10-01 and
+``ICD-10-CM FY2026 (...)`` before it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from mailbot.models.codes import CodeSetVersion
+
+LABELS = {"icd10cm": "ICD-10-CM", "hcpcs": "HCPCS Level II", "pfs": "PFS RVU", "ncci": "NCCI PTP",
+          "mue": "MUE", "cpt": "CPT (licensed)", "modifier": "modifier"}
+
+
+class Catalogue:
+    """The version rows of one database, loaded once per call site."""
+
+    def __init__(self, session: Session) -> None:
+        self.rows = list(session.execute(select(CodeSetVersion).order_by(CodeSetVersion.id)).scalars())
+        self.by_id = {v.id: v for v in self.rows}
+
+    def label(self, kind: str) -> str:
+        return LABELS.get(kind, kind)
+
+    def name(self, version_id: int | None) -> str | None:
+        v = self.by_id.get(version_id)
+        if v is None:
+            return None
+        setting = f" ({v.setting})" if v.setting else ""
+        return f"{self.label(v.kind)} {v.version}{setting}"
+
+    def has(self, kind: str, setting: str | None = None) -> bool:
+        return any(v.kind == kind and (setting is None or v.setting == setting) for v in self.rows)
+
+    def name_of(self, kind: str, setting: str = "") -> str | None:
+        match = [v for v in self.rows if v.kind == kind and v.setting == setting]
+        return self.name(match[-1].id) if match else None
+
+    def cite(self, system: str, on: date, fallback_id: int | None) -> str | None:
+        """The version in force on ``on`` for ``system`` (ICD-10-CM has dated versions)."""
+        kind = "hcpcs" if system == "modifier" else system
+        dated = [v for v in self.rows if v.kind == kind and v.effective_from and v.effective_from <= on
+                 and (v.effective_to is None or v.effective_to >= on)]
+        if dated:
+            return self.name(dated[-1].id)
+        return self.name(fallback_id)
+
+    def public_cpt_version(self) -> str:
+        parts = [self.name_of(k, s) for k, s in (("pfs", ""), ("ncci", "practitioner"), ("mue", "practitioner"))]
+        return "public CMS files: " + ", ".join(p for p in parts if p)
+
+
+def versions(session: Session) -> list[CodeSetVersion]:
+    """Every loaded code-set version row (system/kind, version, dates, source, counts, checksum)."""
+    return Catalogue(session).rows

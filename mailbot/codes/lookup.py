@@ -1,0 +1,273 @@
+"""Look codes up: one :class:`CodeCard` per input, with everything the sets say.
+
+A card answers: which code (canonical), which system, does it exist, its
+title (never a CPT descriptor unless a licensed file was imported), is it
+billable, is it valid on the date of service, which code-set version says
+so, the tabular notes (own and inherited from its category), RVUs, NCCI
+edit counts, MUEs, parent and children, and for unknown codes some
+suggestions.  The same cards feed email replies, the web queue and drafting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlmodel import Session
+
+from mailbot.codes.catalogue import Catalogue
+from mailbot.codes.modifiers import explain
+from mailbot.codes.normalize import CPT, HCPCS, ICD10CM, MODIFIER, candidates, split_modifier
+from mailbot.models.codes import CodeEntry, MueLimit, NcciEdit, RvuEntry
+
+LICENCE_NOTE = ("CPT descriptors are copyrighted by the AMA and are not shipped; import a licensed CPT file "
+                "(mailbot codes import --cpt FILE) to show them. Public CMS data for this code is shown.")
+INHERITED_KEYS = ("includes", "excludes1", "excludes2", "code_first", "use_additional", "code_also",
+                  "seventh_characters", "notes")
+PFS_DELETED = "D"
+
+
+@dataclass
+class CodeCard:
+    input: str
+    code: str
+    system: str | None
+    found: bool
+    title: str | None = None
+    short_title: str | None = None
+    billable: bool | None = None
+    valid_on_date: bool | None = None
+    date: str = ""
+    status: str = "unknown"  # ok, not_billable, terminated, not_yet_valid, unknown, invalid, unlicensed_descriptor
+    message: str = ""
+    version: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+    inherited_notes: list[dict[str, Any]] = field(default_factory=list)
+    parent: dict[str, Any] | None = None
+    children: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rvu: list[dict[str, Any]] = field(default_factory=list)
+    ncci: dict[str, Any] | None = None
+    mue: list[dict[str, Any]] = field(default_factory=list)
+    modifier: dict[str, Any] | None = None
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
+    licence_note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def lookup(session: Session, codes: list[str], on: date | None = None) -> list[CodeCard]:
+    """One card per input, in input order (unknown and malformed inputs included)."""
+    on = on or date.today()
+    catalogue = Catalogue(session)
+    return [_card(session, catalogue, raw, on) for raw in codes]
+
+
+def _rows(session: Session, system: str, code: str) -> list[CodeEntry]:
+    return list(session.execute(select(CodeEntry).where(CodeEntry.system == system, CodeEntry.code == code)
+                             .order_by(CodeEntry.valid_from)).scalars())
+
+
+def _valid(row: CodeEntry, on: date) -> bool:
+    return row.valid_from <= on and (row.valid_to is None or row.valid_to >= on)
+
+
+def _card(session: Session, catalogue, raw: str, on: date) -> CodeCard:
+    readings = candidates(raw)
+    if not readings:
+        return CodeCard(input=raw, code=(raw or "").strip().upper(), system=None, found=False, date=on.isoformat(),
+                        status="invalid", message=f"{(raw or '').strip()!r} is not shaped like an ICD-10-CM, "
+                        "HCPCS, CPT code or modifier")
+    for system, code in readings:
+        card = _card_for(session, catalogue, raw, system, code, on)
+        if card.found:
+            return card
+    system, code = readings[0]
+    card = CodeCard(input=raw, code=code, system=system, found=False, date=on.isoformat(), status="unknown",
+                    message=f"{code} is not in the imported {catalogue.label(system)} code set")
+    card.suggestions = _suggestions(session, system, split_modifier(code)[0] if system != ICD10CM else code, on)
+    return card
+
+
+def _card_for(session: Session, catalogue, raw: str, system: str, code: str, on: date) -> CodeCard:
+    base, modifier = split_modifier(code) if system in (CPT, HCPCS) else (code, "")
+    card = CodeCard(input=raw, code=code, system=system, found=False, date=on.isoformat())
+    if system == MODIFIER:
+        return _modifier_card(session, catalogue, card, code)
+    rows = _rows(session, system, base)
+    if system == CPT and not rows:
+        return _public_cpt_card(session, catalogue, card, base, on)
+    if not rows:
+        return card
+    current = next((r for r in rows if _valid(r, on)), None)
+    row = current or rows[-1]
+    card.found = True
+    card.title = row.title
+    card.short_title = row.short_title or None
+    card.billable = row.billable
+    card.valid_on_date = current is not None
+    card.version = catalogue.cite(system, on, row.version_id)
+    card.notes = {k: v for k, v in (row.notes or {}).items() if k != "source"}
+    if len(rows) > 1:
+        card.history = [{"valid_from": r.valid_from.isoformat(), "valid_to": r.valid_to.isoformat() if r.valid_to
+                         else None, "title": r.title, "billable": r.billable,
+                         "version": catalogue.name(r.version_id)} for r in rows]
+    if system == ICD10CM:
+        _icd_context(session, card, row, on)
+    else:
+        _public_facts(session, catalogue, card, base, on)
+    if modifier:
+        card.modifier = _modifier_facts(session, modifier)
+    _set_status(card, row, current, on)
+    return card
+
+
+def _set_status(card: CodeCard, row: CodeEntry, current: CodeEntry | None, on: date) -> None:
+    if current is None:
+        if row.valid_from > on:
+            card.status = "not_yet_valid"
+            card.message = f"{card.code} takes effect on {row.valid_from.isoformat()}; not valid on {on.isoformat()}"
+        else:
+            card.status = "terminated"
+            card.message = (f"{card.code} was valid until {row.valid_to.isoformat()}; not valid on "
+                            f"{on.isoformat()}")
+    elif not current.billable:
+        card.status = "not_billable"
+        card.message = f"{card.code} is a header, not billable: report one of its more specific codes"
+    else:
+        card.status = "ok"
+        card.message = f"{card.code} is valid and billable on {on.isoformat()}"
+
+
+def _icd_context(session: Session, card: CodeCard, row: CodeEntry, on: date) -> None:
+    bare = card.code.replace(".", "")
+    ancestors = [bare[:3]] + [f"{bare[:3]}.{bare[3:i]}" for i in range(4, len(bare))]
+    ancestors = [a for a in ancestors if a != card.code]
+    if ancestors:
+        found = {r.code: r for r in session.execute(select(CodeEntry).where(
+            CodeEntry.system == ICD10CM, CodeEntry.code.in_(ancestors), CodeEntry.valid_from <= on,
+            or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= on))).scalars()}
+        for code in ancestors:
+            r = found.get(code)
+            if r is None:
+                continue
+            inherited = {k: v for k, v in (r.notes or {}).items() if k in INHERITED_KEYS}
+            if inherited:
+                card.inherited_notes.append({"code": code, "title": r.title, "notes": inherited})
+        if row.parent and row.parent in found:
+            card.parent = {"code": row.parent, "title": found[row.parent].title}
+    children = session.execute(select(CodeEntry).where(
+        CodeEntry.system == ICD10CM, CodeEntry.parent == card.code, CodeEntry.valid_from <= on,
+        or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= on)).order_by(CodeEntry.code)).scalars()
+    card.children = [{"code": c.code, "title": c.title, "billable": c.billable} for c in children]
+
+
+def _public_cpt_card(session: Session, catalogue, card: CodeCard, base: str, on: date) -> CodeCard:
+    """A CPT code known only by number from the public CMS files (RVU, NCCI, MUE)."""
+    _public_facts(session, catalogue, card, base, on)
+    if not (card.rvu or card.mue or (card.ncci and any(v["as_column1"] + v["as_column2"]
+                                                       for v in card.ncci.values()))):
+        return card
+    card.found = True
+    card.licence_note = LICENCE_NOTE
+    deleted = bool(card.rvu) and all(r["status"] == PFS_DELETED for r in card.rvu)
+    card.valid_on_date = not deleted
+    card.billable = not deleted
+    card.version = catalogue.public_cpt_version()
+    if deleted:
+        card.status = "terminated"
+        card.message = f"{base} is marked deleted (status D) in the Physician Fee Schedule"
+    else:
+        card.status = "unlicensed_descriptor"
+        card.message = f"{base} is a CPT code known from public CMS files; its descriptor needs an AMA licence"
+    _, modifier = split_modifier(card.code)
+    if modifier:
+        card.modifier = _modifier_facts(session, modifier)
+    return card
+
+
+def _public_facts(session: Session, catalogue, card: CodeCard, code: str, on: date) -> None:
+    card.rvu = [_rvu_dict(r, catalogue) for r in session.execute(
+        select(RvuEntry).where(RvuEntry.code == code).order_by(RvuEntry.modifier)).scalars()]
+    if catalogue.has("ncci"):
+        card.ncci = {}
+        for setting in ("practitioner", "hospital"):
+            if not catalogue.has("ncci", setting):
+                continue
+            active = or_(NcciEdit.deleted.is_(None), NcciEdit.deleted > on)
+            as1 = session.execute(select(func.count()).where(NcciEdit.setting == setting, NcciEdit.column1 == code,
+                                                             NcciEdit.effective <= on, active)).scalar_one()
+            as2 = session.execute(select(func.count()).where(NcciEdit.setting == setting, NcciEdit.column2 == code,
+                                                             NcciEdit.effective <= on, active)).scalar_one()
+            card.ncci[setting] = {"as_column1": as1, "as_column2": as2,
+                                  "version": catalogue.name_of("ncci", setting)}
+    card.mue = [{"setting": m.setting, "value": m.value, "adjudication": m.adjudication, "rationale": m.rationale,
+                 "version": catalogue.name(m.version_id)}
+                for m in session.execute(select(MueLimit).where(MueLimit.code == code).order_by(MueLimit.setting)).scalars()]
+
+
+def _rvu_dict(r: RvuEntry, catalogue) -> dict[str, Any]:
+    cf = r.conversion_factor
+    return {
+        "modifier": r.modifier or None, "status": r.status, "global_days": r.global_days,
+        "work_rvu": r.work_rvu, "nonfacility_pe_rvu": r.nonfacility_pe_rvu, "facility_pe_rvu": r.facility_pe_rvu,
+        "mp_rvu": r.mp_rvu, "nonfacility_total": r.nonfacility_total, "facility_total": r.facility_total,
+        "conversion_factor": cf,
+        "national_payment_nonfacility": round(r.nonfacility_total * cf, 2),
+        "national_payment_facility": round(r.facility_total * cf, 2),
+        "indicators": r.indicators, "version": catalogue.name(r.version_id),
+    }
+
+
+def _modifier_facts(session: Session, modifier: str) -> dict[str, Any]:
+    rows = _rows(session, MODIFIER, modifier)
+    return {"code": modifier, "title": rows[-1].title if rows else None, "explanation": explain(modifier)}
+
+
+def _modifier_card(session: Session, catalogue, card: CodeCard, code: str) -> CodeCard:
+    rows = _rows(session, MODIFIER, code)
+    explanation = explain(code)
+    if not rows and not explanation:
+        return card
+    card.found = True
+    card.billable = None
+    card.title = rows[-1].title if rows else None
+    card.valid_on_date = bool(rows) and _valid(rows[-1], date.fromisoformat(card.date)) if rows else True
+    card.notes = {"explanation": explanation} if explanation else {}
+    card.version = catalogue.cite(HCPCS, date.fromisoformat(card.date), rows[-1].version_id) if rows else \
+        "plain-language guidance (mailbot)"
+    if rows:
+        card.status = "ok" if card.valid_on_date else "terminated"
+        card.message = f"HCPCS Level II modifier {code}"
+    else:
+        card.status = "unlicensed_descriptor"
+        card.licence_note = "CPT modifier descriptors are AMA-licensed; the explanation shown is our own."
+        card.message = f"CPT modifier {code}"
+    return card
+
+
+def _suggestions(session: Session, system: str, code: str, on: date) -> list[dict[str, Any]]:
+    """Nearby real codes for an unknown one: the billable codes under its longest known prefix."""
+    if system not in (ICD10CM, HCPCS, CPT):
+        return []
+    bare = code.replace(".", "")
+    for cut in range(len(bare) - 1, 2 if system == ICD10CM else 3, -1):
+        prefix = bare[:cut]
+        pattern = (f"{prefix[:3]}.{prefix[3:]}%" if len(prefix) > 3 else f"{prefix}%") if system == ICD10CM \
+            else f"{prefix}%"
+        if system == CPT:
+            rows = session.execute(select(RvuEntry.code).where(RvuEntry.code.like(pattern), RvuEntry.modifier == "")
+                                   .order_by(RvuEntry.code).limit(8)).scalars().all()
+            if rows:
+                return [{"code": c, "system": CPT, "title": None} for c in rows]
+            continue
+        rows = session.execute(select(CodeEntry).where(
+            CodeEntry.system == system, CodeEntry.code.like(pattern), CodeEntry.billable.is_(True),
+            CodeEntry.valid_from <= on, or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= on))
+            .order_by(CodeEntry.code).limit(8)).scalars().all()
+        if rows:
+            return [{"code": r.code, "system": system, "title": r.title} for r in rows]
+    return []
