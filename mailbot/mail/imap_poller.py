@@ -116,11 +116,21 @@ class ImapPoller(threading.Thread):
         client.idle()
         try:
             deadline = time.monotonic() + self.cfg.idle_seconds
+            empty_wakeups = 0
             while not self.stopping.is_set() and time.monotonic() < deadline:
+                started = time.monotonic()
                 if client.idle_check(timeout=1):
                     break
+                # imapclient swallows EOF: a readable socket with nothing to
+                # read, again and again, is a closed connection.
+                empty_wakeups = empty_wakeups + 1 if time.monotonic() - started < 0.2 else 0
+                if empty_wakeups >= 3:
+                    raise ConnectionResetError("IMAP connection closed during IDLE")
         finally:
-            client.idle_done()
+            try:
+                client.idle_done()
+            except RECOVERABLE:
+                pass
 
     # -- one pass --------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ instance_name = mailbot-test-{port}
 log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
 ssl = no
+shutdown_clients = yes
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{root}/mail/%u
@@ -81,13 +83,19 @@ class Dovecot:
     password: str
     process: subprocess.Popen
 
-    def stop(self) -> None:
+    def stop(self, remove: bool = False) -> None:
         self.process.terminate()
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def start(self) -> None:
+        """Start again on the same port after :meth:`stop` (the mail stays)."""
+        self.process = _launch(self.root, self.port)
 
     @property
     def maildir(self) -> Path:
@@ -100,16 +108,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_dovecot(root: Path, user: str = "ask@mailbot.localhost", password: str = "secret") -> Dovecot:
+def start_dovecot(user: str = "ask@mailbot.localhost", password: str = "secret") -> Dovecot:
+    """Start a server; call ``.stop()`` (which also removes its directory)."""
     if not Path(DOVECOT).exists():
         pytest.fail("Dovecot is not installed: apt-get install -y dovecot-imapd (the IMAP tests need a real server)")
     # Dovecot never runs a mailbox process as root: mail belongs to "nobody",
-    # so the directories on the way must be traversable.
-    root.mkdir(parents=True, exist_ok=True)
-    for directory in (root, *root.parents):
-        if directory == Path("/") or directory == Path("/tmp"):
-            break
-        directory.chmod(directory.stat().st_mode | 0o755)
+    # so every directory on the way must be traversable.  pytest's own tmp
+    # directories are 0700 (and reset by every other pytest run), hence /tmp.
+    root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-"))
+    root.chmod(0o755)
     uid, gid = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
     for sub in ("run", "state", "mail", "home"):
         (root / sub).mkdir(exist_ok=True)
@@ -119,7 +126,12 @@ def start_dovecot(root: Path, user: str = "ask@mailbot.localhost", password: str
     (root / "passwd").write_text(f"{user}:{{PLAIN}}{password}:{uid}:{gid}::{root}/home/{user}\n")
     conf = root / "dovecot.conf"
     conf.write_text(CONFIG.format(root=root, port=port, uid=uid, gid=gid))
-    process = subprocess.Popen([DOVECOT, "-c", str(conf), "-F"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return Dovecot(root=root, port=port, user=user, password=password, process=_launch(root, port))
+
+
+def _launch(root: Path, port: int) -> subprocess.Popen:
+    process = subprocess.Popen([DOVECOT, "-c", str(root / "dovecot.conf"), "-F"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -129,7 +141,7 @@ def start_dovecot(root: Path, user: str = "ask@mailbot.localhost", password: str
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
                 if sock.recv(100).startswith(b"* OK"):
-                    return Dovecot(root=root, port=port, user=user, password=password, process=process)
+                    return process
         except OSError:
             time.sleep(0.1)
     process.kill()
