@@ -68,11 +68,11 @@ def verify(settings: Settings, purpose: str, token: str, max_age: int) -> dict[s
 
 def confirm_url(settings: Settings, subscription_id: int, token: str) -> str:
     signed = sign(settings, "confirm", {"s": subscription_id, "t": token})
-    return f"{settings.service.public_url.rstrip('/')}/subscriptions/confirm/{signed}"
+    return f"{settings.service.public_url.rstrip('/')}/subscribe/confirm/{signed}"
 
 
 def manage_url(settings: Settings, subscriber_id: int) -> str:
-    return f"{settings.service.public_url.rstrip('/')}/subscriptions/manage/{sign(settings, 'manage', {'p': subscriber_id})}"
+    return f"{settings.service.public_url.rstrip('/')}/subscribe/manage/{sign(settings, 'manage', {'p': subscriber_id})}"
 
 
 def unsubscribe_token(settings: Settings, subscriber_id: int, subscription_id: int | None = None) -> str:
@@ -81,4 +81,4 @@ def unsubscribe_token(settings: Settings, subscriber_id: int, subscription_id: i
 
 def unsubscribe_url(settings: Settings, subscriber_id: int, subscription_id: int | None = None) -> str:
     token = unsubscribe_token(settings, subscriber_id, subscription_id)
-    return f"{settings.service.public_url.rstrip('/')}/subscriptions/unsubscribe/{token}"
+    return f"{settings.service.public_url.rstrip('/')}/unsubscribe/{token}"

@@ -76,7 +76,7 @@ def test_subscribe_confirm_digest_list_pause_resume_change_and_unsubscribe(servi
     confirm, text = ask(service, "SUBSCRIBE JOBS remote CPC in Texas daily")
     assert confirm["X-Mailbot-Kind"] == "subscribe-confirm"
     token = re.match(r"CONFIRM ([0-9a-f]{16}) ", confirm["Subject"]).group(1)
-    assert "remote jobs for CPC located in Texas, daily" in text and "/subscriptions/confirm/" in text
+    assert "remote jobs for CPC located in Texas, daily" in text and "/subscribe/confirm/" in text
     with db.read() as s:
         [sub] = s.exec(select(Subscription)).all()
         assert sub.status == SubscriptionStatus.PENDING

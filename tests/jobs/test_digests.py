@@ -61,7 +61,7 @@ def test_a_digest_lists_the_new_matching_jobs_grouped_with_unsubscribe_headers(c
     assert message["To"] == "casey@example.org" and message["Auto-Submitted"] == "auto-generated"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     https, mailto = [part.strip(" <>") for part in message["List-Unsubscribe"].split(",")]
-    assert https.startswith(ctx.settings.service.public_url + "/subscriptions/unsubscribe/")
+    assert https.startswith(ctx.settings.service.public_url + "/unsubscribe/")
     assert mailto.startswith("mailto:jobs@mailbot.localhost?subject=UNSUBSCRIBE%20")
     token = https.rsplit("/", 1)[1]
     assert links.verify(ctx.settings, "unsubscribe", token, 60) == {"p": sub.subscriber_id, "s": sub.id}
