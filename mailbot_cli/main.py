@@ -182,9 +182,10 @@ def outbox(count: int = typer.Option(5, "--count", "-n", help="How many of the n
 
 
 def _register_subcommands() -> None:
-    from mailbot_cli import codes, jobs, reviewers
+    from mailbot_cli import codes, inbound, jobs, reviewers
 
     app.add_typer(codes.app, name="codes")
+    app.add_typer(inbound.app, name="inbound")
     app.add_typer(reviewers.app, name="reviewers")
     app.add_typer(jobs.app, name="jobs")
 
