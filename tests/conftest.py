@@ -103,6 +103,20 @@ def truncate(database: Database) -> None:
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def codes_db(session_db) -> Database:
+    """The session database with every shipped code set imported once per
+    backend, plus the synthetic NCCI/MUE files in tests/data/ncci.  Code
+    tables are reference data, so ``db`` keeps them after each test; request
+    ``codes_db`` (then ``db`` as usual) in tests that need codes."""
+    from mailbot.codes.importers import import_sets
+
+    ncci_dir = DATA_DIR / "ncci"
+    import_sets(session_db, source=TESTS_DIR.parent / "data" / "codesets",
+                ncci=sorted(ncci_dir.glob("*.txt")), mue=sorted(ncci_dir.glob("*.csv")))
+    return session_db
+
+
 @pytest.fixture
 def fresh_db(db_backend, tmp_path) -> Iterator[Database]:
     """A brand-new migrated database for this test alone (for importers and

@@ -13,14 +13,16 @@ scored by adding, per query concept, the best of its alternative phrasings.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import Text, cast, func, or_, select
 from sqlmodel import Session
 
 from mailbot.codes.synonyms import STOPWORDS
@@ -31,6 +33,7 @@ K1, B = 1.2, 0.5
 _SPLIT = re.compile(r"[^a-z0-9]+")
 
 
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """A deliberately light stemmer: plurals and a few verb endings."""
     if len(word) <= 3 or word.isdigit():
@@ -56,6 +59,11 @@ def words(text: str) -> list[str]:
 
 def tokens(text: str) -> list[str]:
     return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+
+
+@lru_cache(maxsize=50_000)
+def _cached_tokens(text: str) -> tuple[str, ...]:
+    return tuple(tokens(text))
 
 
 @dataclass
@@ -102,7 +110,7 @@ def build(session: Session, on: date | None = None) -> CodeIndex:
     on = on or date.today()
     rows = session.execute(
         select(CodeEntry.system, CodeEntry.code, CodeEntry.title, CodeEntry.short_title, CodeEntry.billable,
-               CodeEntry.notes)
+               cast(CodeEntry.notes, Text))
         .where(CodeEntry.system.in_(("icd10cm", "hcpcs", "cpt")), CodeEntry.valid_from <= on,
                or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= on))
         .order_by(CodeEntry.system, CodeEntry.code)
@@ -110,7 +118,11 @@ def build(session: Session, on: date | None = None) -> CodeIndex:
     codes, systems, titles, stems, billable = [], [], [], [], []
     raw: dict[str, dict[int, float]] = {}
     lengths = []
-    for doc, (system, code, title, short, is_billable, notes) in enumerate(rows):
+    for doc, (system, code, title, short, is_billable, notes_text) in enumerate(rows):
+        # decode the JSON only when it holds something the index uses (most rows do not)
+        notes = json.loads(notes_text) if notes_text and ('"inclusion_terms"' in notes_text or
+                                                         '"includes"' in notes_text or
+                                                         '"seventh_character"' in notes_text) else {}
         codes.append(code)
         systems.append(system)
         titles.append(title)
@@ -118,7 +130,12 @@ def build(session: Session, on: date | None = None) -> CodeIndex:
         stems.append(code[:-1] if notes and "seventh_character" in notes else "")
         fields = {"title": title, "short": short,
                   "inclusion": " ".join((notes or {}).get("inclusion_terms", []) + (notes or {}).get("includes", []))}
-        title_tokens = tokens(title)
+        seventh = (notes or {}).get("seventh_character")
+        if seventh and title.endswith(", " + seventh["meaning"]):
+            # "<stem title>, <7th character meaning>": both parts repeat thousands of times
+            title_tokens = [*_cached_tokens(title[: -len(seventh["meaning"]) - 2]), *_cached_tokens(seventh["meaning"])]
+        else:
+            title_tokens = tokens(title)
         lengths.append(max(1, len(set(title_tokens))))
         seen: dict[str, float] = {}
         for name, text in fields.items():

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from mailbot.models.base import json_field, utcnow
@@ -58,7 +58,7 @@ class CodeEntry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     system: str = Field(max_length=10)  # icd10cm, hcpcs, cpt, modifier
     code: str = Field(max_length=10)  # canonical: ICD-10-CM dotted, others upper case
-    title: str = Field(default="", max_length=2000)
+    title: str = Field(default="", sa_type=Text)  # some HCPCS descriptors run past 2,000 characters
     short_title: str = Field(default="", max_length=200)
     billable: bool = False
     parent: str = Field(default="", max_length=10)

@@ -88,6 +88,9 @@ def drop_kind(session: Session, kind: str, tables: Iterable[type[SQLModel]], set
 
 
 def add_version(session: Session, **values: Any) -> int:
+    # column limits hold on PostgreSQL too: file names can be long
+    values["version"] = str(values["version"])[:64]
+    values["source"] = str(values["source"])[:500]
     version = CodeSetVersion(**values)
     session.add(version)
     session.flush()

@@ -61,7 +61,7 @@ def parse_cpt(path: Path) -> list[dict]:
 def import_cpt(session: Session, path: Path, effective: date | None = None,
                progress: Progress | None = None) -> ImportResult:
     checksum = sha256_of(path)
-    version = path.stem
+    version = path.stem[:64]
     if already_imported(session, KIND, checksum):
         return ImportResult(KIND, version, source=str(path), skipped=True)
     rows = parse_cpt(path)

@@ -75,7 +75,7 @@ def parse_mue(path: Path) -> tuple[str, list[dict]]:
 def import_mue(session: Session, path: Path, progress: Progress | None = None) -> ImportResult:
     checksum = sha256_of(path)
     setting, rows = parse_mue(path)
-    version = path.stem
+    version = path.stem[:64]
     if already_imported(session, KIND, checksum, setting):
         return ImportResult(KIND, version, setting=setting, source=str(path), skipped=True)
     drop_kind(session, KIND, [MueLimit], setting)

@@ -99,7 +99,7 @@ def import_ptp(session: Session, path: Path, setting: str | None = None,
     if setting not in SETTINGS:
         raise CodeImportError(f"{path}: cannot tell whether this is the practitioner or the hospital PTP table; "
                               "name the file with 'practitioner' or 'hospital' or pass the setting")
-    version = path.stem
+    version = path.stem[:64]
     if already_imported(session, KIND, checksum, setting):
         return ImportResult(KIND, version, setting=setting, source=str(path), skipped=True)
     drop_kind(session, KIND, [NcciEdit], setting)

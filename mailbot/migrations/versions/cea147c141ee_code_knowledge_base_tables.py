@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('system', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
-    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('title', sa.Text(), nullable=False),
     sa.Column('short_title', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('billable', sa.Boolean(), nullable=False),
     sa.Column('parent', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
