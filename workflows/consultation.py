@@ -6,7 +6,7 @@ reopens a consultation when the asker writes again.  The work and its
 conditional state changes live in :mod:`mailbot.services.consultations`.
 
 An approved answer still waiting for delivery is "try later, not an error":
-``dramatiq.Retry`` with a short delay.  The recovery rule registered here lets
+``dramatiq.Retry`` with the usual backoff.  The recovery rule registered here lets
 the reconciler finish follow-ups whose poke was lost.
 """
 
@@ -30,16 +30,17 @@ DRAFT_TIME_LIMIT_MS = 15 * 60 * 1000
 def advance_consultation(consultation_id: int) -> None:
     try:
         dispatch(consultations.advance(current(), consultation_id))
-    except consultations.NotYetDelivered as exc:
-        raise dramatiq.Retry(str(exc), delay=1_000) from None
+    except consultations.TryLater as exc:
+        # Retried with the actor's exponential backoff (1 s doubling to 5 min).
+        raise dramatiq.Retry(str(exc)) from None
 
 
 @dramatiq.actor(time_limit=60_000, **RETRY)
 def consultation_followup(inbound_id: int) -> None:
     try:
         dispatch(consultations.followup(current(), inbound_id))
-    except consultations.NotYetDelivered as exc:
-        raise dramatiq.Retry(str(exc), delay=2_000) from None
+    except consultations.TryLater as exc:
+        raise dramatiq.Retry(str(exc)) from None
 
 
 def unhandled_followups(session: Session, age: timedelta) -> list[Poke]:

@@ -66,7 +66,7 @@ class DraftContext:
         """The facts as compact JSON for the model (bounded in size)."""
         facts = {
             "date_of_service": self.date_of_service.isoformat() if self.date_of_service else "not stated",
-            "codes_mentioned": self.cards,
+            "codes_mentioned": [slim_card(card) for card in self.cards],
             "search_results_for_question_words": self.search_hits,
             "ncci_and_mue_among_mentioned_codes": self.check,
             "modifier_guidance": self.modifiers,
@@ -74,6 +74,23 @@ class DraftContext:
         }
         text = json.dumps(facts, default=str, ensure_ascii=False, separators=(",", ":"))
         return text if len(text) <= limit else text[:limit] + "...(truncated)"
+
+
+_PROMPT_KEYS = ("code", "system", "found", "title", "billable", "valid_on_date", "status", "message", "version",
+                "licence_note", "notes", "parent", "mue", "modifier")
+
+
+def slim_card(card: dict[str, Any]) -> dict[str, Any]:
+    """The facts of a code card worth a model's attention (not every child code)."""
+    slim = {k: card[k] for k in _PROMPT_KEYS if card.get(k) not in (None, "", [], {})}
+    rvus = [r for r in card.get("rvu") or [] if isinstance(r, dict)]
+    if rvus:
+        slim["rvu"] = rvus[0]
+    if card.get("children"):
+        slim["children"] = [c.get("code") for c in card["children"][:20] if isinstance(c, dict)]
+    if card.get("suggestions"):
+        slim["suggestions"] = card["suggestions"][:3]
+    return slim
 
 
 def base_code(code: str) -> str:

@@ -39,7 +39,7 @@ def draft(context: DraftContext, *, llm_failure: str = "") -> dict[str, Any]:
     for pair in ncci_pairs(context.check):
         lines.append("- " + describe_pair(pair))
     for mue in mues(context.check):
-        lines.append(f"- MUE for {mue.get('code')}: {mue.get('value', mue.get('mue'))} unit(s) per day"
+        lines.append(f"- MUE for {mue.get('code')}: {mue.get('value')} unit(s) per day"
                      + (f" ({mue['indicator']})" if mue.get("indicator") else "") + ".")
     if context.check and (ncci_pairs(context.check) or mues(context.check)):
         lines.append("")
@@ -83,13 +83,18 @@ def describe_card(card: dict[str, Any]) -> str:
         parts.append("not billable (a header; a more specific code is required)")
     if card.get("valid_on_date") is False:
         parts.append("NOT valid on the date of service")
-    rvu = card.get("rvu") or {}
-    if isinstance(rvu, dict) and rvu:
-        glob = rvu.get("global_days") or rvu.get("global")
-        if glob:
-            parts.append(f"global period {glob}")
+    if card.get("status") not in (None, "ok", "unlicensed_descriptor") and card.get("message"):
+        parts.append(str(card["message"]).rstrip("."))
+    rvus = [r for r in (card.get("rvu") or []) if isinstance(r, dict)]
+    rvu = next((r for r in rvus if not r.get("modifier")), rvus[0] if rvus else None)
+    if rvu:
+        if rvu.get("global_days"):
+            parts.append(f"global period {rvu['global_days']}")
         if rvu.get("work_rvu") is not None:
             parts.append(f"work RVU {rvu['work_rvu']}")
+        if rvu.get("national_payment_nonfacility"):
+            parts.append(f"national Medicare payment about ${rvu['national_payment_nonfacility']} (non-facility"
+                         + (f", {rvu['version']}" if rvu.get("version") else "") + ")")
     return "; ".join(parts) + "."
 
 
@@ -102,13 +107,14 @@ def ncci_pairs(check: dict[str, Any] | None) -> list[dict[str, Any]]:
 def mues(check: dict[str, Any] | None) -> list[dict[str, Any]]:
     if not check:
         return []
-    found = check.get("mue") or check.get("mues") or []
-    if isinstance(found, dict):
-        return [{"code": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in found.items() if v]
-    return [m for m in found if m]
+    return [{"code": entry.get("code"), "value": entry["mue"].get("value"),
+             "indicator": entry["mue"].get("adjudication") or ""}
+            for entry in check.get("codes") or [] if isinstance(entry.get("mue"), dict)]
 
 
 def describe_pair(pair: dict[str, Any]) -> str:
+    if pair.get("message"):
+        return str(pair["message"]) + (f" Rationale: {pair['rationale']}." if pair.get("rationale") else "")
     col1 = pair.get("column1") or pair.get("column_1")
     col2 = pair.get("column2") or pair.get("column_2")
     indicator = pair.get("modifier_indicator", pair.get("modifier"))

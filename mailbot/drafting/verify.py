@@ -109,7 +109,12 @@ def codes_still_in(body: str, cited: list[dict[str, Any]]) -> list[dict[str, Any
     """The cited codes the (edited) ``body`` still mentions: a reviewer who
     deletes a code from the text has removed it from the answer."""
     from mailbot.codes.extract import find_codes
+    from mailbot.codes.normalize import normalize
 
     present = {base_code(c) for c in find_codes(body)}
-    return [c for c in cited if base_code(str(c.get("code", "")).upper()) in present
-            or str(c.get("code", "")).upper() in body.upper()]
+
+    def canonical(code: str) -> str:
+        found = normalize(code)
+        return base_code(found[1] if found else code.strip().upper())
+
+    return [c for c in cited if canonical(str(c.get("code", ""))) in present]

@@ -39,7 +39,7 @@ from mailbot.services.quarantine import quarantine
 MAX_DRAFT_ATTEMPTS = 5
 
 
-class ConsultationError(Exception):
+class ConsultationError(ValueError):
     """A reviewer action that cannot be done; the message says why."""
 
 
@@ -60,8 +60,12 @@ class UnverifiedCodes(ConsultationError):
         super().__init__(f"remove or fix these codes before approving: {listed}")
 
 
-class NotYetDelivered(Exception):
-    """The answer is queued but not delivered yet: try this step again later."""
+class TryLater(Exception):
+    """Not an error: the step cannot be done yet and should run again later."""
+
+
+class NotYetDelivered(TryLater):
+    """The answer is queued but not delivered yet."""
 
 
 # -- helpers -------------------------------------------------------------------
@@ -153,7 +157,7 @@ def _draft(ctx: Context, cid: int, *, force_offline: bool = False) -> list[Poke]
     result = make_draft(ctx, cid, force_offline=force_offline)
     with ctx.db.session() as session:
         if not _move(session, cid, (S.DRAFTING,), S.AWAITING_REVIEW, flags=result.verification.flags,
-                     date_of_service=result.date_of_service, waiting_since=utcnow(),
+                     date_of_service=result.date_of_service,
                      code_systems=sorted({c["system"] for c in result.cited if c.get("system")}),
                      failure_reason=result.llm_failure[:2000]):
             return []  # someone else finished or reopened it; this draft is dropped
@@ -214,11 +218,14 @@ def followup(ctx: Context, inbound_id: int) -> list[Poke]:
         state = consultation.state
         if state == S.APPROVED:
             raise NotYetDelivered(f"Q-{cid}: reopen after the approved answer is delivered")
+        moved = True
         if state == S.DRAFTING:
             # Abandon the draft in flight: it cannot have seen this message.
-            _move(session, cid, (S.DRAFTING,), S.ACKNOWLEDGED, waiting_since=utcnow())
+            moved = _move(session, cid, (S.DRAFTING,), S.ACKNOWLEDGED, waiting_since=utcnow())
         elif state not in (S.RECEIVED, S.ACKNOWLEDGED):
-            _move(session, cid, (state,), S.RECEIVED, waiting_since=utcnow(), failure_reason="")
+            moved = _move(session, cid, (state,), S.RECEIVED, waiting_since=utcnow(), failure_reason="")
+        if not moved:
+            raise TryLater(f"Q-{cid} changed state while reopening; try again")
         _audit(session, cid, inbound.from_addr or "asker", "followup", before=state, inbound_id=inbound_id)
     return [Poke("advance_consultation", cid)]
 

@@ -56,3 +56,4 @@ def cctx(tmp_path, codes_db, db, sink, llm) -> Context:
     """A context on the test database with the code sets loaded, the fake
     LLM and the relay sink."""
     return configure(Context(consult_settings(tmp_path, db, sink, llm), db=db))
+

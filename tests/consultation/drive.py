@@ -42,7 +42,7 @@ def drive(ctx: Context, pokes: list[Poke], max_steps: int = 100) -> None:
         try:
             queue.extend(_run(ctx, poke))
             postponed = 0
-        except consultations.NotYetDelivered:
+        except consultations.TryLater:
             postponed += 1
             if postponed > len(queue) + 1:
                 raise
