@@ -6,14 +6,26 @@ window, renders ``templates/email/job-digest/`` and queues the email -- in one
 transaction that also moves the run pending -> sent with a conditional
 update.  A second worker running the same run (a retry, a re-poke after a
 crash) either sees it finished or loses that update and rolls back its copy.
+
+Rendering is the cost that grows with subscribers (see ``bench/digest.py``),
+so each job's card (``job.txt``, ``job.html`` with ``card.css`` inlined) is
+rendered once per process and reused by every digest that lists it; the
+per-subscriber shell carries its few styles inline, so it skips
+``compose.render``'s inliner, which would re-parse every 30 KB digest to
+inline CSS that is already inline.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
+
+import css_inline
+from markupsafe import Markup
 
 from sqlalchemy import update
 from sqlmodel import Session, select
@@ -22,7 +34,7 @@ from mailbot.config import Settings
 from mailbot.context import Context
 from mailbot.jobs import links
 from mailbot.jobs.matching import JobIndex
-from mailbot.mail.compose import Envelope, build, render
+from mailbot.mail.compose import Envelope, Rendered, build, clean_header
 from mailbot.models.base import utcnow
 from mailbot.models.jobs import (
     DigestRun,
@@ -36,6 +48,7 @@ from mailbot.models.jobs import (
 )
 from mailbot.services import Poke
 from mailbot.services.delivery import queue_message
+from mailbot.templating import TEMPLATES_DIR, environment
 
 GROUPS = (("remote", "Remote"), ("hybrid", "Hybrid"), ("onsite", "On-site"))
 
@@ -61,6 +74,50 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
+_CARD_CSS = (TEMPLATES_DIR / "email" / "job-digest" / "card.css").read_text(encoding="utf-8")
+
+
+class CardCache:
+    """Rendered job cards, keyed by everything a card shows (so an edit, or
+    another database reusing the id, never gets a stale card)."""
+
+    def __init__(self, maxsize: int = 20_000) -> None:
+        self.maxsize = maxsize
+        self._cards: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def card(self, job: Job) -> dict[str, Any]:
+        view = job_view(job)
+        key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in view.items())
+        with self._lock:
+            found = self._cards.get(key)
+            if found is not None:
+                self._cards.move_to_end(key)
+                return found
+        env = environment()
+        view["text"] = env.get_template("email/job-digest/job.txt").render(job=view).rstrip("\n")
+        view["html"] = Markup(css_inline.inline_fragment(
+            env.get_template("email/job-digest/job.html").render(job=view), _CARD_CSS))
+        with self._lock:
+            self._cards[key] = view
+            while len(self._cards) > self.maxsize:
+                self._cards.popitem(last=False)
+        return view
+
+
+CARDS = CardCache()
+
+
+def render_digest(context: dict[str, Any]) -> Rendered:
+    """``templates/email/job-digest/`` with pre-rendered cards (see above)."""
+    env = environment()
+    return Rendered(
+        subject=clean_header(env.get_template("email/job-digest/subject.txt").render(context)),
+        text=env.get_template("email/job-digest/body.txt").render(context),
+        html=env.get_template("email/job-digest/body.html").render(context),
+    )
+
+
 def group(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"label": label, "jobs": [v for v in views if v["work_mode"] == mode]}
             for mode, label in GROUPS if any(v["work_mode"] == mode for v in views)]
@@ -80,9 +137,10 @@ def list_headers(settings: Settings, subscriber_id: int, subscription_id: int | 
     }
 
 
-def compose_digest(settings: Settings, subscriber: Subscriber, sub: Subscription, views: list[dict[str, Any]],
-                   total: int, since: datetime | None) -> EmailMessage:
-    context = {
+def digest_context(settings: Settings, subscriber: Subscriber, sub: Subscription, views: list[dict[str, Any]],
+                   total: int, since: datetime | None) -> dict[str, Any]:
+    """The template context of one digest; ``views`` are cards from :data:`CARDS`."""
+    return {
         "service_name": settings.service.name, "summary": sub.summary, "reference": sub.reference,
         "frequency": sub.frequency, "count": len(views), "total": total, "groups": group(views),
         "since": since.strftime("%Y-%m-%d %H:%M UTC") if since else "",
@@ -91,7 +149,11 @@ def compose_digest(settings: Settings, subscriber: Subscriber, sub: Subscription
         "unsubscribe_all_url": links.unsubscribe_url(settings, subscriber.id),
         "jobs_address": settings.service_address(settings.service.jobs_address),
     }
-    rendered = render("job-digest", context)
+
+
+def compose_digest(settings: Settings, subscriber: Subscriber, sub: Subscription, views: list[dict[str, Any]],
+                   total: int, since: datetime | None) -> EmailMessage:
+    rendered = render_digest(digest_context(settings, subscriber, sub, views, total, since))
     envelope = Envelope(
         to=subscriber.email, from_addr=settings.service_address(settings.service.jobs_address),
         from_name=f"{settings.service.name} job board", auto_reply=False,
@@ -152,7 +214,7 @@ def send_digest(ctx: Context, run_id: int) -> list[Poke]:
                 _finish(session, run, DigestState.SKIPPED, reason="no new matching jobs")
                 return []
             shown = matched[: settings.jobs.max_jobs_per_digest]
-            message = compose_digest(settings, subscriber, sub, [job_view(j) for j in shown], len(matched),
+            message = compose_digest(settings, subscriber, sub, [CARDS.card(j) for j in shown], len(matched),
                                      run.window_start)
             outbound = queue_message(session, message, kind="digest")
             _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=[j.id for j in shown])
