@@ -91,5 +91,5 @@ def parse_command(subject: str, text: str, recipient_local: str = "") -> Command
 
 
 # Handlers register themselves with @handler when imported.
-from mailbot.commands import help  # noqa: E402,F401
+from mailbot.commands import lookup, search, check, help  # noqa: E402,F401
 from mailbot.commands import jobs  # noqa: E402,F401

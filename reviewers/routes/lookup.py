@@ -17,6 +17,7 @@ from functools import lru_cache
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from mailbot.codes.normalize import candidates
 from mailbot.commands import Command
 from mailbot.commands.arguments import CommandError, read_codes
 from mailbot.commands.check import check_view
@@ -31,7 +32,7 @@ router = APIRouter()
 
 MODES = ("auto", "lookup", "search", "check")
 SCOPE = ".cmd-cards"
-_CODE_TOKEN = re.compile(r"^[A-Za-z]?[\d][\w.\-]*$|^[A-Za-z]\d{2}[\w.]*$|^-?[A-Za-z0-9]{2}$|^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _mode_for(q: str, mode: str) -> str:
@@ -39,7 +40,7 @@ def _mode_for(q: str, mode: str) -> str:
     if mode != "auto":
         return mode
     tokens = [t for t in re.split(r"[\s,;]+", q) if t]
-    return "lookup" if tokens and all(_CODE_TOKEN.match(t) for t in tokens) else "search"
+    return "lookup" if tokens and all(candidates(t) or _DATE.match(t) for t in tokens) else "search"
 
 
 @router.get("/lookup")

@@ -1,0 +1,61 @@
+"""SEARCH: the best-matching codes for a description in plain words.
+
+Each hit is looked up again before it is shown, so the reply lists only
+codes that exist in the imported sets, says whether each is billable today,
+and cites the code-set version -- the same guarantee LOOKUP gives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from mailbot.codes.search import SearchError, search
+from mailbot.commands import Command, Reply, handler
+from mailbot.commands.arguments import CommandError, read_words
+from mailbot.commands.lookup import lookup_cards, today
+from mailbot.context import Context
+from mailbot.models import InboundMessage
+
+EXAMPLES = ["SEARCH type 2 diabetes with kidney disease", "SEARCH renal cryoablation",
+            "SEARCH hcpcs methylprednisolone injection"]
+# A first word naming a code set narrows the search to it.
+SYSTEM_WORDS = {"icd10cm": "icd10cm", "icd10": "icd10cm", "icd-10": "icd10cm", "icd-10-cm": "icd10cm",
+                "icd": "icd10cm", "diagnosis": "icd10cm", "hcpcs": "hcpcs", "cpt": "cpt"}
+
+
+def split_system(query: str) -> tuple[str | None, str]:
+    """``"hcpcs methylprednisolone"`` -> ``("hcpcs", "methylprednisolone")``."""
+    first, _, rest = query.partition(" ")
+    system = SYSTEM_WORDS.get(first.lower().rstrip(":"))
+    return (system, rest.strip()) if system and rest.strip() else (None, query)
+
+
+def search_results(session: Session, query: str, limit: int) -> tuple[str | None, list[dict[str, Any]]]:
+    """Verified search results: (system filter, [{card, score}]); used by the
+    email and the reviewer web page alike."""
+    system, words = split_system(query)
+    try:
+        hits = search(session, words, system=system, limit=limit)
+    except SearchError as exc:
+        raise CommandError(f"We cannot search for {query!r}: {exc}.", examples=EXAMPLES) from None
+    cards = lookup_cards(session, [hit.code for hit in hits], today()) if hits else []
+    results = []
+    for hit, card in zip(hits, cards):
+        if card["found"]:  # never show a code the lookup cannot confirm
+            results.append({"card": card, "score": round(float(hit.score), 3)})
+    return system, results
+
+
+@handler("SEARCH")
+def answer_search(ctx: Context, session: Session, inbound: InboundMessage, command: Command) -> Reply:
+    settings = ctx.settings.commands
+    query = read_words(command, max_words=settings.max_search_words, verb_examples=EXAMPLES)
+    system, results = search_results(session, query, settings.search_limit)
+    top = [r["card"]["code"] for r in results[:5]]
+    return Reply("search", {
+        "query": query, "system": system, "results": results, "on": today().isoformat(),
+        "lookup_hint": ("LOOKUP " + " ".join(top)) if top else "",
+        "examples": EXAMPLES,
+    }, kind="search")

@@ -1,0 +1,133 @@
+"""Commands end to end: a real SMTP conversation with the listener, the
+router and the command actor on the embedded worker, and the reply handed to
+a relay sink."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.commands.service import start_service
+from tests.commands.support import bodies
+
+
+@pytest.fixture(scope="module")
+def service(codes_db, tmp_path_factory):
+    running, stop = start_service(codes_db, tmp_path_factory.mktemp("svc"))
+    yield running
+    stop()
+
+
+def test_help_by_email_answers_in_the_same_thread(service, db):
+    message_id = service.send("HELP", "")
+    [reply] = service.replies_to(message_id)
+    message = reply.message
+    assert reply.recipients == ["coder@example.org"]
+    assert reply.envelope_from == "bounces@mailbot.localhost"
+    assert message["Subject"] == "Re: HELP"
+    assert message["Auto-Submitted"] == "auto-replied"
+    text, html = bodies(message)
+    assert "LOOKUP 50250 J1030 E11.22" in text and "SUBSCRIBE JOBS" in html
+
+
+def test_lookup_by_email_answers_one_verified_card_per_code(service, db):
+    message_id = service.send("LOOKUP 50250 J1030 E11.22", "")
+    [reply] = service.replies_to(message_id)
+    assert reply.message["Subject"] == "Re: LOOKUP 50250 J1030 E11.22"
+    assert reply.message["X-Mailbot-Kind"] == "lookup"
+    text, html = bodies(reply.message)
+    for part in (text, html):
+        assert "Type 2 diabetes mellitus with diabetic chronic kidney disease" in part
+        assert "Injection, methylprednisolone acetate, 40 mg" in part
+        assert "ICD-10-CM FY20" in part and "HCPCS Level II 2025" in part   # versions cited
+        assert "AMA" in part                                                # CPT: licence note, no descriptor
+        assert "Use additional code" in part                                # ICD-10-CM notes
+    assert "Global days" in text and "National payment estimate" in text    # PFS facts for 50250
+    assert '<div class="card card-ok" style="' in html and '<style' not in html  # CSS inlined
+
+
+def test_codes_on_the_first_line_to_ask_are_a_lookup_too(service, db):
+    message_id = service.send("a question", "LOOKUP e1122\n\nthanks", to="ask@mailbot.localhost")
+    [reply] = service.replies_to(message_id)
+    assert reply.message["From"].addresses[0].addr_spec == "ask@mailbot.localhost"
+    assert "E11.22" in bodies(reply.message)[0]
+
+
+def test_bare_codes_to_lookup_are_looked_up(service, db):
+    message_id = service.send("codes please", "e11.22 99213\n-- \nCasey, CPC")
+    [reply] = service.replies_to(message_id)
+    text, _ = bodies(reply.message)
+    assert reply.message["X-Mailbot-Kind"] == "lookup" and "E11.22" in text and "99213" in text
+
+
+def test_unknown_codes_get_did_you_mean_suggestions(service, db):
+    message_id = service.send("LOOKUP E11.99", "")
+    text, _ = bodies(service.replies_to(message_id)[0].message)
+    assert "NOT FOUND" in text and "Did you mean" in text and "E11.9" in text
+
+
+def test_search_by_email_lists_verified_codes_and_how_to_look_them_up(service, db):
+    message_id = service.send("SEARCH type 2 diabetes with kidney disease", "")
+    [reply] = service.replies_to(message_id)
+    text, html = bodies(reply.message)
+    assert reply.message["X-Mailbot-Kind"] == "search"
+    assert "E11.22" in text and "Code set: ICD-10-CM" in text
+    assert "LOOKUP E11.22" in text and "LOOKUP E11.22" in html
+
+
+def test_check_by_email_reports_validity_edits_and_mues(service, db):
+    message_id = service.send("CHECK 20610 99213-25 E11.22", "")
+    [reply] = service.replies_to(message_id)
+    text, html = bodies(reply.message)
+    assert reply.message["X-Mailbot-Kind"] == "check"
+    assert "VALIDITY" in text and "NCCI PAIR EDITS" in text and "MUE" in text
+    assert "20610" in text and "99213-25" in text and "E11.22" in text
+    assert "NCCI pair edits" in html
+
+
+def test_too_many_codes_are_refused_with_the_limit(service, db):
+    codes = " ".join(f"E11.{i}" for i in range(21))
+    message_id = service.send(f"LOOKUP {codes}", "")
+    text, _ = bodies(service.replies_to(message_id)[0].message)
+    assert "21 codes" in text and "at most 20" in text
+
+
+def test_an_empty_message_to_lookup_gets_help(service, db):
+    message_id = service.send("", "thanks!")
+    [reply] = service.replies_to(message_id)
+    text, _ = bodies(reply.message)
+    assert "did not find a command" in text and "ADDRESSES" in text
+
+
+def test_a_malformed_lookup_gets_a_helpful_reply(service, db):
+    message_id = service.send("LOOKUP", "please")
+    [reply] = service.replies_to(message_id)
+    text, html = bodies(reply.message)
+    assert "We found no codes" in text and "LOOKUP 50250 J1030 E11.22" in text
+    assert reply.message["X-Mailbot-Kind"] == "command-error"
+
+
+def test_too_many_words_in_a_search_are_refused_with_the_limit(service, db):
+    words = " ".join(f"word{i}" for i in range(13))
+    message_id = service.send(f"SEARCH {words}", "")
+    [reply] = service.replies_to(message_id)
+    text, _ = bodies(reply.message)
+    assert "13 words" in text and "at most 12" in text
+
+
+def test_auto_replies_get_no_answer(service, db):
+    service.send("HELP", "", from_addr="vacation@example.org", headers={"Auto-Submitted": "auto-replied"})
+    service.send("Out of office", "", from_addr="ooo@example.org", headers={"X-Autoreply": "yes"})
+    service.settle()
+    assert service.sink.messages == [] or all(
+        m.recipients[0] not in ("vacation@example.org", "ooo@example.org") for m in service.sink.messages)
+
+
+def test_the_eleventh_request_gets_one_notice_and_the_twelfth_nothing(service, db):
+    sender = "busy@example.org"
+    ids = [service.send("HELP", "", from_addr=sender) for _ in range(12)]
+    for message_id in ids[:11]:
+        service.replies_to(message_id)
+    service.settle()
+    mine = [m for m in service.sink.messages if m.recipients == [sender]]
+    kinds = sorted(m.message["X-Mailbot-Kind"] for m in mine)
+    assert kinds == ["cap-notice"] + ["help"] * 10
