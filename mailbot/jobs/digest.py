@@ -18,6 +18,7 @@ inline CSS that is already inline.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from datetime import datetime
 from email.message import EmailMessage
@@ -28,7 +29,7 @@ import css_inline
 from markupsafe import Markup
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from mailbot.config import Settings
 from mailbot.context import Context
@@ -162,12 +163,41 @@ def compose_digest(settings: Settings, subscriber: Subscriber, sub: Subscription
     return build(rendered, envelope, domain=settings.service.domain, kind="digest")
 
 
+# Digests claimed in one scheduler pass share their window (same claim time,
+# same previous digest), so the candidate jobs and their index are built once
+# per window, not once per subscriber.  The key includes a fingerprint of the
+# window's postings (count, newest id, latest edit -- every change to a
+# posting bumps ``updated_at``), and an entry lives a minute at most.
+INDEX_SECONDS = 60.0
+_indexes: OrderedDict[tuple, tuple[float, JobIndex]] = OrderedDict()
+_indexes_lock = threading.Lock()
+
+
+def _window(query, start: datetime | None, end: datetime):
+    query = query.where(Job.status == JobStatus.OPEN, Job.opened_at <= end)
+    return query.where(Job.opened_at > start) if start is not None else query
+
+
+def index_for(session: Session, start: datetime | None, end: datetime) -> JobIndex:
+    fingerprint = tuple(session.exec(_window(select(func.count(), func.max(Job.id), func.max(Job.updated_at)),
+                                             start, end)).one())
+    key = (session.get_bind().url.render_as_string(), start, end, fingerprint)
+    now = time.monotonic()
+    with _indexes_lock:
+        found = _indexes.get(key)
+        if found is not None and now - found[0] < INDEX_SECONDS:
+            return found[1]
+    index = JobIndex(candidate_jobs(session, start, end))
+    with _indexes_lock:
+        _indexes[key] = (now, index)
+        while len(_indexes) > 16:
+            _indexes.popitem(last=False)
+    return index
+
+
 def candidate_jobs(session: Session, start: datetime | None, end: datetime) -> list[Job]:
     """Open, unexpired jobs that opened in ``(start, end]``, newest first."""
-    query = select(Job).where(Job.status == JobStatus.OPEN, Job.opened_at <= end)
-    if start is not None:
-        query = query.where(Job.opened_at > start)
-    jobs = session.exec(query.order_by(Job.opened_at.desc(), Job.id.desc())).all()
+    jobs = session.exec(_window(select(Job), start, end).order_by(Job.opened_at.desc(), Job.id.desc())).all()
     return [j for j in jobs if j.expires_at is None or j.expires_at > end]
 
 
@@ -206,7 +236,7 @@ def send_digest(ctx: Context, run_id: int) -> list[Poke]:
                 outbound = queue_message(session, message, kind="code-updates")
                 _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=codes)
                 return [Poke("send_outbound", outbound.id)]
-            index = JobIndex(candidate_jobs(session, run.window_start, run.window_end))
+            index = index_for(session, run.window_start, run.window_end)
             matched = index.matching(sub.criteria)
             sub.last_digest_at = run.window_end
             session.add(sub)

@@ -71,8 +71,9 @@ def matches(job: JobLike, criteria: dict[str, Any]) -> bool:
 class JobIndex:
     """Bitsets over ``jobs`` (kept in the given order: bit ``i`` is ``jobs[i]``)."""
 
-    def __init__(self, jobs: Sequence[JobLike]) -> None:
+    def __init__(self, jobs: Sequence[JobLike], *, memo: bool = True) -> None:
         self.jobs = list(jobs)
+        self.memo = memo
         self.all = (1 << len(self.jobs)) - 1
         self._mode: dict[str, int] = {}
         self._state: dict[str, int] = {}
@@ -115,8 +116,8 @@ class JobIndex:
 
     def bits(self, criteria: dict[str, Any]) -> int:
         """The set of matching jobs as a bitset (memoised per distinct criteria)."""
-        key = json.dumps(criteria, sort_keys=True)
-        cached = self._cache.get(key)
+        key = json.dumps(criteria, sort_keys=True) if self.memo else ""
+        cached = self._cache.get(key) if self.memo else None
         if cached is not None:
             return cached
         bits = self.all
@@ -145,7 +146,8 @@ class JobIndex:
             for s in specialties:
                 spec |= self._specialty_bits(s)
             bits &= spec
-        self._cache[key] = bits
+        if self.memo:
+            self._cache[key] = bits
         return bits
 
     def matching(self, criteria: dict[str, Any], limit: int | None = None) -> list[JobLike]:
