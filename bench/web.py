@@ -59,10 +59,10 @@ SUBJECTS = ["Can 20610 and 99213 be billed together?", "ICD-10 for type 2 diabet
             "Modifier 59 vs XS on 11042", "J1030 units for 80 mg", "Z79.4 with E11.65?", "G0439 and 99397 same day",
             "Laterality for M17.11", "E/M level for new patient telehealth", "Wound care 97597 with 11042",
             "HCPCS for walker E0143"]
-SYSTEMS = [["CPT"], ["ICD-10-CM"], ["CPT", "ICD-10-CM"], ["HCPCS"], ["CPT", "HCPCS"]]
-CITED = [{"code": "20610", "system": "CPT", "role": "procedure", "verdict": "ok"},
-         {"code": "99213", "system": "CPT", "role": "procedure", "verdict": "ok"},
-         {"code": "E11.22", "system": "ICD-10-CM", "role": "diagnosis", "verdict": "ok"}]
+SYSTEMS = [["cpt"], ["icd10cm"], ["cpt", "icd10cm"], ["hcpcs"], ["cpt", "hcpcs"]]
+CITED = [{"code": "20610", "system": "cpt", "role": "procedure", "status": "unlicensed_descriptor", "ok": True},
+         {"code": "99213", "system": "cpt", "role": "procedure", "status": "unlicensed_descriptor", "ok": True},
+         {"code": "E11.22", "system": "icd10cm", "role": "diagnosis", "status": "ok", "ok": True}]
 
 
 def seed(db: Database, pending: int, finished: int = 500) -> list[int]:
@@ -204,7 +204,7 @@ def run_backend(name: str, db: Database, args, tmp: Path) -> dict:
                 "seed_seconds": round(seeded, 1),
                 "healthz": percentiles(timed(client, ["/healthz"] * n)),
                 "queue": percentiles(timed(client, ["/queue"] * n, expect="of 10")),
-                "queue_filtered": percentiles(timed(client, ["/queue?system=CPT&flagged=1&q=modifier"] * n)),
+                "queue_filtered": percentiles(timed(client, ["/queue?system=cpt&flagged=1&q=modifier"] * n)),
                 "queue_deep": percentiles(timed(client, ["/queue?page=150"] * n)),
                 "detail": percentiles(timed(client, [f"/consultations/{rnd.choice(cids)}" for _ in range(n)],
                                             expect="Answer draft")),

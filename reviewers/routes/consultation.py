@@ -25,6 +25,7 @@ from reviewers.pages import render
 from workflows.actors import dispatch
 
 router = APIRouter()
+SYSTEM_LABELS = {"icd10cm": "ICD-10-CM", "cpt": "CPT", "hcpcs": "HCPCS", "modifier": "modifier"}
 
 # Attachments are always downloaded, never displayed, and only these types
 # keep their own content type (the rest is served as opaque bytes).
@@ -68,7 +69,7 @@ def _page(request: Request, reviewer: Reviewer, cid: int, *, status_code: int = 
         "mine": c.claimed_by_id == reviewer.id, "others": others,
         "kept": kept or {}, "stored_verdicts": {d.get("code"): d for d in (loaded.draft.cited_codes if loaded.draft else [])
                                                  if isinstance(d, dict)},
-        "sla_hours": ctx.settings.web.sla_hours,
+        "sla_hours": ctx.settings.web.sla_hours, "system_labels": SYSTEM_LABELS,
     }, title=f"{c.reference} {c.subject}"[:120], status_code=status_code, error=error)
 
 

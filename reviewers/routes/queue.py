@@ -24,7 +24,8 @@ from reviewers.pages import render
 
 router = APIRouter()
 
-CODE_SYSTEMS = ("ICD-10-CM", "CPT", "HCPCS")
+# Values as the knowledge base names systems (Consultation.code_systems), with labels.
+CODE_SYSTEMS = {"icd10cm": "ICD-10-CM", "cpt": "CPT", "hcpcs": "HCPCS"}
 _ID = re.compile(r"^\s*(?:q-?)?(\d{1,12})\s*$", re.I)
 
 

@@ -114,7 +114,7 @@ def seed_consultation(db, *, subject: str = "Can 20610 and 99213 be billed toget
     with db.session() as session:
         c = Consultation(subject=subject, asker_email=asker, asker_name="Casey Coder", state=state,
                          created_at=now - timedelta(hours=age_hours), waiting_since=now - timedelta(hours=age_hours),
-                         code_systems=systems if systems is not None else ["CPT"], flags=flags,
+                         code_systems=systems if systems is not None else ["cpt"], flags=flags,
                          claimed_by_id=claimed_by, claimed_at=now if claimed_by else None,
                          root_message_id="<q1@clinic.example>", thread_message_ids=["<q1@clinic.example>"])
         session.add(c)
@@ -133,8 +133,8 @@ def seed_consultation(db, *, subject: str = "Can 20610 and 99213 be billed toget
         if draft is not None:
             session.add(Draft(consultation_id=c.id, source="llm", body=draft, model="test-model",
                               cited_codes=cited if cited is not None else [
-                                  {"code": "20610", "system": "CPT", "role": "procedure", "verdict": "ok"},
-                                  {"code": "99213", "system": "CPT", "role": "procedure", "verdict": "ok"}],
+                                  {"code": "20610", "system": "cpt", "role": "procedure", "status": "unlicensed_descriptor", "ok": True},
+                                  {"code": "99213", "system": "cpt", "role": "procedure", "status": "unlicensed_descriptor", "ok": True}],
                               redacted_question="Patient [NAME] seen for knee pain. Can we bill 20610 with 99213-25?",
                               redactions=[{"kind": "name", "start": 8, "end": 14}]))
         session.add(c)

@@ -38,17 +38,17 @@ def test_counts_per_state_are_shown(client, db, alice):
 
 
 def test_filters_by_assignee_system_flags_and_state(client, db, alice, bob):
-    mine = seed_consultation(db, subject="mine", claimed_by=alice.id, systems=["ICD-10-CM"])
+    mine = seed_consultation(db, subject="mine", claimed_by=alice.id, systems=["icd10cm"])
     bobs = seed_consultation(db, subject="bobs", claimed_by=bob.id, flags=2)
-    free = seed_consultation(db, subject="free", systems=["HCPCS", "CPT"])
+    free = seed_consultation(db, subject="free", systems=["cpt", "hcpcs"])
     info = seed_consultation(db, subject="info", state=ConsultationState.NEEDS_INFO)
     sign_in(client, alice)
     assert _refs(client.get("/queue?assignee=me").text) == [f"Q-{mine}"]
     assert _refs(client.get("/queue?assignee=none").text) == [f"Q-{free}"]
     assert _refs(client.get(f"/queue?assignee={bob.id}").text) == [f"Q-{bobs}"]
     assert _refs(client.get("/queue?flagged=1").text) == [f"Q-{bobs}"]
-    assert _refs(client.get("/queue?system=ICD-10-CM").text) == [f"Q-{mine}"]
-    assert _refs(client.get("/queue?system=HCPCS").text) == [f"Q-{free}"]
+    assert _refs(client.get("/queue?system=icd10cm").text) == [f"Q-{mine}"]
+    assert _refs(client.get("/queue?system=hcpcs").text) == [f"Q-{free}"]
     assert _refs(client.get("/queue?state=needs_info").text) == [f"Q-{info}"]
     assert len(_refs(client.get("/queue?state=all").text)) == 4
 
