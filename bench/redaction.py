@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from redaction_cases import CODE_TOKEN, Case, cases  # noqa: E402
+from redaction_cases import CODE_TOKEN, Case, cases, hard_cases  # noqa: E402
 
 from mailbot.drafting.redact import DATE, redact  # noqa: E402
 
@@ -93,9 +93,11 @@ def main() -> None:
     all_cases = cases(args.cases)
     base = score(all_cases, baseline)
     mine = score(all_cases, ours)
+    hard = score(hard_cases(), ours)
     result = {
         "cases": len(all_cases),
         "ours": mine,
+        "held_out_hard_phrasings": hard,
         "baseline_simple_patterns": base,
         "recall_ratio_vs_baseline": round(mine["recall"] / base["recall"], 3) if base["recall"] else None,
         "target_recall": 0.98,
@@ -109,6 +111,10 @@ def main() -> None:
         print(f"{name:9s} recall {r['recall']:.3f}  precision {r['precision']:.3f}  "
               f"codes/DOS damaged {r['protected_damaged']}/{r['protected_tokens']}  {r['ms_per_case']} ms/case")
     print(f"recall ratio ours/baseline: {result['recall_ratio_vs_baseline']}")
+    print(f"held-out hard phrasings ({len(hard_cases())} cases): recall {hard['recall']:.3f}  "
+          f"precision {hard['precision']:.3f}  codes damaged {hard['protected_damaged']}/{hard['protected_tokens']}")
+    if hard["misses"]:
+        print("held-out missed:", *hard["misses"], sep="\n  ")
     if mine["misses"]:
         print("missed:", *mine["misses"], sep="\n  ")
     print(f"wrote {out}")

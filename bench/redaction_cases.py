@@ -61,6 +61,22 @@ TEMPLATES = [
     "Nurse note: {NAME} received flu shot 90686 and admin G0008 on {DATE}. Medicare Part B. MBI {MBI}. Is G0008 right?",
 ]
 
+# Written after the redactor was tuned on TEMPLATES and never run against it
+# before being committed: harder phrasings (lower-case names, names without a
+# cue, run-together numbers).  Reported separately as a held-out check.
+HARD_TEMPLATES = [
+    "pt {LOWERNAME} came in {DATE} for 99213, can i add G2211?",
+    "Billing for {NAME} only - she is {AGE}. Codes 20610 and J3301. Tel {PHONE}",
+    "{LASTFIRST} (acct {ACCOUNT}) - 93000 vs 93010, which one for the reading only?",
+    "Spoke with {NAME} today about her E11.65 claim; callback {PHONE}, mail {EMAIL}.",
+    "Beneficiary info: {NAME} / {DOB} / {ADDRESS}. Question: G0439 frequency?",
+    "DOB {DOB}; name {LOWERNAME}; ICD-10 Z23 with 90686?",
+    "We treated {NAME} at home ({ADDRESS}) - is 99349 right for a home visit?",
+    "MRN {MRN} / {NAME}: 11042 + 97597 same session?",
+    "Our biller asks about {NAME}'s 99285-25 with 12001. Seen {DATE}. SSN on file {SSN}.",
+    "{NAME} was born {DOB} and had 90471 today; Medicare ID {MBI}.",
+]
+
 FIRST = ["John", "Maria", "Wei", "Fatima", "Robert", "Aisha", "Dmitri", "Lakshmi", "Carlos", "Eleanor",
          "Tomasz", "Nkechi", "Hiroshi", "Brittany", "Ahmed", "Siobhan", "Jorge", "Ingrid", "Kwame", "Mei"]
 LAST = ["Smith", "Garcia", "Nguyen", "O'Connor", "Kowalski", "Okafor", "Tanaka", "Haddad", "Johansson",
@@ -98,6 +114,8 @@ def _fill(kind: str, rng: random.Random) -> str:
     first, last = rng.choice(FIRST), rng.choice(LAST)
     if kind in ("NAME", "NAME2"):
         return rng.choice([f"{first} {last}", f"{first} {last}", f"{first} {rng.choice('ABCDEJKLMR')}. {last}"])
+    if kind == "LOWERNAME":
+        return f"{first} {last}".lower()
     if kind == "LAST":
         return last
     if kind == "LASTFIRST":
@@ -132,7 +150,7 @@ def _fill(kind: str, rng: random.Random) -> str:
 
 
 _SLOT = re.compile(r"\{([A-Z_0-9]+)\}")
-_GOLD_KIND = {"NAME2": "NAME", "LAST": "NAME", "LASTFIRST": "NAME", "MBI": "ACCOUNT"}
+_GOLD_KIND = {"NAME2": "NAME", "LAST": "NAME", "LASTFIRST": "NAME", "LOWERNAME": "NAME", "MBI": "ACCOUNT"}
 _NOT_PHI = {"AGE"}
 
 
@@ -161,9 +179,13 @@ def build(template: str, rng: random.Random) -> Case:
     return case
 
 
-def cases(n: int = 126, seed: int = 20261124) -> list[Case]:
+def cases(n: int = 126, seed: int = 20261124, templates: list[str] = TEMPLATES) -> list[Case]:
     rng = random.Random(seed)
-    return [build(TEMPLATES[i % len(TEMPLATES)], rng) for i in range(n)]
+    return [build(templates[i % len(templates)], rng) for i in range(n)]
+
+
+def hard_cases(n: int = 40, seed: int = 7) -> list[Case]:
+    return cases(n, seed, HARD_TEMPLATES)
 
 
 CODE_TOKEN = re.compile(r"\b(?:\d{4}[0-9FT]|[A-Z]\d{4}|[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?)(?:-(?:\d{2}|[A-Z]{2}))?\b")

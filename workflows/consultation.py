@@ -5,9 +5,10 @@
 reopens a consultation when the asker writes again.  The work and its
 conditional state changes live in :mod:`mailbot.services.consultations`.
 
-An approved answer still waiting for delivery is "try later, not an error":
-``dramatiq.Retry`` with the usual backoff.  The recovery rule registered here lets
-the reconciler finish follow-ups whose poke was lost.
+An approved answer still waiting for delivery is "look again later, not an
+error": the actor re-sends itself with a delay until delivery is final.
+The recovery rule registered here lets the reconciler finish follow-ups
+whose poke was lost.
 """
 
 from __future__ import annotations
@@ -30,9 +31,13 @@ DRAFT_TIME_LIMIT_MS = 15 * 60 * 1000
 def advance_consultation(consultation_id: int) -> None:
     try:
         dispatch(consultations.advance(current(), consultation_id))
+    except consultations.NotYetDelivered as exc:
+        # Waiting for the send_outbound actor is not a failure: look again
+        # later without using up this message's retries.  Delivery ends in
+        # sent or failed, so this stops.
+        advance_consultation.send_with_options(args=(consultation_id,), delay=exc.delay_ms)
     except consultations.TryLater as exc:
-        # Retried with the actor's exponential backoff (1 s doubling to 5 min).
-        raise dramatiq.Retry(str(exc)) from None
+        raise dramatiq.Retry(str(exc)) from None  # the actor's backoff: 1 s doubling to 5 min
 
 
 @dramatiq.actor(time_limit=60_000, **RETRY)

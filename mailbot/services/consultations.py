@@ -65,7 +65,11 @@ class TryLater(Exception):
 
 
 class NotYetDelivered(TryLater):
-    """The answer is queued but not delivered yet."""
+    """The answer is queued but not delivered yet; look again in ``delay_ms``."""
+
+    def __init__(self, message: str, delay_ms: int = 1_000) -> None:
+        super().__init__(message)
+        self.delay_ms = delay_ms
 
 
 # -- helpers -------------------------------------------------------------------
@@ -189,7 +193,12 @@ def _finish_sending(ctx: Context, cid: int) -> list[Poke]:
                 _audit(session, cid, "system", "failed", after=reason)
             return []
         if out.state == OutboundState.PENDING:
-            raise NotYetDelivered(f"answer {out.id} for Q-{cid} not delivered yet")
+            # First attempt still running: look again soon; after a temporary
+            # failure: just after the next attempt is due.
+            delay = 500
+            if out.next_attempt_at is not None:
+                delay = int(max(0.0, (out.next_attempt_at - utcnow()).total_seconds()) * 1000) + 1_000
+            raise NotYetDelivered(f"answer {out.id} for Q-{cid} not delivered yet", min(delay, 300_000))
         if _move(session, cid, (S.APPROVED,), S.SENT, answered_at=out.sent_at or utcnow()):
             _audit(session, cid, "system", "sent", message_id=out.message_id)
     return []
