@@ -96,6 +96,16 @@ def main() -> None:
     hard = score(hard_cases(), ours)
     result = {
         "cases": len(all_cases),
+        "recall": mine["recall"],
+        "precision": mine["precision"],
+        "codes_or_dos_damaged": mine["protected_damaged"],
+        "ms_per_case": mine["ms_per_case"],
+        "baseline_recall": base["recall"],
+        "baseline_precision": base["precision"],
+        "held_out_cases": len(hard_cases()),
+        "held_out_recall": hard["recall"],
+        "held_out_precision": hard["precision"],
+        "baseline": "four obvious patterns (e-mail, SSN, phone, any full date), same cases, same run",
         "ours": mine,
         "held_out_hard_phrasings": hard,
         "baseline_simple_patterns": base,
