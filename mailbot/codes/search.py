@@ -31,7 +31,14 @@ SYSTEMS = (ICD10CM, HCPCS, CPT)
 _CODE_PREFIX = re.compile(r"^(?:[a-z]\d[0-9a-z]?(?:\.[0-9a-z]{0,4})?|[a-v]\d{2,4}|\d{3,4}[0-9ftu]?)$")
 _ENCOUNTER_WORDS = {"subsequent", "sequela", "sequelae", "followup", "follow", "healing", "nonunion", "malunion",
                     "open", "later", "aftercare"}
-_DEFAULT_MARKERS = ("unspecified", "essential (primary)", "without complications")
+_DEFAULT_MARKERS = ("unspecified", "not specified", "essential (primary)", "without complications")
+# Chapters that apply only to a kind of patient: pregnancy (O) and newborns (P).
+_CONTEXT_CHAPTERS = {
+    "O": {"pregnancy", "pregnant", "delivery", "labor", "labour", "postpartum", "puerperium", "trimester",
+          "gestational", "maternal", "obstetric", "abortion", "miscarriage", "ectopic", "eclampsia", "weeks"},
+    "P": {"newborn", "neonatal", "neonate", "perinatal", "baby", "infant", "fetus", "fetal", "birth", "preterm"},
+}
+_HISTORY_WORDS = {"history", "hx", "h/o", "past", "previous", "former", "old"}
 _QUALIFIED = {"type", "gestational", "secondary", "pregnancy", "neonatal", "induced", "due", "renovascular"}
 _SINGLE_WORD_KEYS = [k for k in SYNONYMS if " " not in k and len(k) >= 5]
 _MAX_SYNONYM_WORDS = max(len(k.split()) for k in SYNONYMS)
@@ -212,6 +219,7 @@ def _score(index: CodeIndex, concepts: list[list[_Alt]]) -> tuple[np.ndarray, np
 def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: int) -> list[SearchHit]:
     candidates = int(min(index.size, max(limit * 40, 400)))
     top = np.argpartition(-final, candidates - 1)[:candidates] if candidates < index.size else np.arange(index.size)
+    query_set = set(query_words)
     defaults = {DEFAULT_CATEGORIES[w] for w in query_words if w in DEFAULT_CATEGORIES}
     if _QUALIFIED & set(query_words):
         defaults = set()  # the query names the type itself
@@ -230,6 +238,11 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
         elif any(marker in title for marker in _DEFAULT_MARKERS) or title.endswith(" nos"):
             # a query without detail usually means the default (unspecified) code
             score *= 1.03
+        chapter_words = _CONTEXT_CHAPTERS.get(index.codes[i][0])
+        if chapter_words and not chapter_words & query_set:
+            score *= 0.85  # pregnancy / newborn codes only when the query says so
+        if "history" in title and not _HISTORY_WORDS & query_set:
+            score *= 0.9
         category = index.codes[i][:3]
         if category in defaults:
             score *= 1.04

@@ -48,9 +48,13 @@ EXCLUDES_FILES = {"fy2027-excludes1.csv": "excludes1", "fy2027-excludes2.csv": "
 
 
 def shipped_tabular() -> Path:
-    import simple_icd_10_cm
+    import importlib.util
 
-    return Path(simple_icd_10_cm.__file__).resolve().parent / "data" / "icd10c-tabular-April-1-2026.xml"
+    # find the package without importing it: importing it parses the whole XML
+    spec = importlib.util.find_spec("simple_icd_10_cm")
+    if spec is None or not spec.submodule_search_locations:
+        raise CodeImportError("the simple-icd-10-cm package (ICD-10-CM FY2026 tabular) is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "icd10c-tabular-April-1-2026.xml"
 
 
 def import_icd10cm(session: Session, tabular: Path, addenda_dir: Path | None,
