@@ -26,7 +26,10 @@ from typing import Any
 from sqlmodel import Session
 
 _PLACEHOLDER = re.compile(r"\[[A-Z]+\]")
-_MODIFIER_WORD = re.compile(r"\bmod(?:ifier)?s?\s*[-#:]?\s*((?:[0-9A-Z]{2}\b[\s,/&and]*)+)", re.I)
+# "modifier 59", "modifiers 25 and 59", "mod XU": the word in any case, the
+# modifiers themselves as coders write them (digits or capitals).
+_MODIFIER_WORD = re.compile(
+    r"(?i:\bmod(?:ifier)?s?)\b[\s:#-]*((?:(?:\d{2}|[A-Z][A-Z0-9])\b(?:\s*(?:,|/|&|\bor\b|\band\b)\s*)?)+)")
 _STOP = frozenset("""
 a an the and or but if of to in on at for with without by from is are was were be been can could
 should would will do does did have has had i we you he she they it this that these those my our your
@@ -34,6 +37,7 @@ what which who how when where why any some there their them his her its as not n
 please thanks thank hi hello dear question code codes coding bill billed billing report reported
 use used using together same day right correct patient pt dx cpt icd hcpcs icd-10 icd-10-cm modifier
 need needs also just one two get got help tell know about into per vs versus ok
+dob dos mrn ssn phone email acct account member policy claim name date service birth
 """.split())
 
 
@@ -105,7 +109,7 @@ def modifiers_in(text: str, codes: list[str]) -> list[str]:
         if "-" in code:
             found.setdefault(code.split("-", 1)[1].upper(), None)
     for m in _MODIFIER_WORD.finditer(text):
-        for mod in re.findall(r"\b[0-9A-Z]{2}\b", m.group(1).upper()):
+        for mod in re.findall(r"\b(?:\d{2}|[A-Z][A-Z0-9])\b", m.group(1)):
             found.setdefault(mod, None)
     return list(found)
 
@@ -131,7 +135,8 @@ def build_context(session: Session, question: str, *, on: date | None = None,
     if bases:
         ctx.cards = [card.to_dict() for card in lookup.lookup(session, bases, on=on)]
     ctx.search_query = search_words(question)
-    if ctx.search_query:
+    # A question that names its codes is searched only when it also describes something.
+    if ctx.search_query and (not bases or len(ctx.search_query.split()) >= 2):
         ctx.search_hits = [hit.to_dict() for hit in search.search(session, ctx.search_query, limit=search_limit)]
     procedures = [c for c in bases if _is_procedure(c)]
     if procedures:

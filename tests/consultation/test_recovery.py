@@ -1,0 +1,86 @@
+"""What the reconciler and the embedded default rely on: lost pokes are found
+again, endless drafting stops, and with no relay and no LLM an answer still
+reaches the Maildir outbox."""
+
+from __future__ import annotations
+
+import mailbox
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import select
+
+from mailbot.context import Context, configure
+from mailbot.models import Consultation, InboundMessage, QuarantineItem
+from mailbot.services import Poke, recovery
+from mailbot.services import consultations as svc
+from tests.conftest import make_settings
+from tests.consultation.drive import drive, question, receive
+from tests.support.fake_llm import FakeLlm
+
+
+def test_the_embedded_default_answers_into_the_outbox_without_relay_or_llm(tmp_path, codes_db, db, reviewer):
+    ctx = configure(Context(make_settings(tmp_path, db), db=db))
+    receive(ctx, question("Modifier question", "Does 20610 need modifier RT? DOS 2026-02-02"))
+    with db.read() as session:
+        c = session.exec(select(Consultation)).one()
+    assert c.state == "awaiting_review"
+    drive(ctx, svc.approve(ctx, c.id, reviewer, "Yes, append RT to 20610 for the right knee.", c.version))
+    outbox = mailbox.Maildir(ctx.settings.outbox_path, create=False)
+    kinds = sorted(m["X-Mailbot-Kind"] for m in outbox)
+    assert kinds == ["ack", "answer"]
+    with db.read() as session:
+        assert session.get(Consultation, c.id).state == "sent"
+
+
+def test_a_lost_follow_up_poke_is_found_by_the_reconciler(cctx, llm, sink, reviewer, db):
+    llm.script(FakeLlm.json({"answer": "20610 is fine.", "cited_codes": [{"code": "20610"}]}))
+    receive(cctx, question("Knee", "Is 20610 ok? DOS 2026-02-02"))
+    with db.read() as session:
+        c = session.exec(select(Consultation)).one()
+    drive(cctx, svc.approve(cctx, c.id, reviewer, "20610 is fine.", c.version))
+    answer_id = sink.messages[-1].message["Message-ID"]
+
+    from mailbot.mail import intake
+    from mailbot.services import inbound
+
+    follow = question("Re: Knee", "What about both knees?", message_id="<lost@example.org>",
+                      headers={"In-Reply-To": answer_id})
+    iid = intake.accept(cctx.db, follow.as_bytes(), source="smtp", envelope_from="casey@example.org",
+                        envelope_to=["ask@mailbot.localhost"])
+    assert inbound.process(cctx, iid) == [Poke("consultation_followup", iid)]   # ... and the poke is lost
+    import workflows.consultation  # noqa: F401  (registers the recovery rule)
+
+    with db.read() as session:
+        found = recovery.unfinished(session, timedelta(0))
+    assert Poke("consultation_followup", iid) in found
+    drive(cctx, [Poke("consultation_followup", iid)])
+    with db.read() as session:
+        assert session.get(Consultation, c.id).state == "awaiting_review"
+        assert Poke("consultation_followup", iid) not in recovery.unfinished(session, timedelta(0))
+
+
+def test_drafting_that_keeps_dying_ends_failed_and_quarantined(cctx, llm, sink, db):
+    receive(cctx, question("Knee", "Is 20610 ok?"))
+    with db.session() as session:
+        c = session.exec(select(Consultation)).one()
+        session.exec(update(Consultation).where(Consultation.id == c.id).values(
+            state="drafting", attempts=svc.MAX_DRAFT_ATTEMPTS))
+    drive(cctx, [Poke("advance_consultation", c.id)])
+    with db.read() as session:
+        failed = session.get(Consultation, c.id)
+        item = session.exec(select(QuarantineItem).where(QuarantineItem.stage == "drafting")).one()
+    assert failed.state == "failed" and "attempts" in failed.failure_reason and item.ref_id == c.id
+
+
+def test_a_stuck_consultation_is_poked_again(cctx, llm, sink, db):
+    receive(cctx, question("Knee", "Is 20610 ok?"))
+    with db.session() as session:
+        c = session.exec(select(Consultation)).one()
+        session.exec(update(Consultation).where(Consultation.id == c.id).values(state="drafting"))
+    with db.read() as session:
+        assert Poke("advance_consultation", c.id) in recovery.unfinished(session, timedelta(0))
+    drive(cctx, [Poke("advance_consultation", c.id)])
+    with db.read() as session:
+        assert session.get(Consultation, c.id).state == "awaiting_review"
+        assert session.exec(select(InboundMessage)).one().consultation_id == c.id
