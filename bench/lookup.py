@@ -106,6 +106,14 @@ def send_timed(port: int, msg: EmailMessage, rcpt: str) -> float:
     return started
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
@@ -136,6 +144,28 @@ def database(sqlite: bool, tmp: Path) -> tuple[str, callable]:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, drop
 
 
+def stage_breakdown(ctx, first_sender: str, count: int) -> dict[str, float]:
+    """Median time in each stage of the sequential LOOKUPs, from the rows'
+    timestamps: stored -> routed -> reply queued -> handed to the relay."""
+    from sqlmodel import select
+
+    from mailbot.models import InboundMessage, OutboundMessage
+
+    with ctx.db.read() as session:
+        first = session.exec(select(InboundMessage.id).where(InboundMessage.from_addr == first_sender)).first()
+        rows = session.exec(select(InboundMessage, OutboundMessage)
+                            .join(OutboundMessage, OutboundMessage.inbound_id == InboundMessage.id)
+                            .where(InboundMessage.id >= first).order_by(InboundMessage.id).limit(count)).all()
+    parts = {"stored_to_routed_ms": [], "routed_to_reply_queued_ms": [], "queued_to_sent_ms": []}
+    for inbound, outbound in rows:
+        if not (inbound.processed_at and outbound.sent_at):
+            continue
+        parts["stored_to_routed_ms"].append((inbound.processed_at - inbound.received_at).total_seconds() * 1000)
+        parts["routed_to_reply_queued_ms"].append((outbound.created_at - inbound.processed_at).total_seconds() * 1000)
+        parts["queued_to_sent_ms"].append((outbound.sent_at - outbound.created_at).total_seconds() * 1000)
+    return {k: round(statistics.median(v), 1) for k, v in parts.items() if v}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sqlite", action="store_true", help="SQLite file instead of PostgreSQL")
@@ -149,9 +179,9 @@ def main() -> None:
     db_url, drop_db = database(args.sqlite, tmp)
     namespace = f"mailbot-bench-{uuid.uuid4().hex[:8]}"
     sink = Sink()
-    relay = Controller(sink, hostname="127.0.0.1", port=0)
+    relay_port = free_port()
+    relay = Controller(sink, hostname="127.0.0.1", port=relay_port)
     relay.start()
-    relay_port = relay.server.sockets[0].getsockname()[1]
 
     from mailbot.config import load_settings
     from mailbot.context import Context, configure
@@ -178,9 +208,10 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILBOT_")}
     env.update({"MAILBOT_" + k.upper().replace(".", "__"): str(v) for k, v in overrides.items()})
     env["PYTHONPATH"] = str(ROOT)
-    worker = subprocess.Popen([sys.executable, "-m", "dramatiq", "workflows.actors", "--processes", "1",
-                               "--threads", str(args.threads)], cwd=tmp, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env["MAILBOT_BROKER__EMBEDDED_THREADS"] = str(args.threads)
+    # The product's worker process: dramatiq worker + reconciler + scheduler.
+    worker = subprocess.Popen([str(Path(sys.executable).parent / "mailbot"), "worker"], cwd=tmp, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     listener = SmtpListener(ctx, on_stored=processes.on_stored)
     listener.start()
     to = settings.service_address(settings.service.lookup_address)
@@ -200,7 +231,9 @@ def main() -> None:
             t0 = send_timed(relay_port, msg, "sink@example.org")
             hop.append((sink.wait(str(msg["Message-ID"])) - t0) * 1000)
         help_ms = [one("HELP") for _ in range(max(10, args.requests // 2))]
+        first_lookup = next(counter)
         lookup_ms = [one("LOOKUP " + LOOKUPS[i % len(LOOKUPS)]) for i in range(args.requests)]
+        stages = stage_breakdown(ctx, f"bench{first_lookup + 1}@example.org", args.requests)
 
         subjects = ["LOOKUP " + LOOKUPS[i % len(LOOKUPS)] for i in range(args.sustained)]
         t_start = time.perf_counter()
@@ -232,6 +265,7 @@ def main() -> None:
         "sustained_clients": args.clients, "sustained_p50_ms": sus_s["p50_ms"], "sustained_p95_ms": sus_s["p95_ms"],
         "worker_threads": args.threads, "target_p50_ms": 250, "meets_target": lookup_s["p50_ms"] < 250,
         "code_set_load_seconds": round(import_seconds, 1),
+        **{f"lookup_stage_{k}": v for k, v in stages.items()},
         "baseline": "same run: bare SMTP hop client->sink, and HELP through the same pipeline",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "detail": {"lookup": lookup_s, "help": help_s, "smtp_hop": hop_s, "sustained": sus_s},
@@ -240,6 +274,7 @@ def main() -> None:
     print(f"HELP  e2e     p50 {help_s['p50_ms']:7.1f} ms  p95 {help_s['p95_ms']:7.1f} ms")
     print(f"LOOKUP e2e    p50 {lookup_s['p50_ms']:7.1f} ms  p95 {lookup_s['p95_ms']:7.1f} ms  "
           f"(x{results['lookup_over_help_p50']} HELP, x{results['lookup_over_smtp_hop_p50']} one SMTP hop; target p50 < 250 ms)")
+    print("LOOKUP stages (median): " + ", ".join(f"{k} {v} ms" for k, v in stages.items()))
     print(f"sustained     {results['sustained_lookups_per_s']} lookups/s with {args.clients} clients "
           f"(p50 {sus_s['p50_ms']} ms, p95 {sus_s['p95_ms']} ms)")
     out = ROOT / "bench" / "results" / "lookup.json"

@@ -2,24 +2,42 @@
 HELP, and the job-board commands) with one automatic reply.
 
 Thin on purpose: :func:`mailbot.commands.runner.run` does the work in one
-transaction and is safe to run twice; this only sends the poke it returns.
-The recovery rule registered here lets the reconciler finish commands whose
-poke was lost (a crash between routing and answering).
+transaction and is safe to run twice.  The reply it queued is handed to the
+relay right here rather than through another queue hop -- automatic replies
+are promised "within seconds", and each hop costs a consumer poll -- and only
+a failure to send goes through the ``send_outbound`` actor, which retries
+with backoff.  The recovery rule registered here lets the reconciler finish
+commands whose poke was lost (a crash between routing and answering).
 """
 
 from __future__ import annotations
+
+import logging
 
 import dramatiq
 
 from mailbot.commands import runner
 from mailbot.context import current
-from mailbot.services import recovery
+from mailbot.services import Poke, delivery, recovery
 from workflows.actors import RETRY, dispatch
+
+log = logging.getLogger(__name__)
 
 
 @dramatiq.actor(time_limit=60_000, **RETRY)
 def run_command(inbound_id: int) -> None:
-    dispatch(runner.run(current(), inbound_id))
+    ctx = current()
+    later: list[Poke] = []
+    for poke in runner.run(ctx, inbound_id):
+        if poke.actor != "send_outbound":
+            later.append(poke)
+            continue
+        try:
+            delivery.deliver(ctx, poke.id)
+        except Exception as exc:  # RetryLater or anything else: the send actor retries with backoff
+            log.info("reply %s not sent at once (%s); queued for retry", poke.id, exc)
+            later.append(poke)
+    dispatch(later)
 
 
 if runner.unanswered_commands not in recovery.RULES:
