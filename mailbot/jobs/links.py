@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,17 +40,32 @@ def _secret(settings: Settings) -> str:
     for value in (settings.jobs.link_secret, settings.web.session_secret):
         if value is not None and value.get_secret_value():
             return value.get_secret_value()
-    path = Path(settings.service.var_dir) / "secrets" / "link-secret"
+    return _file_secret(str(settings.service.var_dir))
+
+
+@lru_cache(maxsize=8)
+def _file_secret(var_dir: str) -> str:
+    path = Path(var_dir) / "secrets" / "link-secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first; use theirs
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
 def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(_secret(settings), salt=f"mailbot.jobs.{purpose}")
+    return _cached_serializer(_secret(settings), purpose)
+
+
+@lru_cache(maxsize=32)
+def _cached_serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    # Building one derives keys; a digest run signs three links per email.
+    return URLSafeTimedSerializer(secret, salt=f"mailbot.jobs.{purpose}")
 
 
 def sign(settings: Settings, purpose: str, payload: dict[str, Any]) -> str:

@@ -81,6 +81,8 @@ class JobIndex:
         self._cred: dict[str, int] = {}
         self._specialty: dict[str, int] = {}
         self.remote = self.remote_anywhere = self.no_creds = 0
+        # Folded once: specialty bits are computed per distinct specialty asked for.
+        self._text = [f" {_fold(job.specialty)} {_fold(job.title)} " for job in self.jobs]
         for i, job in enumerate(self.jobs):
             bit = 1 << i
             self._mode[job.work_mode] = self._mode.get(job.work_mode, 0) | bit
@@ -108,8 +110,9 @@ class JobIndex:
     def _specialty_bits(self, specialty: str) -> int:
         if specialty not in self._specialty:
             bits = 0
-            for i, job in enumerate(self.jobs):
-                if _has_specialty(job, specialty):
+            needle = f" {_fold(specialty)} "
+            for i, text in enumerate(self._text):
+                if needle in text:
                     bits |= 1 << i
             self._specialty[specialty] = bits
         return self._specialty[specialty]

@@ -8,6 +8,7 @@ from mailbot.jobs import digest
 @pytest.fixture(autouse=True)
 def _fresh_digest_caches():
     """Tests empty the database and reuse ids and fixed timestamps, which a
-    production database never does; start each test without cached indexes."""
+    production database never does; start each test without cached indexes or cards."""
     digest._indexes.clear()
+    digest.CARDS = digest.CardCache()
     yield
