@@ -15,8 +15,9 @@ Figures, measured in the same run:
 - ``queue``: the first page of the queue (awaiting review, oldest first),
   ``queue_filtered`` (code system + has flags + search words) and
   ``queue_deep`` (page 150); p50/p95/p99 in ms and the ratio to healthz;
-- ``detail``: a consultation's detail page (thread, draft, code cards,
-  audit); p50/p95/p99 and ratio;
+- ``detail``: a consultation's detail page (thread, draft, code cards with
+  fresh verdicts and NCCI/MUE checks against the imported code sets, audit);
+  p50/p95/p99 and ratio;
 - ``queue_rps``: queue pages per second, 1 client and 4 concurrent clients.
 
 Target: p95 < 100 ms for queue and detail pages.  Writes bench/results/web.json.
@@ -186,7 +187,17 @@ def rps(base: str, cookies: dict, url: str, seconds: float, clients: int) -> flo
     return round(sum(counts) / seconds, 1)
 
 
+def import_codes(db: Database) -> None:
+    """The shipped code sets (+ the synthetic NCCI/MUE sample), so the detail
+    page's code cards, verdicts and NCCI checks do their real work."""
+    from mailbot.codes.importers import import_sets
+
+    ncci = ROOT / "tests" / "data" / "ncci"
+    import_sets(db, source=ROOT / "data" / "codesets", ncci=sorted(ncci.glob("*.txt")), mue=sorted(ncci.glob("*.csv")))
+
+
 def run_backend(name: str, db: Database, args, tmp: Path) -> dict:
+    import_codes(db)
     started = time.perf_counter()
     cids = seed(db, args.pending)
     seeded = time.perf_counter() - started

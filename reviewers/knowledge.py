@@ -28,36 +28,44 @@ class CodeFacts:
     problems: list[str] = field(default_factory=list)
 
 
+# NCCI pairs and MUEs exist only for procedure codes.
+PROCEDURE_SYSTEMS = frozenset({"cpt", "hcpcs"})
+
+
 def facts(session: Session, codes: list[str], on: date | None = None) -> CodeFacts:
+    """Cards, verdicts and NCCI/MUE facts for ``codes``.  One lookup serves
+    both cards and verdicts (a verdict is the card's status for the date);
+    the NCCI/MUE check gets the procedure codes only."""
     result = CodeFacts()
     codes = list(dict.fromkeys(c for c in codes if c))
     if not codes:
         return result
+    procedures = list(codes)
     try:
         from mailbot.codes.lookup import lookup
+        from mailbot.codes.validate import OK_STATUSES
 
-        for card in lookup(session, codes, on=on):
+        procedures = []
+        for raw, card in zip(codes, lookup(session, codes, on=on)):
             data = card.to_dict()
-            result.cards[data.get("code") or data.get("input")] = data
+            verdict = {"status": card.status, "message": card.message, "version": card.version,
+                       "system": card.system, "ok": card.status in OK_STATUSES}
+            for key in {raw, card.code}:
+                result.cards[key] = data
+                result.verdicts[key] = verdict
+            if card.found and card.system in PROCEDURE_SYSTEMS:
+                procedures.append(card.code)
     except Exception as exc:
         log.exception("code lookup failed")
-        result.problems.append(f"Code cards unavailable: {exc}")
-    try:
-        from mailbot.codes.validate import verify
+        result.problems.append(f"Code cards and verification unavailable: {exc}")
+    if procedures:
+        try:
+            from mailbot.codes.edits import check
 
-        for verdict in verify(session, codes, on=on):
-            result.verdicts[verdict.code] = {"status": verdict.status, "message": verdict.message,
-                                             "ok": verdict.ok, "version": getattr(verdict, "version", "")}
-    except Exception as exc:
-        log.exception("code verification failed")
-        result.problems.append(f"Verification unavailable: {exc}")
-    try:
-        from mailbot.codes.edits import check
-
-        result.edits = check(session, codes, on=on).to_dict()
-    except Exception as exc:
-        log.exception("NCCI/MUE check failed")
-        result.problems.append(f"NCCI/MUE check unavailable: {exc}")
+            result.edits = check(session, procedures, on=on).to_dict()
+        except Exception as exc:
+            log.exception("NCCI/MUE check failed")
+            result.problems.append(f"NCCI/MUE check unavailable: {exc}")
     return result
 
 
