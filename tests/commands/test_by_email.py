@@ -75,13 +75,23 @@ def test_search_by_email_lists_verified_codes_and_how_to_look_them_up(service, d
 
 
 def test_check_by_email_reports_validity_edits_and_mues(service, db):
-    message_id = service.send("CHECK 20610 99213-25 E11.22", "")
+    message_id = service.send("CHECK 20610 99213 E11.22 on 2026-03-01", "")
     [reply] = service.replies_to(message_id)
     text, html = bodies(reply.message)
     assert reply.message["X-Mailbot-Kind"] == "check"
-    assert "VALIDITY" in text and "NCCI PAIR EDITS" in text and "MUE" in text
-    assert "20610" in text and "99213-25" in text and "E11.22" in text
-    assert "NCCI pair edits" in html
+    assert "VALIDITY" in text and "E11.22" in text
+    assert "20610 (column 1) with 99213 (column 2)" in text
+    assert "Modifier indicator 1" in text and "Standards of medical / surgical practice" in text
+    assert "modifier may apply" in html
+    mue_lines = text.split("MUE (most units per day)")[1]
+    assert "20610" in mue_lines and " 2 " in mue_lines and "99213" in mue_lines
+
+
+def test_check_says_when_no_modifier_can_unbundle_a_pair(service, db):
+    message_id = service.send("CHECK 29881 29880", "")
+    text, html = bodies(service.replies_to(message_id)[0].message)
+    assert "29881 (column 1) with 29880 (column 2)" in text and "Modifier indicator 0" in text
+    assert "no modifier allowed" in html
 
 
 def test_too_many_codes_are_refused_with_the_limit(service, db):

@@ -57,8 +57,9 @@ def test_words_search_and_link_each_hit_to_its_card(signed_in):
 
 
 def test_check_mode_shows_validity_and_edits(signed_in):
-    html = signed_in.get("/lookup", params={"q": "20610 99213", "mode": "check"}).text
-    assert "NCCI pair edits" in html and "MUE" in html and "20610" in html
+    html = signed_in.get("/lookup", params={"q": "20610 99213", "mode": "check", "on": "2026-03-01"}).text
+    assert "NCCI pair edits" in html and "MUE" in html
+    assert "Modifier indicator 1" in html and "Standards of medical / surgical practice" in html
 
 
 def test_too_many_codes_are_refused_with_the_limit(signed_in):
