@@ -213,6 +213,7 @@ def redact(text: str) -> Redaction:
             if _CODE_ONLY.match(text[start:end].strip()):
                 continue
             found.append(Span(start, end, rule.kind))
+    found.extend(_lowercase_names(text))
     found.extend(_repeated_names(text, [s for s in found if s.kind == "NAME"]))
     spans = _merge(found)
     return Redaction(_apply(text, spans), spans, _first_date(text, dos_spans))
@@ -230,6 +231,21 @@ def _name_span(text: str, start: int, end: int) -> tuple[int, int] | None:
     if kept_end is None:
         return None
     return start, kept_end
+
+
+_LOWER_CUED = re.compile(r"\b(?:patient|pt|name|member|for|re)\b\s*[:,=-]?\s*([a-z]+)\s+((?:[a-z]\.?\s+)?[a-z][a-z'’-]+)", re.I)
+
+
+def _lowercase_names(text: str) -> list[Span]:
+    """``pt john smith``: typed in lower case after a cue, a common given name
+    followed by a word that is not a known non-name is a name."""
+    spans = []
+    for m in _LOWER_CUED.finditer(text):
+        first, last = m.group(1), m.group(2).split()[-1]
+        if first.islower() and first in _FIRST_NAMES and last.lower().strip("'’") not in _NOT_NAMES \
+                and last.lower() not in _NOT_NAME_PAIRS:
+            spans.append(Span(m.start(1), m.end(2), "NAME"))
+    return spans
 
 
 def _repeated_names(text: str, names: list[Span]) -> list[Span]:

@@ -72,3 +72,8 @@ def test_the_synthetic_benchmark_meets_its_recall_target():
     result = score(cases(126), ours)
     assert result["recall"] >= 0.98
     assert result["protected_damaged"] == 0
+
+
+def test_a_lower_case_name_after_a_cue_is_redacted_but_lower_case_prose_is_not():
+    assert redact("pt john smith came in for 99213").text == "pt [NAME] came in for 99213"
+    assert redact("pt has diabetes E11.9, for mark the claim").spans == []
