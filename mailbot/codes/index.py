@@ -17,6 +17,7 @@ import json
 import math
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -164,6 +165,7 @@ def build(session: Session, on: date | None = None) -> CodeIndex:
 
 
 _cache: dict[str, tuple[tuple, CodeIndex]] = {}
+_checked: dict[str, float] = {}
 _lock = threading.Lock()
 
 
@@ -174,11 +176,21 @@ def generation(session: Session) -> tuple:
     return tuple(row) + (date.today(),)
 
 
+GENERATION_TTL = 2.0  # seconds between checks that the code sets did not change
+
+
 def get_index(session: Session) -> CodeIndex:
-    """The cached index for this session's database, rebuilt if the code sets changed."""
+    """The cached index for this session's database, rebuilt if the code sets changed.
+
+    Whether they changed is asked of the database at most every
+    ``GENERATION_TTL`` seconds (an import in this process invalidates at once)."""
     key = str(session.get_bind().url)
-    gen = generation(session)
     cached = _cache.get(key)
+    now = time.monotonic()
+    if cached and now - _checked.get(key, 0.0) < GENERATION_TTL:
+        return cached[1]
+    gen = generation(session)
+    _checked[key] = now
     if cached and cached[0] == gen:
         return cached[1]
     with _lock:
@@ -193,3 +205,4 @@ def get_index(session: Session) -> CodeIndex:
 def invalidate() -> None:
     with _lock:
         _cache.clear()
+        _checked.clear()

@@ -88,6 +88,10 @@ def import_sets(db: Database, *, source: Path | None = None, kinds: Sequence[str
     if cpt:
         with db.session() as session:
             results += _timed(lambda: cpt_mod.import_cpt(session, Path(cpt), progress=progress))
+    if any(not r.skipped for r in results):
+        from mailbot.codes.index import invalidate
+
+        invalidate()
     return results
 
 
