@@ -45,14 +45,13 @@ def replay(ctx: Context, qid: int, actor: str) -> list[Poke]:
         kind, ref_id = item.kind, item.ref_id
     if ref_id is None:
         raise ReplayError(f"quarantine item {qid} does not point at anything to retry; resolve it instead")
-    if kind in ("inbound", "process_inbound"):
+    from mailbot.services import inbound
+
+    if kind in inbound.QUARANTINE_KINDS:
         try:
-            from mailbot.services import inbound
-        except ImportError:
-            raise ReplayError("inbound replay is not available in this installation") from None
-        pokes = list(inbound.replay(ctx, qid) or [])
-        _mark(ctx, qid, actor)
-        return pokes
+            return list(inbound.replay(ctx, qid, by=actor))   # resolves the item itself
+        except (LookupError, ValueError) as exc:
+            raise ReplayError(str(exc)) from None
     if kind in ("outbound", "send_outbound"):
         return retry_outbound(ctx, ref_id, actor, qid=qid)
     # The queue gave up on an actor: its rows are still in the database, so poking it again is safe.

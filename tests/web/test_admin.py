@@ -114,3 +114,29 @@ def test_prometheus_metrics_for_admins_and_listed_hosts_only(app, client, db, ad
     client.cookies.clear()
     web_ctx.settings.web.metrics_hosts = ["testclient"]
     assert client.get("/metrics").status_code == 200
+
+
+def test_code_set_versions_are_listed(client, codes_db, db, admin):
+    sign_in(client, admin)
+    page = client.get("/admin/codesets").text
+    assert "icd10cm" in page and "hcpcs" in page and "FY2027" in page
+    assert "No code sets are loaded" not in page
+
+
+def test_quarantined_inbound_is_replayed_through_the_inbound_service(client, db, admin):
+    from mailbot.models import InboundMessage, InboundStatus
+    from mailbot.services.inbound import QUARANTINE_KINDS
+
+    with db.session() as session:
+        row = InboundMessage(source="smtp", raw=b"Subject: x\r\n\r\nbody", raw_sha256="1" * 64,
+                             status=InboundStatus.QUARANTINED, error="parse failed")
+        session.add(row)
+        session.flush()
+        qid = quarantine(session, kind=sorted(QUARANTINE_KINDS)[0], ref_id=row.id, stage="route",
+                         reason="could not parse").id
+        inbound_id = row.id
+    token = sign_in(client, admin)
+    assert client.post(f"/admin/quarantine/{qid}/replay", data={"csrf_token": token}).status_code == 303
+    with db.read() as session:
+        assert session.get(InboundMessage, inbound_id).status == InboundStatus.RECEIVED
+        assert session.get(QuarantineItem, qid).resolved_by == admin.email
