@@ -19,6 +19,7 @@ workers, or again after a crash.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -150,14 +151,17 @@ def _draft(ctx: Context, cid: int, *, force_offline: bool = False) -> list[Poke]
         consultation = session.get(Consultation, cid)
         if consultation is None or consultation.state != S.DRAFTING:
             return []
+        if consultation.attempts > 0 and utcnow() - consultation.state_changed_at < draft_lease(ctx):
+            return []  # an attempt started recently is probably still waiting on the LLM
         if consultation.attempts >= MAX_DRAFT_ATTEMPTS:
             reason = f"drafting did not finish after {consultation.attempts} attempts"
             if _move(session, cid, (S.DRAFTING,), S.FAILED, failure_reason=reason):
                 quarantine(session, kind="consultation", ref_id=cid, stage="drafting", reason=reason)
                 _audit(session, cid, "system", "failed", after=reason)
             return []
-        # Counted before the work, so a worker killed mid-draft still counts.
-        session.exec(update(Consultation).where(Consultation.id == cid).values(attempts=Consultation.attempts + 1))
+        # Counted (and timed) before the work, so a worker killed mid-draft still counts.
+        session.exec(update(Consultation).where(Consultation.id == cid).values(
+            attempts=Consultation.attempts + 1, state_changed_at=utcnow()))
     result = make_draft(ctx, cid, force_offline=force_offline)
     with ctx.db.session() as session:
         if not _move(session, cid, (S.DRAFTING,), S.AWAITING_REVIEW, flags=result.verification.flags,
@@ -172,6 +176,17 @@ def _draft(ctx: Context, cid: int, *, force_offline: bool = False) -> list[Poke]
         _audit(session, cid, "system", "drafted", after=result.body, source=result.source,
                flags=result.verification.flags, llm_failure=result.llm_failure)
     return []
+
+
+def draft_lease(ctx: Context) -> timedelta:
+    """How long one drafting attempt may take before another may start: the
+    LLM client's worst case (timeout x tries, plus backoff) with a margin.
+    Without it, the reconciler's pokes would start a second draft -- and a
+    second LLM call -- while the first is still waiting on a slow model."""
+    llm = ctx.settings.llm
+    if not llm.base_url:
+        return timedelta(seconds=30)
+    return timedelta(seconds=llm.timeout_seconds * (llm.max_retries + 1) + 8 * llm.max_retries + 30)
 
 
 def _store_draft(session: Session, cid: int, result: DraftResult) -> None:

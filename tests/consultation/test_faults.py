@@ -19,11 +19,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import select
 
 from mailbot.context import Context, configure
 from mailbot.mail import intake
-from mailbot.models import Consultation, Draft
+from mailbot.models import Consultation, Draft, utcnow
 from mailbot.services import Poke
 from mailbot.services import consultations as svc
 from tests.conftest import make_settings
@@ -162,6 +163,10 @@ def test_a_worker_killed_mid_draft_ends_with_one_draft_and_one_reply(setup, llm,
     first = start()
     wait(lambda: state(db) == "drafting" and len(llm.requests) == 1, "the draft to start")
     first.kill()
+    # The dead worker's attempt holds a lease as long as an LLM call may
+    # take; let that time pass.
+    with db.session() as session:
+        session.exec(update(Consultation).values(state_changed_at=utcnow() - timedelta(hours=1)))
 
     start()
     _reconcile(ctx)

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from mailbot.context import Context, configure
-from mailbot.models import Consultation, InboundMessage, QuarantineItem
+from mailbot.models import Consultation, InboundMessage, QuarantineItem, utcnow
 from mailbot.services import Poke, recovery
 from mailbot.services import consultations as svc
 from tests.conftest import make_settings
@@ -65,7 +65,7 @@ def test_drafting_that_keeps_dying_ends_failed_and_quarantined(cctx, llm, sink, 
     with db.session() as session:
         c = session.exec(select(Consultation)).one()
         session.exec(update(Consultation).where(Consultation.id == c.id).values(
-            state="drafting", attempts=svc.MAX_DRAFT_ATTEMPTS))
+            state="drafting", attempts=svc.MAX_DRAFT_ATTEMPTS, state_changed_at=utcnow() - timedelta(hours=1)))
     drive(cctx, [Poke("advance_consultation", c.id)])
     with db.read() as session:
         failed = session.get(Consultation, c.id)
@@ -73,13 +73,21 @@ def test_drafting_that_keeps_dying_ends_failed_and_quarantined(cctx, llm, sink, 
     assert failed.state == "failed" and "attempts" in failed.failure_reason and item.ref_id == c.id
 
 
-def test_a_stuck_consultation_is_poked_again(cctx, llm, sink, db):
+def test_a_stuck_draft_is_retried_only_after_its_lease(cctx, llm, sink, db):
     receive(cctx, question("Knee", "Is 20610 ok?"))
     with db.session() as session:
         c = session.exec(select(Consultation)).one()
-        session.exec(update(Consultation).where(Consultation.id == c.id).values(state="drafting"))
+        session.exec(update(Consultation).where(Consultation.id == c.id).values(
+            state="drafting", attempts=1, state_changed_at=utcnow()))
     with db.read() as session:
         assert Poke("advance_consultation", c.id) in recovery.unfinished(session, timedelta(0))
+    requests = len(llm.requests)
+    drive(cctx, [Poke("advance_consultation", c.id)])      # an attempt is still running: no second LLM call
+    assert len(llm.requests) == requests
+    with db.session() as session:
+        assert session.get(Consultation, c.id).state == "drafting"
+        session.exec(update(Consultation).where(Consultation.id == c.id).values(
+            state_changed_at=utcnow() - svc.draft_lease(cctx) - timedelta(seconds=1)))
     drive(cctx, [Poke("advance_consultation", c.id)])
     with db.read() as session:
         assert session.get(Consultation, c.id).state == "awaiting_review"
