@@ -82,6 +82,9 @@ def db_revision(message: str = typer.Option(..., "-m", help="What changed.")) ->
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:  # migrations and HTTP plumbing are noise at INFO
+        for name in ("alembic", "httpx", "dramatiq"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 Verbose = typer.Option(False, "--verbose", "-v", help="Debug logging.")
