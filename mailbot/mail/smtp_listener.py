@@ -8,8 +8,9 @@ aiosmtpd runs on an event loop in its own thread.  The handler is thin
 - ``DATA``: aiosmtpd enforces the size limit (552) and line length (500)
   and, since 1.4.6, accepts only ``<CRLF>.<CRLF>`` as the end of data (SMTP
   smuggling).  NUL bytes are refused with 554.  The raw bytes and the
-  envelope go to :func:`mailbot.mail.intake.accept` in a thread pool (never
-  on the loop); only when it has committed do we answer 250.  Any error
+  envelope go to intake's writer thread (:class:`mailbot.mail.intake.GroupCommit`,
+  never the loop), which commits concurrent arrivals together; only when
+  the commit holding this message is done do we answer 250.  Any error
   there answers 451 so the sending server keeps the message and retries.
 
 Optional: STARTTLS (``smtp.tls_cert``/``tls_key``), AUTH (``smtp.auth_username``
@@ -27,14 +28,13 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from mailbot.context import Context
 from mailbot.mail.addresses import classify
-from mailbot.mail.intake import accept
+from mailbot.mail.intake import Arrival, GroupCommit
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,9 @@ OnStored = Callable[[int], None]
 class Handler:
     """aiosmtpd handler: the protocol edge only; storage is :func:`accept`."""
 
-    def __init__(self, ctx: Context, on_stored: OnStored | None, executor: ThreadPoolExecutor, lmtp: bool) -> None:
+    def __init__(self, ctx: Context, writer: GroupCommit, lmtp: bool) -> None:
         self.ctx = ctx
-        self.on_stored = on_stored
-        self.executor = executor
+        self.writer = writer
         self.lmtp = lmtp
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
@@ -75,26 +74,15 @@ class Handler:
             return NO_RECIPIENTS
         if b"\x00" in raw:
             return self._each(envelope, NUL_BYTES)
-        loop = asyncio.get_running_loop()
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        arrival = Arrival(raw, source="lmtp" if self.lmtp else "smtp", envelope_from=_sender(envelope.mail_from),
+                          envelope_to=list(envelope.rcpt_tos), peer=peer)
         try:
-            inbound_id = await loop.run_in_executor(
-                self.executor, lambda: accept(
-                    self.ctx.db, raw, source="lmtp" if self.lmtp else "smtp",
-                    envelope_from=_sender(envelope.mail_from), envelope_to=list(envelope.rcpt_tos), peer=peer))
+            inbound_id = await asyncio.wrap_future(self.writer.submit(arrival))
         except Exception:
             log.exception("could not store a message from %s; answered 451", peer)
             return self._each(envelope, TRY_LATER)
-        if self.on_stored is not None:
-            # Stored is what matters; a lost poke is found by the reconciler.
-            loop.run_in_executor(self.executor, self._poke, inbound_id)
         return self._each(envelope, STORED.format(inbound_id))
-
-    def _poke(self, inbound_id: int) -> None:
-        try:
-            self.on_stored(inbound_id)
-        except Exception:
-            log.exception("stored inbound %s but could not enqueue it; the reconciler will", inbound_id)
 
     def _each(self, envelope: Envelope, status: str) -> str:
         """LMTP answers once per recipient; SMTP once."""
@@ -121,9 +109,9 @@ class SmtpListener:
     def __init__(self, ctx: Context, on_stored: OnStored | None = None) -> None:
         self.ctx = ctx
         cfg = ctx.settings.smtp
-        self.executor = ThreadPoolExecutor(max_workers=max(4, ctx.settings.database.pool_size),
-                                           thread_name_prefix="smtp-store")
-        self.handler = Handler(ctx, on_stored, self.executor, lmtp=cfg.lmtp)
+        # Stores (and then pokes the router) on its own thread, never the loop.
+        self.writer = GroupCommit(ctx.db, on_stored=on_stored)
+        self.handler = Handler(ctx, self.writer, lmtp=cfg.lmtp)
         self.loop = asyncio.new_event_loop()
         self.port: int | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -149,6 +137,10 @@ class SmtpListener:
 
     def start(self) -> None:
         cfg = self.ctx.settings.smtp
+        # aiosmtpd logs every SMTP command at INFO (addresses included): noise
+        # and CPU on a busy listener.  Our own log says what was stored.
+        if logging.getLogger("mail.log").getEffectiveLevel() < logging.WARNING:
+            logging.getLogger("mail.log").setLevel(logging.WARNING)
         family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -191,7 +183,7 @@ class SmtpListener:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self._thread = None
-        self.executor.shutdown(wait=True)
+        self.writer.close()
 
 
 def _sender(mail_from: str | None) -> str:
