@@ -250,14 +250,13 @@ def send_digest(ctx: Context, run_id: int) -> list[Poke]:
                 _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=codes)
                 return [Poke("send_outbound", outbound.id)]
             index = index_for(session, run.window_start, run.window_end)
-            matched = index.matching(sub.criteria)
+            shown, total = index.select(sub.criteria, settings.jobs.max_jobs_per_digest)
             sub.last_digest_at = run.window_end
             session.add(sub)
-            if not matched and settings.jobs.skip_empty_digests:
+            if not shown and settings.jobs.skip_empty_digests:
                 _finish(session, run, DigestState.SKIPPED, reason="no new matching jobs")
                 return []
-            shown = matched[: settings.jobs.max_jobs_per_digest]
-            message = compose_digest(settings, subscriber, sub, [CARDS.card(j) for j in shown], len(matched),
+            message = compose_digest(settings, subscriber, sub, [CARDS.card(j) for j in shown], total,
                                      run.window_start)
             outbound = queue_message(session, message, kind="digest")
             _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=[j.id for j in shown])

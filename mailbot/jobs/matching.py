@@ -71,7 +71,7 @@ def matches(job: JobLike, criteria: dict[str, Any]) -> bool:
 class JobIndex:
     """Bitsets over ``jobs`` (kept in the given order: bit ``i`` is ``jobs[i]``)."""
 
-    def __init__(self, jobs: Sequence[JobLike], *, memo: bool = True) -> None:
+    def __init__(self, jobs: Sequence[JobLike], *, memo: bool = False) -> None:
         self.jobs = list(jobs)
         self.memo = memo
         self.all = (1 << len(self.jobs)) - 1
@@ -118,7 +118,9 @@ class JobIndex:
         return self._specialty[specialty]
 
     def bits(self, criteria: dict[str, Any]) -> int:
-        """The set of matching jobs as a bitset (memoised per distinct criteria)."""
+        """The set of matching jobs as a bitset (memoised per distinct criteria
+        when ``memo`` is on: worth it only when the same criteria repeat and
+        cost more to compute than to serialise as a key)."""
         key = json.dumps(criteria, sort_keys=True) if self.memo else ""
         cached = self._cache.get(key) if self.memo else None
         if cached is not None:
@@ -153,9 +155,16 @@ class JobIndex:
             self._cache[key] = bits
         return bits
 
+    def select(self, criteria: dict[str, Any], limit: int) -> tuple[list[JobLike], int]:
+        """The first ``limit`` matching jobs (index order) and how many match in all."""
+        bits = self.bits(criteria)
+        return self._take(bits, limit), bits.bit_count()
+
     def matching(self, criteria: dict[str, Any], limit: int | None = None) -> list[JobLike]:
         """Matching jobs in index order, at most ``limit``."""
-        bits = self.bits(criteria)
+        return self._take(self.bits(criteria), limit)
+
+    def _take(self, bits: int, limit: int | None) -> list[JobLike]:
         found = []
         while bits and (limit is None or len(found) < limit):
             low = bits & -bits

@@ -74,7 +74,16 @@ def claim_due(session: Session, settings: Settings, now: datetime | None = None,
         .order_by(Subscription.next_due_at)
         .limit(limit)
     ).all()
-    run_ids: list[int] = []
+    if not due:
+        return []
+    # Runs already recorded for these periods (a replayed claim): one query.
+    keys = {(sub_id, period_key(due_at, frequency)) for sub_id, due_at, frequency, _ in due}
+    existing = set(session.exec(
+        select(DigestRun.subscription_id, DigestRun.period_key)
+        .where(DigestRun.subscription_id.in_([sub_id for sub_id, *_ in due]),
+               DigestRun.period_key.in_({key for _, key in keys}))
+    ).all()) & keys
+    runs: list[DigestRun] = []
     for sub_id, due_at, frequency, last_digest_at in due:
         claimed = session.exec(
             update(Subscription)
@@ -82,19 +91,15 @@ def claim_due(session: Session, settings: Settings, now: datetime | None = None,
                    Subscription.status == SubscriptionStatus.ACTIVE)
             .values(next_due_at=next_slot(now, frequency, settings))
         ).rowcount
-        if claimed != 1:
-            continue  # another scheduler took it
         key = period_key(due_at, frequency)
-        if session.exec(select(DigestRun.id).where(DigestRun.subscription_id == sub_id,
-                                                   DigestRun.period_key == key)).first() is not None:
-            continue
-        run = DigestRun(subscription_id=sub_id, period_key=key, state=DigestState.PENDING,
-                        window_start=last_digest_at or (due_at - PERIOD.get(frequency, PERIOD[Frequency.WEEKLY])),
-                        window_end=now)
-        session.add(run)
-        session.flush()
-        run_ids.append(run.id)
-    return run_ids
+        if claimed != 1 or (sub_id, key) in existing:
+            continue  # another scheduler took it, or this period already has its run
+        runs.append(DigestRun(subscription_id=sub_id, period_key=key, state=DigestState.PENDING,
+                              window_start=last_digest_at or (due_at - PERIOD.get(frequency, PERIOD[Frequency.WEEKLY])),
+                              window_end=now))
+    session.add_all(runs)
+    session.flush()
+    return [run.id for run in runs]
 
 
 def pending_runs(session: Session, older_than: datetime) -> list[int]:
