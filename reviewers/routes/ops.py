@@ -34,8 +34,11 @@ def prometheus_metrics(request: Request) -> Response:
     """Prometheus text format, for an admin session or a scraper on an
     address listed in ``web.metrics_hosts``."""
     client = request.client.host if request.client else ""
+    # A request relayed by a proxy is not "from" the proxy's host: only a
+    # scraper connecting directly counts as local.
+    relayed = "x-forwarded-for" in request.headers or "forwarded" in request.headers
     reviewer = current_reviewer(request)
     is_admin = reviewer is not None and reviewer.role == ReviewerRole.ADMIN
-    if not is_admin and client not in request.app.state.ctx.settings.web.metrics_hosts:
+    if not is_admin and (relayed or client not in request.app.state.ctx.settings.web.metrics_hosts):
         return PlainTextResponse("metrics are for administrators and web.metrics_hosts", status_code=403)
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -114,6 +114,7 @@ def test_prometheus_metrics_for_admins_and_listed_hosts_only(app, client, db, ad
     client.cookies.clear()
     web_ctx.settings.web.metrics_hosts = ["testclient"]
     assert client.get("/metrics").status_code == 200
+    assert client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 403
 
 
 def test_code_set_versions_are_listed(client, codes_db, db, admin):
