@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from mailbot.config import Settings
 from mailbot.jobs.criteria import Request
@@ -110,7 +110,7 @@ def confirm(session: Session, settings: Settings, subscription_id: int, token: s
             # Confirming proves the address receives mail: lift a suspension.
             subscriber.status = SubscriberStatus.ACTIVE
             subscriber.bounce_count = 0
-            subscriber.confirmed_at = subscriber.confirmed_at or now
+            subscriber.confirmed_at = now            # bounces count from the latest confirmation
             subscriber.updated_at = now
             session.add(subscriber)
         session.refresh(sub)
@@ -199,18 +199,26 @@ def cancel(session: Session, settings: Settings, subscriber_id: int, which: list
 
 
 def record_bounce(session: Session, settings: Settings, bounce_event_id: int) -> Subscriber | None:
-    """Count a permanent bounce against the subscriber at that address and
-    suspend them at ``jobs.bounce_threshold``.  Idempotent per bounce event
-    (``last_bounce_at`` is the event's time)."""
+    """Recount the permanent bounces for the address of one bounce event and
+    suspend the subscriber at ``jobs.bounce_threshold``.
+
+    The count is of BounceEvent rows since the subscriber last confirmed, not
+    an increment, so replays and out-of-order processing count each bounce
+    once."""
     event = session.get(BounceEvent, bounce_event_id)
     if event is None or not event.permanent:
         return None
     subscriber = subscriber_for(session, event.recipient)
-    if subscriber is None or (subscriber.last_bounce_at and subscriber.last_bounce_at >= event.created_at):
-        return subscriber
-    subscriber.bounce_count += 1
-    subscriber.last_bounce_at = event.created_at
-    if subscriber.bounce_count >= settings.jobs.bounce_threshold and subscriber.status == SubscriberStatus.ACTIVE:
+    if subscriber is None:
+        return None
+    since = subscriber.confirmed_at or subscriber.created_at
+    count, last = session.exec(
+        select(func.count(), func.max(BounceEvent.created_at))
+        .where(func.lower(BounceEvent.recipient) == subscriber.email, BounceEvent.permanent.is_(True),
+               BounceEvent.created_at >= since)
+    ).one()
+    subscriber.bounce_count, subscriber.last_bounce_at = count, last
+    if count >= settings.jobs.bounce_threshold and subscriber.status == SubscriberStatus.ACTIVE:
         subscriber.status = SubscriberStatus.SUSPENDED
     subscriber.updated_at = utcnow()
     session.add(subscriber)

@@ -93,7 +93,7 @@ class Subscriber(SQLModel, table=True):
     status: str = Field(default=SubscriberStatus.ACTIVE, max_length=16, index=True)
     bounce_count: int = 0
     last_bounce_at: datetime | None = None
-    confirmed_at: datetime | None = None
+    confirmed_at: datetime | None = None                        # latest confirmation; bounces count from here
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -227,3 +227,43 @@ def test_a_worker_killed_mid_digest_leaves_the_run_for_the_reconciler_and_one_em
     with db.read() as s:
         assert s.get(DigestRun, run_id).state == DigestState.SENT
         assert len(s.exec(select(OutboundMessage).where(OutboundMessage.kind == "digest")).all()) == 1
+
+
+def dsn(recipient: str, n: int) -> bytes:
+    """A delivery status notification about a digest we sent to ``recipient``."""
+    return (
+        "Return-Path: <>\r\n"
+        "From: MAILER-DAEMON@mx.example.org (Mail Delivery System)\r\n"
+        "To: bounces@mailbot.localhost\r\n"
+        f"Subject: Undelivered Mail Returned to Sender ({n})\r\n"
+        f"Message-ID: <dsn-{n}-{recipient}@mx.example.org>\r\n"
+        "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.org\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: User unknown\r\n"
+        "--b--\r\n").encode()
+
+
+def test_bounces_through_the_listener_suspend_the_subscriber(service, db):
+    import smtplib
+    import time
+
+    confirm, _ = ask(service, "SUBSCRIBE JOBS remote daily", from_addr="gone@example.org")
+    ask(service, f"Re: {confirm['Subject']}", from_addr="gone@example.org")
+    threshold = service.ctx.settings.jobs.bounce_threshold
+    for n in range(threshold):
+        with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as smtp:
+            smtp.sendmail("<>", ["bounces@mailbot.localhost"], dsn("gone@example.org", n))
+    deadline = time.monotonic() + 20
+    while True:
+        with db.read() as s:
+            subscriber = s.exec(select(Subscriber).where(Subscriber.email == "gone@example.org")).one()
+        if subscriber.status == SubscriberStatus.SUSPENDED or time.monotonic() > deadline:
+            break
+        service.settle(0.1)
+    assert (subscriber.status, subscriber.bounce_count) == (SubscriberStatus.SUSPENDED, threshold)
+    make_due(db)
+    assert tick(service.ctx) == []

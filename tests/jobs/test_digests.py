@@ -12,6 +12,7 @@ from email.parser import BytesParser
 from sqlmodel import select
 
 from mailbot.jobs import digest, links, schedule, subscriptions
+from mailbot.jobs.criteria import parse_request
 from mailbot.models.jobs import DigestRun, DigestState, Subscriber, SubscriberStatus, Subscription
 from mailbot.models.mail import BounceEvent, OutboundMessage
 from tests.jobs.support import NOW, active_subscription, add_job
@@ -148,21 +149,38 @@ def test_an_unsubscribe_after_the_claim_is_honoured(ctx, db):
 def test_bounces_suspend_a_subscriber_at_the_threshold(ctx, db):
     with db.session() as s:
         sub = active_subscription(s, ctx.settings, "gone@example.org", "JOBS remote daily")
-        events = []
-        for i in range(3):
-            event = BounceEvent(recipient="Gone@Example.org", status="5.1.1", permanent=True,
-                                created_at=NOW + timedelta(minutes=i))
+
+    def bounce(minutes: int, permanent: bool = True) -> int:
+        with db.session() as s:
+            event = BounceEvent(recipient="Gone@Example.org", status="5.1.1" if permanent else "4.2.2",
+                                permanent=permanent, created_at=NOW + timedelta(minutes=minutes))
             s.add(event)
             s.flush()
-            events.append(event.id)
-    for event_id in events[:2] + events[:2]:          # replays count once
+        with db.session() as s:
+            subscriptions.record_bounce(s, ctx.settings, event.id)
+        return event.id
+
+    first = bounce(1)
+    bounce(2, permanent=False)                        # a delay notice is not a bounce
+    second = bounce(3)
+    for event_id in (first, second, first):           # replays count once
         with db.session() as s:
             subscriptions.record_bounce(s, ctx.settings, event_id)
     with db.read() as s:
         subscriber = s.get(Subscriber, sub.subscriber_id)
         assert (subscriber.bounce_count, subscriber.status) == (2, SubscriberStatus.ACTIVE)
-    with db.session() as s:
-        subscriptions.record_bounce(s, ctx.settings, events[2])
+    bounce(4)
     with db.session() as s:
         assert s.get(Subscriber, sub.subscriber_id).status == SubscriberStatus.SUSPENDED
         assert schedule.claim_due(s, ctx.settings, now=AFTER_DUE) == []
+    # Confirming again (the address works after all) starts the count afresh.
+    with db.session() as s:
+        again = subscriptions.subscribe(s, "gone@example.org", parse_request("JOBS hybrid daily"),
+                                        now=NOW + timedelta(hours=1))
+        subscriptions.confirm(s, ctx.settings, again.id, again.confirm_token, now=NOW + timedelta(hours=1))
+    with db.read() as s:
+        subscriber = s.get(Subscriber, sub.subscriber_id)
+        assert subscriber.status == SubscriberStatus.ACTIVE
+    bounce(61)
+    with db.read() as s:
+        assert s.get(Subscriber, sub.subscriber_id).bounce_count == 1
