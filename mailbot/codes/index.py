@@ -117,7 +117,10 @@ def build(session: Session, on: date | None = None) -> CodeIndex:
         .order_by(CodeEntry.system, CodeEntry.code)
     ).all()
     codes, systems, titles, stems, billable = [], [], [], [], []
-    raw: dict[str, dict[int, float]] = {}
+    token_ids: dict[str, int] = {}
+    post_tok: list[int] = []  # parallel lists: token id, document id, field weight
+    post_doc: list[int] = []
+    post_w: list[float] = []
     lengths = []
     for doc, (system, code, title, short, is_billable, notes_text) in enumerate(rows):
         # decode the JSON only when it holds something the index uses (most rows do not)
@@ -128,35 +131,44 @@ def build(session: Session, on: date | None = None) -> CodeIndex:
         systems.append(system)
         titles.append(title)
         billable.append(bool(is_billable))
-        stems.append(code[:-1] if notes and "seventh_character" in notes else "")
-        fields = {"title": title, "short": short,
-                  "inclusion": " ".join((notes or {}).get("inclusion_terms", []) + (notes or {}).get("includes", []))}
-        seventh = (notes or {}).get("seventh_character")
+        seventh = notes.get("seventh_character")
+        stems.append(code[:-1] if seventh else "")
         if seventh and title.endswith(", " + seventh["meaning"]):
             # "<stem title>, <7th character meaning>": both parts repeat thousands of times
-            title_tokens = [*_cached_tokens(title[: -len(seventh["meaning"]) - 2]), *_cached_tokens(seventh["meaning"])]
+            title_tokens = _cached_tokens(title[: -len(seventh["meaning"]) - 2]) + _cached_tokens(seventh["meaning"])
         else:
             title_tokens = tokens(title)
-        lengths.append(max(1, len(set(title_tokens))))
-        seen: dict[str, float] = {}
-        for name, text in fields.items():
-            if not text:
-                continue
-            weight = FIELD_WEIGHTS[name]
-            for token in (title_tokens if name == "title" else tokens(text)):
-                if seen.get(token, 0.0) < weight:
-                    seen[token] = weight
+        seen = dict.fromkeys(title_tokens, FIELD_WEIGHTS["title"])
+        lengths.append(max(1, len(seen)))
+        extra = [(short, FIELD_WEIGHTS["short"]),
+                 (" ".join(notes.get("inclusion_terms", []) + notes.get("includes", [])), FIELD_WEIGHTS["inclusion"])]
+        for text, weight in extra:
+            if text:
+                for token in tokens(text):
+                    if seen.get(token, 0.0) < weight:
+                        seen[token] = weight
         for token, weight in seen.items():
-            raw.setdefault(token, {})[doc] = weight
+            tid = token_ids.get(token)
+            if tid is None:
+                tid = token_ids[token] = len(token_ids)
+            post_tok.append(tid)
+            post_doc.append(doc)
+            post_w.append(weight)
     n = len(codes)
     avg = (sum(lengths) / n) if n else 1.0
-    norm = np.array([(K1 + 1) / (1 + K1 * (1 - B + B * length / avg)) for length in lengths], dtype=np.float32)
+    lengths_arr = np.array(lengths, dtype=np.float32)
+    norm = ((K1 + 1) / (1 + K1 * (1 - B + B * lengths_arr / avg))).astype(np.float32)
+    tok = np.array(post_tok, dtype=np.int32)
+    docs = np.array(post_doc, dtype=np.int32)
+    weights = np.array(post_w, dtype=np.float32) * (norm[docs] if n else 1.0)
+    order = np.argsort(tok, kind="stable")  # stable: document ids stay ascending per token
+    tok, docs, weights = tok[order], docs[order], weights[order]
+    bounds = np.searchsorted(tok, np.arange(len(token_ids) + 1))
     postings, idf = {}, {}
-    for token, docs in raw.items():
-        ids = np.fromiter(docs.keys(), dtype=np.int32, count=len(docs))
-        weights = np.fromiter(docs.values(), dtype=np.float32, count=len(docs)) * norm[ids]
-        postings[token] = Postings(ids, weights)
-        idf[token] = math.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
+    for token, tid in token_ids.items():
+        lo, hi = int(bounds[tid]), int(bounds[tid + 1])
+        postings[token] = Postings(docs[lo:hi], weights[lo:hi])
+        idf[token] = math.log(1 + (n - (hi - lo) + 0.5) / ((hi - lo) + 0.5))
     system_ids = {s: np.array([i for i, x in enumerate(systems) if x == s], dtype=np.int32) for s in set(systems)}
     return CodeIndex(codes=codes, systems=systems, titles=titles, billable=np.array(billable, dtype=bool),
                      stems=stems, system_ids=system_ids, postings=postings, idf=idf, vocab=sorted(postings),

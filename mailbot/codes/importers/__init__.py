@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from mailbot.codes.importers.base import CodeImportError, ImportResult, Progress
 from mailbot.db import Database
@@ -120,6 +121,13 @@ def ensure_loaded(ctx) -> None:
         return
     log.info("importing code sets: %s", ", ".join([*missing, *(["ncci"] if ncci else []),
                                                   *(["mue"] if mue else []), *(["cpt"] if cpt else [])]))
-    for result in import_sets(ctx.db, source=cfg.data_dir, kinds=missing, ncci=ncci, mue=mue, cpt=cpt):
+    try:
+        results = import_sets(ctx.db, source=cfg.data_dir, kinds=missing, ncci=ncci, mue=mue, cpt=cpt)
+    except IntegrityError:
+        # several processes started at once (scaled mode): another one imported
+        # the same version first; its transaction won and ours rolled back.
+        log.info("code sets were imported concurrently by another process")
+        return
+    for result in results:
         log.info("code set %s %s: %s rows in %.1fs%s", result.kind, result.version, result.rows, result.seconds,
                  " (already loaded)" if result.skipped else "")
