@@ -27,7 +27,8 @@ from sqlmodel import Session
 
 from mailbot.config import Settings
 from mailbot.mail.addresses import BOUNCES, classify
-from mailbot.mail.parse import ParsedMessage, decode_part, header
+from mailbot.mail.parse import ParsedMessage, header
+from mailbot.mail.text import decode_part
 from mailbot.models import SenderDay, utcnow
 
 _BULK_PRECEDENCE = {"bulk", "list", "junk", "auto_reply", "auto-reply"}

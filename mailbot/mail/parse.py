@@ -4,13 +4,12 @@ The bytes go straight to ``email`` with ``policy.default`` (never decoded
 first: the MIME structure says which charset each part uses).  What people
 actually send is messy, so every step degrades instead of failing: unknown
 charsets fall back to UTF-8 then Windows-1252 with replacement characters,
-raw 8-bit headers are read as UTF-8 or Latin-1, HTML-only mail is turned
+raw 8-bit headers are read as UTF-8 or Windows-1252, HTML-only mail is turned
 into text with html2text.  Only a message with no usable sender or no header
 at all raises :class:`ParseError` -- the caller quarantines it with the reason.
 
-The *new* text of a reply is the text above our reply marker (see
-``mail.compose.REPLY_MARKER``) with quoted history and signatures removed by
-mail-parser-reply; ``full_text`` keeps everything.
+Getting text out of the parts (charsets, HTML, quotes and signatures) is
+``mail.text``.
 """
 
 from __future__ import annotations
@@ -24,17 +23,10 @@ from email.parser import BytesParser
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parseaddr
 
-import html2text
-from mailparser_reply import EmailReplyParser
-
-from mailbot.mail.compose import REPLY_MARKER
+from mailbot.mail.text import body_text, decode_bytes, find_body, new_text
 
 REFERENCE_TOKEN = re.compile(r"\[#\s*Q-(\d{1,12})\s*\]", re.I)
 _MSGID = re.compile(r"<[^<>\s]+>")
-_FORWARDED = re.compile(r"^\s*(-{2,}\s*(Forwarded message|Weitergeleitete Nachricht|Message transf[ée]r[ée])\s*-{2,}|Begin forwarded message:)", re.I | re.M)
-_REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv"]
-# Charsets that name no charset; seen in the wild.
-_NO_CHARSET = {"", "unknown-8bit", "x-unknown", "unknown", "default", "charset"}
 
 
 class ParseError(Exception):
@@ -151,7 +143,7 @@ def header(msg: Message, name: str) -> str:
     if raw is None:
         return ""
     if any("\udc80" <= ch <= "\udcff" for ch in str(raw)):
-        text = _decode_bytes(str(raw).encode("ascii", "surrogateescape"), "")
+        text = decode_bytes(str(raw).encode("ascii", "surrogateescape"), "")
         if "=?" in text:
             try:
                 text = str(make_header(decode_header(text)))
@@ -200,120 +192,10 @@ def _first_id(value: str) -> str:
     return f"<{value}>" if value and " " not in value and "@" in value else ""
 
 
-# -- body ------------------------------------------------------------------
-
-def decode_part(part: Message) -> str:
-    """The text of a leaf part, whatever its declared charset says."""
-    try:
-        payload = part.get_payload(decode=True)
-    except Exception:
-        payload = None
-    if payload is None:
-        payload = b""
-    if isinstance(payload, str):  # pragma: no cover - decode=True gives bytes
-        return payload
-    return _decode_bytes(payload, (part.get_content_charset() or "").lower())
-
-
-def _decode_bytes(data: bytes, charset: str) -> str:
-    """Declared charset, then UTF-8, then Windows-1252 (what mislabelled
-    Western mail almost always is), strictly; else the declared charset
-    (or UTF-8) with replacement characters."""
-    declared = [] if charset in _NO_CHARSET else [charset]
-    for candidate in declared + ["utf-8", "cp1252"]:
-        try:
-            return data.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    for candidate in declared + ["utf-8"]:
-        try:
-            return data.decode(candidate, errors="replace")
-        except LookupError:
-            continue
-    return data.decode("utf-8", errors="replace")  # pragma: no cover
-
-
-def body_text(msg: EmailMessage) -> tuple[str, str]:
-    """``(text, html)`` of the message body.
-
-    The plain part is preferred; an HTML-only message is converted to text.
-    A message whose own body is empty but which forwards another message
-    (``message/rfc822``) uses the forwarded message's text."""
-    plain = _find_body(msg, "plain")
-    html_part = _find_body(msg, "html")
-    html = decode_part(html_part) if html_part is not None else ""
-    if plain is not None:
-        text = decode_part(plain)
-    elif html:
-        text = html_to_text(html)
-    else:
-        text = ""
-    if not text.strip():
-        for part in msg.walk():
-            if part.get_content_type() == "message/rfc822":
-                inner = part.get_payload()
-                inner = inner[0] if isinstance(inner, list) and inner else inner
-                if isinstance(inner, EmailMessage):
-                    inner_text, inner_html = body_text(inner)
-                    text, html = inner_text, html or inner_html
-                    break
-    return _normalize(text), html
-
-
-def _find_body(msg: EmailMessage, subtype: str) -> Message | None:
-    try:
-        return msg.get_body(preferencelist=(subtype,))
-    except Exception:
-        return None
-
-
-def html_to_text(html: str) -> str:
-    converter = html2text.HTML2Text()
-    converter.ignore_images = True
-    converter.body_width = 0          # no hard wrapping: keeps codes and sentences whole
-    converter.ignore_emphasis = True
-    try:
-        return converter.handle(html)
-    except Exception:  # html2text chokes on rare malformed markup
-        return re.sub(r"<[^>]+>", " ", html)
-
-
-def _normalize(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
-
-
-def new_text(full_text: str) -> str:
-    """What the sender wrote this time: above our reply marker, without
-    quoted history or signature.  A forwarded message is kept whole: the
-    forwarded part is the question."""
-    if _FORWARDED.search(full_text):
-        return full_text.strip()
-    lines = full_text.split("\n")
-    for i, line in enumerate(lines):
-        if REPLY_MARKER in line:
-            lines = lines[:i]
-            # The "On <date>, <someone> wrote:" line usually precedes the quote.
-            while lines and (not lines[-1].strip() or lines[-1].rstrip().endswith(":")):
-                lines.pop()
-            break
-    text = "\n".join(lines)
-    try:
-        message = EmailReplyParser(languages=_REPLY_LANGUAGES).read(text)
-        replies = message.replies
-        latest = replies[0].body if replies else ""
-        if not latest.strip():
-            latest = message.latest_reply or ""
-    except Exception:  # the library is heuristic; never lose the text over it
-        latest = text
-    latest = latest.strip() or text.strip()
-    return _normalize(latest)
-
-
 # -- attachments -----------------------------------------------------------
 
 def _collect_attachments(msg: EmailMessage, parsed: ParsedMessage, max_size: int, max_count: int) -> None:
-    body_parts = {id(p) for p in (_find_body(msg, "plain"), _find_body(msg, "html")) if p is not None}
+    body_parts = {id(p) for p in (find_body(msg, "plain"), find_body(msg, "html")) if p is not None}
     for part in _leaves(msg):
         if id(part) in body_parts:
             continue
