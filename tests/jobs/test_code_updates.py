@@ -20,11 +20,12 @@ from mailbot.jobs import code_updates, digest
 from mailbot.models.codes import CodeEntry, CodeSetVersion
 from mailbot.models.jobs import DigestRun, DigestState, Subscription
 from mailbot.models.mail import OutboundMessage
-from tests.conftest import make_settings
+from tests.conftest import TESTS_DIR, make_settings
 from tests.jobs.digest_support import parsed_text
 from tests.jobs.support import active_subscription
 
 FY26, FY27 = date(2025, 10, 1), date(2026, 10, 1)
+DATA_ROOT = TESTS_DIR.parent / "data" / "codesets"
 END26 = date(2026, 9, 30)
 T_BASE = datetime(2026, 4, 1, tzinfo=UTC)
 T_SUBSCRIBED = datetime(2026, 9, 1, tzinfo=UTC)
@@ -114,3 +115,27 @@ def test_each_subscriber_gets_the_changes_in_their_ranges_once(code_ctx):
     assert "E89.830  Post bariatric hypoglycemia" in text and "J34" not in text and "effective 2026-10-01" in text
     subject, text = parsed_text(sent["ent@example.org"].raw)
     assert subject == "Code-set update FY2027: 1 change in J codes" and "J34.830" in text
+
+
+def test_the_shipped_fy2027_import_yields_the_addenda_as_changes(codes_db, db):
+    """Against the code knowledge base's real import of FY2026 + FY2027."""
+    import csv
+
+    addenda = DATA_ROOT / "icd10cm-fy2027"
+
+    def codes(name: str) -> set[str]:
+        with open(addenda / name, newline="", encoding="utf-8") as fh:
+            return {row["codeDotted"] for row in csv.DictReader(fh)}
+
+    with db.read() as s:
+        fy2027 = s.exec(select(CodeSetVersion).where(CodeSetVersion.kind == "icd10cm",
+                                                     CodeSetVersion.effective_from == FY27)).one()
+        changes = code_updates.changes_for_version(s, fy2027.id)
+    by_kind: dict[str, set[str]] = {}
+    for change in changes:
+        by_kind.setdefault(change.change, set()).add(change.code)
+    assert by_kind["added"] == codes("added.csv")
+    assert by_kind["deleted"] == codes("deleted.csv")
+    assert by_kind["revised"] == codes("revised.csv") | codes("billable-status-changes.csv")
+    in_chapter_4 = sorted(c.code for c in changes if code_updates.in_scope(c.code, c.system, {"ranges": [["E00", "E89"]]}))
+    assert in_chapter_4 == ["E89.83", "E89.830", "E89.838"]
