@@ -51,6 +51,19 @@ class Catalogue:
             return self.name(dated[-1].id)
         return self.name(fallback_id)
 
+    def staleness(self, kind: str, on: date) -> str | None:
+        """A warning when ``on`` lies past the newest imported release of an annual set."""
+        if kind not in ("hcpcs", "pfs"):
+            return None
+        match = [v for v in self.rows if v.kind == kind]
+        if not match or not match[-1].effective_from:
+            return None
+        newest = match[-1]
+        if on.year > newest.effective_from.year:
+            return (f"{self.name(newest.id)} is the newest imported release; codes added, changed or ended "
+                    f"after it are not known for {on.isoformat()}")
+        return None
+
     def public_cpt_version(self) -> str:
         parts = [self.name_of(k, s) for k, s in (("pfs", ""), ("ncci", "practitioner"), ("mue", "practitioner"))]
         return "public CMS files: " + ", ".join(p for p in parts if p)

@@ -54,6 +54,7 @@ class CodeCard:
     modifier: dict[str, Any] | None = None
     suggestions: list[dict[str, Any]] = field(default_factory=list)
     licence_note: str | None = None
+    version_warning: str | None = None  # the date lies past the newest imported release
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +120,7 @@ def _card_for(session: Session, catalogue, raw: str, system: str, code: str, on:
         _icd_context(session, card, row, on)
     else:
         _public_facts(session, catalogue, card, base, on)
+        card.version_warning = catalogue.staleness(system if system == HCPCS else "pfs", on)
     if modifier:
         card.modifier = _modifier_facts(session, modifier)
     _set_status(card, row, current, on)
@@ -177,6 +179,7 @@ def _public_cpt_card(session: Session, catalogue, card: CodeCard, base: str, on:
     card.valid_on_date = not deleted
     card.billable = not deleted
     card.version = catalogue.public_cpt_version()
+    card.version_warning = catalogue.staleness("pfs", on)
     if deleted:
         card.status = "terminated"
         card.message = f"{base} is marked deleted (status D) in the Physician Fee Schedule"

@@ -43,6 +43,9 @@ def test_hcpcs_card_with_dates_rvus_and_mue(session):
     assert j1010.status == "ok" and j1010.title == "Injection, methylprednisolone acetate, 1 mg"
     assert j1010.version == "HCPCS Level II 2025 Jan"
     assert j1010.mue and j1010.mue[0]["value"] == 80
+    # 2026 dates lie past the newest HCPCS release shipped (2025): say so instead of implying currency
+    assert "newest imported release" in j1010.version_warning
+    assert lookup(session, ["J1010"], date(2025, 6, 2))[0].version_warning is None
 
 
 def test_cpt_without_licence_is_known_by_number_and_says_so(session):
