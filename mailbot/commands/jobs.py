@@ -24,10 +24,10 @@ from sqlmodel import Session
 from mailbot.commands import Command, Reply, handler
 from mailbot.commands.arguments import CommandError
 from mailbot.context import Context
-from mailbot.jobs import board, links, subscriptions
+from mailbot.jobs import board, fields, links, subscriptions
 from mailbot.jobs.criteria import parse_request
 from mailbot.jobs.importers import JobInput, from_record
-from mailbot.models.jobs import JobStatus, Subscription, SubscriptionStatus
+from mailbot.models.jobs import Job, JobStatus, Subscription, SubscriptionStatus
 from mailbot.models.mail import InboundMessage
 
 EXAMPLES = [
@@ -209,9 +209,19 @@ def post_job(ctx: Context, session: Session, inbound: InboundMessage, command: C
     if not employer_allowed(ctx, inbound.from_addr):
         return Reply("job-posted", {**context, "status": "refused"}, kind="job-posted")
     record = parse_post(command.body or inbound.text)
+    sender = inbound.from_addr.lower()
     try:
         data: JobInput = from_record(record, source="email", source_ref=inbound.message_id[:1000])
-        job, created = board.upsert(session, data, status=JobStatus.PENDING, submitted_by=inbound.from_addr.lower())
+        # An employer may update its own posting by sending it again, never
+        # someone else's (same apply link, or same employer/title/place).
+        probe = Job(title=data.title, employer=data.employer, city=data.city, state=data.state,
+                    work_mode=data.work_mode, apply_url=data.apply_url)
+        duplicate = board.find_duplicate(session, fields.url_key(probe.apply_url), fields.identity_key(
+            probe.employer, probe.title, probe.city, probe.state, probe.work_mode))
+        if duplicate is not None and duplicate.submitted_by != sender:
+            raise board.JobError(f"this posting is already on the board as {duplicate.reference}; "
+                                 "ask the administrators to change it")
+        job, created = board.upsert(session, data, status=JobStatus.PENDING, submitted_by=sender)
     except (ValueError, board.JobError) as exc:
         return Reply("job-posted", {**context, "status": "invalid", "problems": [str(exc)]}, kind="job-posted")
     return Reply("job-posted", {**context, "status": "pending", "title": job.title, "employer": job.employer,

@@ -176,6 +176,10 @@ def test_post_job_from_an_allowed_employer_is_pending_and_others_are_refused(ser
     assert reply["Subject"] == "Job posting not accepted" and "not on the list" in text
     reply, text = ask(service, "POST JOB", "Title: Coder\n", from_addr="hr@lonestar.example")
     assert "could not read the posting" in text
+    # Another allowed address cannot overwrite that posting.
+    reply, text = ask(service, "POST JOB", fields.replace("Lone Star Health", "Other Clinic"),
+                      from_addr="recruiter@lonestar.example")
+    assert f"already on the board as J-{job.id}" in text
 
 
 def test_a_worker_killed_mid_digest_leaves_the_run_for_the_reconciler_and_one_email_goes_out(service, db, tmp_path):
