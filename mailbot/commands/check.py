@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from mailbot.codes.catalogue import Catalogue
 from mailbot.codes.edits import CheckError, check
 from mailbot.commands import Command, Reply, handler
 from mailbot.commands.arguments import CommandError, read_codes
@@ -69,11 +70,15 @@ def check_view(session: Session, codes: list[str], on: date, setting: str) -> di
         raise CommandError(str(exc), examples=EXAMPLES) from None
     cards = lookup_cards(session, codes, on)
     pairs = [_pair_view(p) for p in data.get("pairs") or []]
+    catalogue = Catalogue(session)
     return {
+        # "no pair found" and "pairs not checked" must never read the same
+        "ncci_checked": catalogue.has("ncci", setting), "mue_checked": catalogue.has("mue", setting),
         "cards": cards, "pairs": pairs, "mues": _mue_view(data.get("codes") or []),
         "setting": setting, "on": on.isoformat(),
-        "ncci_version": ", ".join(sorted({p["version"] for p in pairs if p["version"]})),
-        "notes": [str(n) for n in data.get("notes") or [] if n],
+        "ncci_version": catalogue.name_of("ncci", setting) or "",
+        # the "not imported" notes are said in the sections themselves
+        "notes": [str(n) for n in data.get("notes") or [] if n and not str(n).startswith(("NCCI ", "MUE "))],
         "all_valid": all(c["found"] and c["valid"] is not False for c in cards),
     }
 
