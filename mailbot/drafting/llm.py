@@ -120,12 +120,12 @@ class LlmClient:
     def draft(self, redacted_question: str, context_text: str) -> LlmDraft:
         messages = build_messages(redacted_question, context_text)
         try:
-            completion = self._client.chat.completions.create(
-                model=self.model,
-                messages=messages,
-                temperature=self.settings.temperature,
-                response_format={"type": "json_object"},
-            )
+            try:
+                completion = self._create(messages, json_mode=True)
+            except openai.BadRequestError:
+                # Some servers (older llama.cpp, some proxies) reject
+                # response_format; the prompt asks for JSON anyway.
+                completion = self._create(messages, json_mode=False)
         except (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
                 openai.InternalServerError) as exc:
             raise LlmUnavailable(f"LLM endpoint unavailable after {self.settings.max_retries} retries: {exc}",
@@ -137,6 +137,11 @@ class LlmClient:
         choice = completion.choices[0] if completion.choices else None
         raw = (choice.message.content or "") if choice else ""
         return LlmDraft(parse_output(raw, messages), completion.model or self.model, messages, raw)
+
+    def _create(self, messages: list[dict[str, str]], *, json_mode: bool):
+        extra = {"response_format": {"type": "json_object"}} if json_mode else {}
+        return self._client.chat.completions.create(
+            model=self.model, messages=messages, temperature=self.settings.temperature, **extra)
 
     def close(self) -> None:
         self._client.close()

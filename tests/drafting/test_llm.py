@@ -100,3 +100,16 @@ def test_json_that_does_not_match_the_schema_is_rejected(raw, message):
 
 def test_a_fenced_json_block_is_accepted():
     assert parse_output("```json\n" + json.dumps(GOOD) + "\n```").answer == GOOD["answer"]
+
+
+def test_a_server_that_rejects_json_mode_is_asked_again_without_it(llm):
+    llm.script(FakeLlm.status(400), FakeLlm.json(GOOD))
+    draft = client(llm).draft("q", "f")
+    assert draft.output.answer == GOOD["answer"]
+    assert "response_format" in llm.requests[0] and "response_format" not in llm.requests[1]
+
+
+def test_a_wrong_model_name_is_a_clear_unavailable_error(llm):
+    llm.script(FakeLlm.status(404), FakeLlm.status(404))
+    with pytest.raises(LlmUnavailable, match="404"):
+        client(llm).draft("q", "f")
