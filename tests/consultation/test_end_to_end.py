@@ -20,7 +20,7 @@ from sqlmodel import select
 from mailbot.context import Context, configure
 from mailbot.models import Consultation, OutboundMessage
 from mailbot.services import consultations as svc
-from tests.conftest import make_settings
+from tests.conftest import RUN_ID, make_settings
 from tests.consultation.conftest import consult_settings
 from tests.consultation.drive import question
 from tests.support.fake_llm import FakeLlm
@@ -32,7 +32,7 @@ ANSWER = {"answer": "Yes: 20610 with 99213-25 when the E/M is separately identif
 
 @pytest.fixture(params=["embedded", "redis"])
 def service(request, tmp_path, codes_db, db, sink, llm, redis_url):
-    overrides = {"broker.namespace": f"mailbot-test-e2e-{uuid.uuid4().hex[:8]}"}
+    overrides = {"broker.namespace": f"mailbot-test-{RUN_ID}-e2e-{uuid.uuid4().hex[:8]}"}
     if request.param == "redis":
         overrides["broker.url"] = redis_url
     settings = consult_settings(tmp_path, db, sink, llm, **overrides)

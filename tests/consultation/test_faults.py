@@ -27,7 +27,7 @@ from mailbot.mail import intake
 from mailbot.models import Consultation, Draft, utcnow
 from mailbot.services import Poke
 from mailbot.services import consultations as svc
-from tests.conftest import make_settings
+from tests.conftest import RUN_ID, make_settings
 from tests.consultation.conftest import consult_settings
 from tests.consultation.drive import question
 from tests.support import relay_sink
@@ -119,7 +119,7 @@ def slow_sink():
 @pytest.fixture
 def setup(tmp_path, codes_db, db, slow_sink, llm, redis_url):
     settings = consult_settings(tmp_path, db, slow_sink, llm, **{
-        "broker.url": redis_url, "broker.namespace": f"mailbot-test-faults-{uuid.uuid4().hex[:8]}",
+        "broker.url": redis_url, "broker.namespace": f"mailbot-test-{RUN_ID}-faults-{uuid.uuid4().hex[:8]}",
         "llm.timeout_seconds": 30})
     ctx = configure(Context(settings, db=db))
     import workflows.broker
