@@ -182,8 +182,11 @@ def check(codes: list[str] = typer.Argument(..., help="Codes billed together, e.
             result = do_check(session, codes, when, setting)
         except CheckError as exc:
             _fail(str(exc))
+    unknown = any(not c["found"] for c in result.codes)
     if as_json:
         _print_json([result.to_dict()])
+        if unknown:
+            raise typer.Exit(1)
         return
     table = Table(title=f"{setting}, {result.date}")
     for col in ("code", "status", "MUE", "message"):
@@ -196,6 +199,8 @@ def check(codes: list[str] = typer.Argument(..., help="Codes billed together, e.
                   f"{p['message']} ({p['rationale']})")
     for note in result.notes:
         out.print(f"[yellow]note:[/] {note}")
+    if unknown:
+        raise typer.Exit(1)  # an unknown or malformed code is bad input
 
 
 @app.command()

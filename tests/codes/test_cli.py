@@ -56,6 +56,8 @@ def test_check_json_and_bad_date(run):
     assert report["pairs"][0]["column1"] == "20610"
     bad = run("check", "20610", "--date", "03/02/2026")
     assert bad.exit_code == 1 and "not a date" in bad.stderr
+    unknown = run("check", "20610", "E11.99", "--json")
+    assert unknown.exit_code == 1 and json.loads(unknown.stdout)[0]["codes"][1]["status"] == "unknown"
 
 
 def test_versions_json(run):
