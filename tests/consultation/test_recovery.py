@@ -92,3 +92,41 @@ def test_a_stuck_draft_is_retried_only_after_its_lease(cctx, llm, sink, db):
     with db.read() as session:
         assert session.get(Consultation, c.id).state == "awaiting_review"
         assert session.exec(select(InboundMessage)).one().consultation_id == c.id
+
+
+def test_a_follow_up_during_drafting_abandons_the_draft_in_flight(cctx, llm, sink, db):
+    from mailbot.services import consultation_steps
+
+    receive(cctx, question("Knee", "Is 20610 ok? DOS 2026-02-02"))
+    with db.session() as session:
+        c = session.exec(select(Consultation)).one()
+        session.exec(update(Consultation).where(Consultation.id == c.id).values(state="drafting", attempts=0))
+    answer_id = sink.messages[-1].message["Message-ID"]
+    # The asker adds a fact while the (slow) draft is running ...
+    from mailbot.mail import intake
+    from mailbot.services import inbound
+
+    follow = question("Re: Knee", "Forgot: it was the left knee.", message_id="<more@example.org>",
+                      headers={"In-Reply-To": answer_id})
+    iid = intake.accept(cctx.db, follow.as_bytes(), source="smtp", envelope_from="casey@example.org",
+                        envelope_to=["ask@mailbot.localhost"])
+    inbound.process(cctx, iid)
+    assert svc.followup(cctx, iid) == [Poke("advance_consultation", c.id)]
+    # ... so the draft that started before it is dropped when it finishes.
+    with db.read() as session:
+        assert session.get(Consultation, c.id).state == "acknowledged"
+    assert consultation_steps.run_draft(cctx, c.id) == []
+    drive(cctx, [Poke("advance_consultation", c.id)])
+    assert "left knee" in str(llm.requests[-1])
+
+
+def test_a_follow_up_waits_while_the_approved_answer_is_in_flight(cctx, llm, sink, reviewer, db):
+    receive(cctx, question("Knee", "Is 20610 ok? DOS 2026-02-02"))
+    with db.session() as session:
+        c = session.exec(select(Consultation)).one()
+        session.exec(update(Consultation).where(Consultation.id == c.id).values(state="approved"))
+        inbound_id = session.exec(select(InboundMessage)).one().id
+    import pytest
+
+    with pytest.raises(svc.TryLater):
+        svc.followup(cctx, inbound_id)

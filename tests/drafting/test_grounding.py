@@ -80,3 +80,10 @@ def test_modifiers_are_found_attached_or_named(text, mods):
 
 def test_search_words_drop_placeholders_codes_and_filler():
     assert search_words("Hi, [NAME] has 99213 and type 2 diabetes with CKD, thanks!") == "type diabetes CKD"
+
+
+def test_codes_are_verified_for_the_date_of_service_across_code_set_versions(session):
+    before = {r["code"]: r for r in verify_answer(session, [{"code": "S23.420A"}], "", date(2026, 9, 30)).codes}
+    after = {r["code"]: r for r in verify_answer(session, [{"code": "S23.420A"}], "", date(2026, 10, 1)).codes}
+    assert before["S23.420A"]["ok"] and "FY2026" in before["S23.420A"]["version"]
+    assert not after["S23.420A"]["ok"] and after["S23.420A"]["status"] in ("terminated", "unknown", "invalid")
