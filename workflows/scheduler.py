@@ -2,7 +2,8 @@
 
 Each tick (every ``SCHEDULER_SECONDS``) it
 
-1. expires open postings past their closing date;
+1. expires open postings past their closing date, and subscription
+   requests left unconfirmed past ``jobs.confirm_hours``;
 2. claims the job subscriptions whose ``next_due_at`` has passed
    (``mailbot.jobs.schedule.claim_due``: a conditional update per row, so
    any number of schedulers in any number of processes can run at once
@@ -20,7 +21,7 @@ import threading
 from datetime import datetime
 
 from mailbot.context import Context
-from mailbot.jobs import board, code_updates, schedule
+from mailbot.jobs import board, code_updates, schedule, subscriptions
 from mailbot.services import Poke
 from workflows.actors import dispatch
 
@@ -35,8 +36,9 @@ def tick(ctx: Context, now: datetime | None = None) -> list[Poke]:
     pokes: list[Poke] = []
     with ctx.db.session() as session:
         expired = board.expire_overdue(session, now)
-    if expired:
-        log.info("expired %d job posting(s)", expired)
+        unconfirmed = subscriptions.expire_unconfirmed(session, ctx.settings, now)
+    if expired or unconfirmed:
+        log.info("expired %d job posting(s), %d unconfirmed subscription(s)", expired, unconfirmed)
     while True:
         with ctx.db.session() as session:
             run_ids = schedule.claim_due(session, ctx.settings, now, limit=BATCH)

@@ -198,6 +198,16 @@ def cancel(session: Session, settings: Settings, subscriber_id: int, which: list
                    else f"Cancelled {len(moved)} subscription(s).")
 
 
+def expire_unconfirmed(session: Session, settings: Settings, now: datetime | None = None) -> int:
+    """Cancel subscriptions never confirmed within ``jobs.confirm_hours``, so
+    requests someone else made for an address stop counting against its limit."""
+    cutoff = (now or utcnow()) - timedelta(hours=settings.jobs.confirm_hours)
+    return session.exec(
+        update(Subscription).where(Subscription.status == SubscriptionStatus.PENDING, Subscription.created_at < cutoff)
+        .values(status=SubscriptionStatus.CANCELLED, updated_at=now or utcnow())
+    ).rowcount or 0
+
+
 def record_bounce(session: Session, settings: Settings, bounce_event_id: int) -> Subscriber | None:
     """Recount the permanent bounces for the address of one bounce event and
     suspend the subscriber at ``jobs.bounce_threshold``.

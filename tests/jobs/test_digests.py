@@ -9,6 +9,8 @@ from datetime import timedelta
 from email import policy
 from email.parser import BytesParser
 
+import pytest
+
 from sqlmodel import select
 
 from mailbot.jobs import digest, links, schedule, subscriptions
@@ -184,3 +186,16 @@ def test_bounces_suspend_a_subscriber_at_the_threshold(ctx, db):
     bounce(61)
     with db.read() as s:
         assert s.get(Subscriber, sub.subscriber_id).bounce_count == 1
+
+
+def test_unconfirmed_requests_expire_and_stop_counting_against_the_limit(ctx, db):
+    with db.session() as s:
+        for state in ["Ohio", "Texas", "Iowa", "Utah", "Maine", "Idaho", "Kansas", "Nevada", "Oregon", "Alaska"]:
+            subscriptions.subscribe(s, "victim@example.org", parse_request(f"JOBS remote in {state}"), now=NOW)
+    with db.session() as s:
+        with pytest.raises(subscriptions.SubscriptionError):
+            subscriptions.subscribe(s, "victim@example.org", parse_request("JOBS hybrid"), now=NOW)
+    later = NOW + timedelta(hours=ctx.settings.jobs.confirm_hours, minutes=1)
+    with db.session() as s:
+        assert subscriptions.expire_unconfirmed(s, ctx.settings, later) == subscriptions.MAX_SUBSCRIPTIONS
+        assert subscriptions.subscribe(s, "victim@example.org", parse_request("JOBS hybrid"), now=later).id
