@@ -101,6 +101,22 @@ def test_too_many_codes_are_refused_with_the_limit(service, db):
     assert "21 codes" in text and "at most 20" in text
 
 
+def test_a_second_poke_for_the_same_request_sends_nothing_more(service, db):
+    from sqlmodel import select
+
+    from mailbot.models import InboundMessage
+    from mailbot.services import Poke
+    from workflows.actors import dispatch
+
+    message_id = service.send("LOOKUP 99213", "")
+    service.replies_to(message_id)
+    with db.read() as session:
+        inbound_id = session.exec(select(InboundMessage.id).where(InboundMessage.message_id == message_id)).one()
+    dispatch([Poke("run_command", inbound_id), Poke("process_inbound", inbound_id)])   # a duplicate, a replay
+    service.settle()
+    assert len([m for m in service.sink.messages if m.message["In-Reply-To"] == message_id]) == 1
+
+
 def test_an_empty_message_to_lookup_gets_help(service, db):
     message_id = service.send("", "thanks!")
     [reply] = service.replies_to(message_id)
@@ -130,6 +146,22 @@ def test_auto_replies_get_no_answer(service, db):
     service.settle()
     assert service.sink.messages == [] or all(
         m.recipients[0] not in ("vacation@example.org", "ooo@example.org") for m in service.sink.messages)
+
+
+def test_a_bounce_that_looks_like_a_command_gets_no_answer(service, db):
+    import smtplib
+
+    raw = (b"From: MAILER-DAEMON@mx.example.org\r\nTo: lookup@mailbot.localhost\r\n"
+           b"Subject: LOOKUP 99213\r\nMessage-ID: <dsn-1@mx.example.org>\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain\r\n\r\nLOOKUP 99213 could not be delivered.\r\n"
+           b"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+           b"Final-Recipient: rfc822; someone@example.org\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b--\r\n")
+    with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as smtp:
+        smtp.sendmail("", ["lookup@mailbot.localhost"], raw)       # MAIL FROM:<>
+    service.settle()
+    assert not [m for m in service.sink.messages if m.message["In-Reply-To"] == "<dsn-1@mx.example.org>"]
+    assert not [m for m in service.sink.messages if "mx.example.org" in m.recipients[0]]
 
 
 def test_the_eleventh_request_gets_one_notice_and_the_twelfth_nothing(service, db):
