@@ -75,8 +75,10 @@ def search(session: Session, query: str, system: str | None = None, limit: int =
     limit = max(1, min(int(limit), 200))
     index = get_index(session)
     parts = [w.strip(",;") for w in text.lower().split()]
-    is_prefix = [bool(_CODE_PREFIX.match(w)) and any(ch.isdigit() for ch in w) and not w.isdigit() or
-                 (w.isdigit() and len(w) >= 3) for w in parts]
+    alone = len(parts) == 1
+    # short code-like words among other words ("t2 diabetes", "250 mg") are words, not prefixes
+    is_prefix = [bool(_CODE_PREFIX.match(w)) and any(ch.isdigit() for ch in w)
+                 and (alone or len(_undot(w)) >= (4 if w.isdigit() else 3)) for w in parts]
     # a code-shaped word that starts no code ("b12", "250 mg") is an ordinary word
     is_prefix = [flag and bool(index.with_prefix(_undot(w))) for w, flag in zip(parts, is_prefix)]
     prefixes = [_undot(w) for w, flag in zip(parts, is_prefix) if flag]

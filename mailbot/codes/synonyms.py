@@ -23,7 +23,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "dm": ("diabetes mellitus",), "dm2": ("type 2 diabetes mellitus",), "t2dm": ("type 2 diabetes mellitus",),
     "dm1": ("type 1 diabetes mellitus",), "t1dm": ("type 1 diabetes mellitus",),
     "iddm": ("type 1 diabetes mellitus",), "niddm": ("type 2 diabetes mellitus",),
-    "type ii": ("type 2",), "type i": ("type 1",),
+    "type ii": ("type 2",), "type i": ("type 1",), "t2": ("type 2", "t2"), "t1": ("type 1", "t1"),
     "sugar": ("diabetes",), "sugar diabetes": ("diabetes mellitus",),
     "high blood sugar": ("hyperglycemia",), "low blood sugar": ("hypoglycemia",),
     "uti": ("urinary tract infection",), "bladder infection": ("cystitis",), "urine infection": ("urinary tract infection",),

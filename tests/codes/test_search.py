@@ -68,3 +68,9 @@ def test_empty_queries_are_refused_clearly(session, query):
 def test_unknown_system_is_refused(session):
     with pytest.raises(SearchError, match="unknown system"):
         search(session, "diabetes", system="snomed")
+
+
+def test_short_code_like_words_among_words_are_words(session):
+    # "t2" is type 2 here, not the T2x burn codes; "250 mg" is a dose, not a code prefix
+    assert top(session, "t2 diabetes", 1)[0].startswith("E11")
+    assert top(session, "ceftriaxone 250 mg", 1) == ["J0696"]
