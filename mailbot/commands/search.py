@@ -14,6 +14,7 @@ from sqlmodel import Session
 from mailbot.codes.search import SearchError, search
 from mailbot.commands import Command, Reply, handler
 from mailbot.commands.arguments import CommandError, read_words
+from mailbot.commands.cards import SYSTEM_LABELS
 from mailbot.commands.lookup import lookup_cards, today
 from mailbot.context import Context
 from mailbot.models import InboundMessage
@@ -32,9 +33,9 @@ def split_system(query: str) -> tuple[str | None, str]:
     return (system, rest.strip()) if system and rest.strip() else (None, query)
 
 
-def search_results(session: Session, query: str, limit: int) -> tuple[str | None, list[dict[str, Any]]]:
-    """Verified search results: (system filter, [{card, score}]); used by the
-    email and the reviewer web page alike."""
+def search_results(session: Session, query: str, limit: int) -> tuple[str | None, str, list[dict[str, Any]]]:
+    """Verified search results: (system filter, words searched, [{card, score}]);
+    used by the email and the reviewer web page alike."""
     system, words = split_system(query)
     try:
         hits = search(session, words, system=system, limit=limit)
@@ -45,17 +46,18 @@ def search_results(session: Session, query: str, limit: int) -> tuple[str | None
     for hit, card in zip(hits, cards):
         if card["found"]:  # never show a code the lookup cannot confirm
             results.append({"card": card, "score": round(float(hit.score), 3)})
-    return system, results
+    return system, words, results
 
 
 @handler("SEARCH")
 def answer_search(ctx: Context, session: Session, inbound: InboundMessage, command: Command) -> Reply:
     settings = ctx.settings.commands
     query = read_words(command, max_words=settings.max_search_words, verb_examples=EXAMPLES)
-    system, results = search_results(session, query, settings.search_limit)
+    system, words, results = search_results(session, query, settings.search_limit)
     top = [r["card"]["code"] for r in results[:5]]
     return Reply("search", {
-        "query": query, "system": system, "results": results, "on": today().isoformat(),
+        "query": words, "system": SYSTEM_LABELS.get(system, system) if system else None,
+        "results": results, "on": today().isoformat(),
         "lookup_hint": ("LOOKUP " + " ".join(top)) if top else "",
         "examples": EXAMPLES,
     }, kind="search")

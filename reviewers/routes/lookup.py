@@ -60,7 +60,7 @@ def lookup_page(request: Request, q: str = "", mode: str = "auto", on: str = "",
             values["when"] = (when or today()).isoformat()
             with ctx.db.read() as session:
                 if used == "search":
-                    values["system"], values["results"] = search_results(session, q, ctx.settings.commands.search_limit)
+                    values["system"], _, values["results"] = search_results(session, q, ctx.settings.commands.search_limit)
                 else:
                     request_ = read_codes(Command(used.upper(), q), max_codes=ctx.settings.commands.max_codes,
                                           verb_examples=[])
