@@ -150,6 +150,7 @@ class GroupCommit:
             if len(batch) == 1:
                 batch[0][1].set_exception(sys.exc_info()[1])
                 return
+            # One at a time: one bad message must not fail the others.
             for arrival, future in batch:
                 try:
                     inbound_id = accept_many(self.db, [arrival])[0]
