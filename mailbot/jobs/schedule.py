@@ -102,10 +102,17 @@ def claim_due(session: Session, settings: Settings, now: datetime | None = None,
     return [run.id for run in runs]
 
 
-def pending_runs(session: Session, older_than: datetime) -> list[int]:
-    """Runs claimed but not finished (a worker died): for the reconciler."""
+# Re-pokes per reconciler pass.  During a big run most pending runs are only
+# waiting in the queue; poking all of them every minute would multiply the
+# backlog, so the oldest are re-poked first, a bounded number at a time.
+REPOKE_LIMIT = 1000
+
+
+def pending_runs(session: Session, older_than: datetime, limit: int = REPOKE_LIMIT) -> list[int]:
+    """Runs claimed but not finished (a worker died, a poke was lost), oldest first."""
     return list(session.exec(
         select(DigestRun.id).where(DigestRun.state == DigestState.PENDING, DigestRun.created_at < older_than)
+        .order_by(DigestRun.created_at, DigestRun.id).limit(limit)
     ).all())
 
 
