@@ -30,6 +30,7 @@ from email import policy
 from email.parser import BytesParser
 from typing import Any
 
+from sqlalchemy import exists
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -39,7 +40,7 @@ from mailbot.context import Context
 from mailbot.mail.compose import Envelope, build, clean_header, render
 from mailbot.mail.addresses import ServiceAddress, classify
 from mailbot.mail.routing import cap_verdict
-from mailbot.models import InboundMessage, InboundStatus, OutboundMessage, utcnow
+from mailbot.models import InboundMessage, InboundStatus, OutboundMessage, QuarantineItem, utcnow
 from mailbot.services import Poke
 from mailbot.services.delivery import queue_message
 
@@ -215,7 +216,7 @@ def _context(ctx: Context, inbound: InboundMessage, command: Command | None, rep
 def unanswered_commands(session: Session, age: timedelta) -> list[Poke]:
     """Recovery rule: commands routed more than ``age`` ago (within
     :data:`RECOVERY_WINDOW`) that have neither a reply nor a recorded
-    decision not to reply."""
+    decision not to reply, and that the queue has not given up on."""
     now = utcnow()
     rows = session.exec(
         select(InboundMessage.id, InboundMessage.route)
@@ -226,6 +227,9 @@ def unanswered_commands(session: Session, age: timedelta) -> list[Poke]:
             InboundMessage.received_at < now - age,
             InboundMessage.received_at > now - RECOVERY_WINDOW,
             OutboundMessage.id.is_(None),
+            # given up on by the queue: a person decides (replay), not the reconciler
+            ~exists().where(QuarantineItem.kind == "run_command", QuarantineItem.ref_id == InboundMessage.id,
+                            QuarantineItem.resolved_at.is_(None)),
         )
     ).all()
     return [Poke("run_command", inbound_id) for inbound_id, route in rows

@@ -123,9 +123,14 @@ def test_a_verb_without_a_handler_gets_help_saying_so(ctx, db):
 def test_the_recovery_rule_finds_commands_left_unanswered(ctx, db):
     from datetime import timedelta
 
+    from mailbot.services.quarantine import quarantine
+
     waiting = routed_command(db, "HELP", "", message_id="<w@x>")
     answered = routed_command(db, "HELP", "", message_id="<n@x>")
+    given_up = routed_command(db, "HELP", "", message_id="<g@x>")
     runner.run(ctx, answered)
+    with db.session() as session:
+        quarantine(session, kind="run_command", ref_id=given_up, stage="queue", reason="failed 12 times")
     with db.read() as session:
         pokes = runner.unanswered_commands(session, timedelta(0))
     assert pokes == [("run_command", waiting)]
