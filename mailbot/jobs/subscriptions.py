@@ -7,7 +7,8 @@ Double opt-in: :func:`subscribe` creates a subscription in
 ``CONFIRM <token>``).  Every state move is a conditional update, so a link
 clicked twice or a reply processed twice changes nothing the second time.
 Unsubscribing takes effect at once: digest building re-checks the status in
-the same transaction that would queue the email.
+the same transaction that would queue the email, and digests already queued
+but not yet delivered are withdrawn.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from mailbot.jobs.criteria import Request
 from mailbot.jobs.schedule import next_slot
 from mailbot.models.base import utcnow
 from mailbot.models.jobs import (
+    DigestRun,
     Subscriber,
     SubscriberStatus,
     Subscription,
     SubscriptionKind,
     SubscriptionStatus,
 )
-from mailbot.models.mail import BounceEvent
+from mailbot.models.mail import BounceEvent, OutboundMessage, OutboundState
 
 # A subscriber may hold this many live subscriptions; more is almost always a
 # script or a mistake, and each one is an email per period.
@@ -188,6 +190,7 @@ def cancel(session: Session, settings: Settings, subscriber_id: int, which: list
         return Outcome([], "This address has no subscriptions.", changed=False)
     moved = _set_status(session, _select(session, subscriber, which), LIVE, SubscriptionStatus.CANCELLED,
                         settings, now)
+    withdraw_queued(session, [sub.id for sub in moved])
     if not which:
         subscriber.status = SubscriberStatus.UNSUBSCRIBED
         subscriber.updated_at = now
@@ -196,6 +199,25 @@ def cancel(session: Session, settings: Settings, subscriber_id: int, which: list
         return Outcome([], "None of those subscriptions is active.", changed=False)
     return Outcome(moved, "You are unsubscribed from everything." if not which
                    else f"Cancelled {len(moved)} subscription(s).")
+
+
+def withdraw_queued(session: Session, subscription_ids: list[int]) -> int:
+    """Digests of these subscriptions queued but not yet delivered are not
+    sent: an unsubscribe is honoured at once, even mid-run.  They are marked
+    failed with the reason, where the outbox page shows them."""
+    if not subscription_ids:
+        return 0
+    outbound_ids = session.exec(
+        select(DigestRun.outbound_id).where(DigestRun.subscription_id.in_(subscription_ids),
+                                            DigestRun.outbound_id.is_not(None))
+    ).all()
+    if not outbound_ids:
+        return 0
+    return session.exec(
+        update(OutboundMessage).where(OutboundMessage.id.in_(list(outbound_ids)),
+                                      OutboundMessage.state == OutboundState.PENDING)
+        .values(state=OutboundState.FAILED, last_error="withdrawn: the subscriber unsubscribed before delivery")
+    ).rowcount or 0
 
 
 def expire_unconfirmed(session: Session, settings: Settings, now: datetime | None = None) -> int:

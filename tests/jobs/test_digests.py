@@ -199,3 +199,20 @@ def test_unconfirmed_requests_expire_and_stop_counting_against_the_limit(ctx, db
     with db.session() as s:
         assert subscriptions.expire_unconfirmed(s, ctx.settings, later) == subscriptions.MAX_SUBSCRIPTIONS
         assert subscriptions.subscribe(s, "victim@example.org", parse_request("JOBS hybrid"), now=later).id
+
+
+def test_a_digest_queued_but_not_delivered_is_withdrawn_by_an_unsubscribe(ctx, db):
+    from mailbot.models.mail import OutboundState
+    from mailbot.services import delivery
+
+    with db.session() as s:
+        sub = active_subscription(s, ctx.settings, "casey@example.org", "JOBS remote daily")
+        add_job(s, "Remote Coder", work_mode="remote")
+        [run_id] = schedule.claim_due(s, ctx.settings, now=AFTER_DUE)
+    [poke] = digest.send_digest(ctx, run_id)
+    with db.session() as s:
+        subscriptions.cancel(s, ctx.settings, sub.subscriber_id, [sub.id])
+    assert delivery.deliver(ctx, poke.id) == "skipped"
+    with db.read() as s:
+        out = s.get(OutboundMessage, poke.id)
+        assert out.state == OutboundState.FAILED and "unsubscribed" in out.last_error
