@@ -213,6 +213,7 @@ def card_view(card: Any, on: date | None = None) -> dict[str, Any]:
         "on": data.get("date") or (on or date.today()).isoformat(),
         "version": _text(data.get("version")),
         "message": data.get("message") or "",
+        "version_warning": data.get("version_warning") or "",
         "notes": note_groups,
         "facts": facts,
         "rvu": _rvu_rows(data.get("rvu") or []),

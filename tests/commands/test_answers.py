@@ -70,3 +70,8 @@ def test_a_search_that_finds_nothing_says_so_with_examples(answer):
 def test_words_around_the_codes_are_named_as_left_out(answer):
     _, text, _ = answer("LOOKUP please E11.22 thanks")
     assert "Not codes, left out: please, thanks" in text
+
+
+def test_a_date_past_the_newest_release_is_flagged_on_the_card(answer):
+    _, text, html = answer("LOOKUP J1100 on 2026-11-24")
+    assert "newest imported release" in text and "newest imported release" in html
