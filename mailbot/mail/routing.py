@@ -10,7 +10,8 @@ Order matters and is the policy:
 
 1. duplicates, our own mail coming back, bounces, machine and list mail --
    never answered automatically, never a consultation;
-2. sender policy (allow-list, ``Authentication-Results`` from our MTA);
+2. sender policy (allow-list, ``Authentication-Results`` from our MTA):
+   quarantined, so an operator can let a legitimate sender through (replay);
 3. the per-sender daily cap on automatic replies (a mark: ``auto_reply_ok``);
 4. a reply in an existing consultation's thread;
 5. a command (at ``ask@`` only when typed in capitals, so a question that
@@ -164,7 +165,7 @@ CHAIN: tuple[Link, ...] = (
     Link("own_mail", own_mail, Action.DROP),
     Link("bounce", bounce, Action.BOUNCE),
     Link("auto_submitted", auto_submitted, Action.DROP),
-    Link("sender_not_allowed", sender_not_allowed, Action.DROP),
+    Link("sender_not_allowed", sender_not_allowed, Action.QUARANTINE),
     Link("authentication_failed", authentication_failed, Action.QUARANTINE),
     Link("daily_cap", daily_cap, Action.MARK),
     Link("thread_reply", thread_reply, Action.FOLLOWUP),

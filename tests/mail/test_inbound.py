@@ -190,11 +190,14 @@ def test_bounces_record_the_failed_recipient(ctx):
     assert (event.recipient, event.status, event.permanent, event.inbound_id) == ("gone@clinic.example", "5.1.1", True, inbound_id)
 
 
-def test_senders_off_the_allow_list_are_dropped(ctx):
+def test_senders_off_the_allow_list_are_quarantined(ctx):
     ctx.settings.guards.allow_senders = ["@clinic.example"]
     outsider = store(ctx, message("q", "99213?", sender="x@elsewhere.example", message_id="<o1@e.example>"))
     insider = store(ctx, message("q", "99213?", message_id="<i1@clinic.example>"))
-    assert process(ctx, outsider) == [] and row(ctx, outsider).action == "sender_not_allowed"
+    assert process(ctx, outsider) == [] and row(ctx, outsider).status == "quarantined"
+    assert row(ctx, outsider).auto_reply_ok is False
+    [item] = quarantined(ctx)
+    assert item.reason == "sender_not_allowed: x@elsewhere.example is not on guards.allow_senders"
     assert process(ctx, insider)[0].actor == "advance_consultation"
 
 
