@@ -9,13 +9,14 @@ same kind (and setting) replaces the previous rows of that kind.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import JSON, delete, insert, select
 from sqlmodel import Session, SQLModel
 
 from mailbot.models.codes import CodeSetVersion
@@ -99,14 +100,38 @@ def add_version(session: Session, **values: Any) -> int:
 
 def bulk_insert(session: Session, model: type[SQLModel], rows: Iterable[dict[str, Any]],
                 progress: Progress | None = None, label: str = "", total: int = 0) -> int:
-    """Insert plain dicts in batches (no ORM object per row); returns the count."""
+    """Insert plain dicts in batches (no ORM object per row); returns the count.
+
+    On PostgreSQL the rows go through COPY (several times faster than
+    multi-row INSERTs); elsewhere through executemany."""
     table = model.__table__
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return _copy(connection, table, rows, progress, label, total)
     count = 0
     for batch in _batches(rows, BATCH):
         session.execute(insert(table), batch)
         count += len(batch)
         if progress:
             progress(label, count, total)
+    return count
+
+
+def _copy(connection, table, rows: Iterable[dict[str, Any]], progress: Progress | None, label: str,
+          total: int) -> int:
+    columns = [c for c in table.columns if not c.primary_key]
+    is_json = [isinstance(c.type, JSON) for c in columns]
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    count = 0
+    raw = connection.connection.driver_connection  # the psycopg connection, inside our transaction
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([json.dumps(row[c.name]) if j else row[c.name] for c, j in zip(columns, is_json)])
+            count += 1
+            if progress and count % BATCH == 0:
+                progress(label, count, total)
+    if progress:
+        progress(label, count, total)
     return count
 
 
