@@ -7,6 +7,7 @@ from __future__ import annotations
 import mailbox
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 from sqlmodel import select
 
@@ -126,7 +127,33 @@ def test_a_follow_up_waits_while_the_approved_answer_is_in_flight(cctx, llm, sin
         c = session.exec(select(Consultation)).one()
         session.exec(update(Consultation).where(Consultation.id == c.id).values(state="approved"))
         inbound_id = session.exec(select(InboundMessage)).one().id
-    import pytest
-
     with pytest.raises(svc.TryLater):
         svc.followup(cctx, inbound_id)
+
+
+def test_a_temporary_relay_failure_is_retried_and_sends_once(cctx, llm, sink, reviewer, db):
+    from mailbot.models import OutboundMessage
+
+    receive(cctx, question("Knee", "Is 20610 ok? DOS 2026-02-02"))
+    with db.read() as session:
+        c = session.exec(select(Consultation)).one()
+    sink.answer("451 4.3.0 try again later")
+    send, advance = svc.approve(cctx, c.id, reviewer, "20610 is fine.", c.version)
+    drive(cctx, [send])
+    with db.session() as session:
+        out = session.get(OutboundMessage, send.id)
+        assert out.state == "pending" and out.attempts == 1 and "451" in out.last_error
+        assert out.next_attempt_at is not None
+        out.next_attempt_at = utcnow() - timedelta(seconds=1)        # the backoff has passed
+        session.add(out)
+    with pytest.raises(svc.NotYetDelivered):
+        svc.advance(cctx, c.id)
+    sink.answer(None)
+    with db.read() as session:
+        pokes = recovery.unfinished(session, timedelta(0))
+    assert send in pokes and advance in pokes
+    drive(cctx, pokes)
+    drive(cctx, pokes)   # redelivered pokes change nothing
+    assert [m.message["X-Mailbot-Kind"] for m in sink.messages].count("answer") == 1
+    with db.read() as session:
+        assert session.get(Consultation, c.id).state == "sent"
