@@ -165,3 +165,21 @@ def redis_url() -> str:
     yield REDIS_URL
     for key in client.scan_iter(f"mailbot-test-{RUN_ID}*"):
         client.delete(key)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium, one per test module.  Playwright's sync API
+    keeps an event loop running in the main thread while it is open, so a
+    test must never start a second one (use this fixture), and it must not
+    outlive the module (later tests may run asyncio code of their own)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -16,18 +16,6 @@ from tests.support.net import free_port, wait_for_port
 from tests.support.relay_sink import RelaySink
 from tests.web.conftest import SECRET, add_reviewer, seed_consultation  # noqa: F401  (re-exported for tests)
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @dataclass
