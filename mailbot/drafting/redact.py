@@ -236,15 +236,37 @@ def _name_span(text: str, start: int, end: int) -> tuple[int, int] | None:
 _LOWER_CUED = re.compile(r"\b(?:patient|pt|name|member|for|re)\b\s*[:,=-]?\s*([a-z]+)\s+((?:[a-z]\.?\s+)?[a-z][a-z'’-]+)", re.I)
 
 
+_NAME_LABEL = re.compile(r"\b(?:patient|pt)?\s*name\s*(?:is|was)?\s*[:=-]?\s*([a-z][a-z'’-]+)\s+([a-z][a-z'’-]+)", re.I)
+_SURNAME_FIRST = re.compile(rf"(?m)^[ \t]*({_LAST_FIRST})(?=\s*[(/:–—-]|\s+(?:DOB|MRN|acct|age)\b)")
+
+
+def _plain(word: str) -> str:
+    return word.lower().replace("’", "'").strip("'")
+
+
 def _lowercase_names(text: str) -> list[Span]:
-    """``pt john smith``: typed in lower case after a cue, a common given name
-    followed by a word that is not a known non-name is a name."""
+    """Names typed without capitals or in ``Surname, Given`` order:
+
+    - ``pt john smith``: after a cue, a common given name and a word that is
+      not a known non-name;
+    - ``name eleanor nguyen``: after an explicit name label, any two words
+      that are not known non-names;
+    - ``Okafor, Siobhan (acct ...)``: a ``Surname, Given`` pair opening a line
+      and followed by an identifier or a separator."""
     spans = []
     for m in _LOWER_CUED.finditer(text):
         first, last = m.group(1), m.group(2).split()[-1]
-        if first.islower() and first in _FIRST_NAMES and last.lower().strip("'’") not in _NOT_NAMES \
-                and last.lower() not in _NOT_NAME_PAIRS:
+        if first.islower() and first in _FIRST_NAMES and _plain(last) not in _NOT_NAMES \
+                and _plain(last) not in _NOT_NAME_PAIRS:
             spans.append(Span(m.start(1), m.end(2), "NAME"))
+    for m in _NAME_LABEL.finditer(text):
+        words = [_plain(m.group(1)), _plain(m.group(2))]
+        if not any(w in _NOT_NAMES or w in _NOT_NAME_PAIRS for w in words):
+            spans.append(Span(m.start(1), m.end(2), "NAME"))
+    for m in _SURNAME_FIRST.finditer(text):
+        words = [_plain(w) for w in re.findall(r"[A-Za-z'’-]{2,}", m.group(1))]
+        if not any(w in _NOT_NAMES or w in _NOT_NAME_PAIRS for w in words):
+            spans.append(Span(m.start(1), m.end(1), "NAME"))
     return spans
 
 
@@ -265,7 +287,8 @@ def _repeated_names(text: str, names: list[Span]) -> list[Span]:
         # given name or a middle initial makes it a person for certain.
         # At the start of a sentence a capitalised pair is still a name unless
         # it reads like a heading ("Coding Question:").
-        heading = _sentence_start(text, m.start()) and text[m.end():m.end() + 1] == ":"
+        line_start = not text[:m.start()].rstrip(" \t") or text[:m.start()].rstrip(" \t")[-1] == "\n"
+        heading = line_start and text[m.end():m.end() + 1] == ":"
         if words[0] in _FIRST_NAMES or m.group(2) or not heading:
             extra.append(Span(m.start(), m.end(), "NAME"))
     return extra

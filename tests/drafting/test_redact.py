@@ -77,3 +77,20 @@ def test_the_synthetic_benchmark_meets_its_recall_target():
 def test_a_lower_case_name_after_a_cue_is_redacted_but_lower_case_prose_is_not():
     assert redact("pt john smith came in for 99213").text == "pt [NAME] came in for 99213"
     assert redact("pt has diabetes E11.9, for mark the claim").spans == []
+
+
+@pytest.mark.parametrize("text, redacted", [
+    ("Okafor, Siobhan (acct 12345678) - 93000 vs 93010", "[NAME] (acct [ACCOUNT]) - 93000 vs 93010"),
+    ("name eleanor nguyen; ICD-10 Z23", "name [NAME]; ICD-10 Z23"),
+    ("MRN 123456 / Siobhan O'Connor: 11042?", "MRN [MRN] / [NAME]: 11042?"),
+])
+def test_names_in_surname_first_or_lower_case_or_after_a_slash_are_redacted(text, redacted):
+    assert redact(text).text == redacted
+
+
+@pytest.mark.parametrize("text", [
+    "Hypertension, Essential (I10) vs I11.9?", "Diabetes, Type 2 - E11.9", "what name should the modifier have",
+    "Coding Question: is 99213 ok?",
+])
+def test_medical_headings_and_prose_are_not_names(text):
+    assert redact(text).text == text
