@@ -80,6 +80,11 @@ def _exception_handlers(app: FastAPI) -> None:
         if request.method in ("GET", "HEAD"):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        kept = await _typed_text(request)
+        if kept:
+            # A reviewer whose session ended while editing must not lose the text.
+            return render(request, "web/session_ended.html", {"kept": kept}, title="Session ended",
+                          status_code=401)
         return PlainTextResponse("login required", status_code=401, headers={"WWW-Authenticate": "Cookie"})
 
     @app.exception_handler(Forbidden)
@@ -105,6 +110,19 @@ def _exception_handlers(app: FastAPI) -> None:
         fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) for e in exc.errors()) or "input"
         return render(request, "web/error.html", {"message": f"The request was not valid ({fields})."},
                       title="Bad request", status_code=422)
+
+
+_TEXT_FIELDS = ("body", "question", "reply_text", "reason")
+
+
+async def _typed_text(request: Request) -> list[tuple[str, str]]:
+    """Free text a form carried (draft, question, reply), to hand back."""
+    if not request.headers.get("content-type", "").startswith(("application/x-www-form-urlencoded",
+                                                                "multipart/form-data")):
+        return []
+    form = await request.form()
+    return [(name, value) for name in _TEXT_FIELDS
+            if isinstance(value := form.get(name), str) and value.strip()]
 
 
 def _middleware(app: FastAPI, ctx: Context) -> None:

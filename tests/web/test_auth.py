@@ -160,3 +160,12 @@ def test_pages_carry_security_headers(client, alice):
     assert "script-src 'self'" in headers["content-security-policy"]
     assert headers["x-frame-options"] == "DENY"
     assert headers["cache-control"] == "no-store"
+
+
+def test_expired_session_hands_back_the_typed_draft(client, db, alice):
+    cid = seed_consultation(db, claimed_by=alice.id)
+    response = client.post(f"/consultations/{cid}/save",
+                           data={"body": "Two hours of careful <edits>", "version": "1", "csrf_token": "x"})
+    assert response.status_code == 401
+    assert "Your session has ended" in response.text
+    assert "Two hours of careful &lt;edits&gt;" in response.text
