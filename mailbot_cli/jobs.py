@@ -18,7 +18,7 @@ from rich.table import Table
 from sqlalchemy import update
 from sqlmodel import select
 
-from mailbot.jobs import board, importers
+from mailbot.jobs import board, feeds, importers
 
 app = typer.Typer(help="Job board: import postings and feeds, list, approve, expire, run digests.",
                   no_args_is_help=True)
@@ -37,7 +37,7 @@ def _import(config: str | None, reader, source: str) -> None:
     ctx = _context(config)
     try:
         inputs, problems = reader(source)
-    except (importers.ImportError_, OSError, ValueError) as exc:
+    except (importers.UnreadableSource, OSError, ValueError) as exc:
         err.print(f"[bold red]cannot import {source}:[/] {exc}", highlight=False)
         raise typer.Exit(1) from None
     with ctx.db.session() as session:
@@ -58,7 +58,7 @@ def import_file(path: str = typer.Argument(..., help="CSV or JSON file (or http(
 def import_feed(source: str = typer.Argument(..., help="RSS/Atom feed or HTML page (URL or file)."),
                 config: str | None = ConfigOption) -> None:
     """Import an RSS/Atom feed, or the schema.org JobPostings of an HTML page."""
-    _import(config, importers.read_feed_or_page, source)
+    _import(config, feeds.read_feed_or_page, source)
 
 
 @app.command("list")

@@ -18,7 +18,7 @@ from sqlmodel import select
 from mailbot.context import Context
 from mailbot.jobs import code_updates, digest
 from mailbot.models.codes import CodeEntry, CodeSetVersion
-from mailbot.models.jobs import DigestRun, DigestState, Subscription
+from mailbot.models.jobs import DigestRun, DigestState
 from mailbot.models.mail import OutboundMessage
 from tests.conftest import TESTS_DIR, make_settings
 from tests.jobs.digest_support import parsed_text

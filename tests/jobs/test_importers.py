@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import select
 
-from mailbot.jobs import board, importers
+from mailbot.jobs import board, feeds, importers
 from mailbot.models.jobs import Job, JobStatus
 from tests.conftest import DATA_DIR
 
@@ -37,7 +37,7 @@ def test_json_accepts_aliases_and_an_apply_address():
 
 
 def test_rss_titles_give_employer_and_place():
-    inputs, problems = importers.read_feed_or_page(str(JOBS / "feed.rss"))
+    inputs, problems = feeds.read_feed_or_page(str(JOBS / "feed.rss"))
     assert problems == []
     ortho, cdi = inputs
     assert (ortho.title, ortho.employer, ortho.city, ortho.state) == ("Remote CPC Coder", "Sunbelt Orthopedics", "Phoenix", "AZ")
@@ -48,14 +48,14 @@ def test_rss_titles_give_employer_and_place():
 
 
 def test_atom_entries_use_the_author_as_employer():
-    [audit], problems = importers.read_feed_or_page(str(JOBS / "feed.atom"))
+    [audit], problems = feeds.read_feed_or_page(str(JOBS / "feed.atom"))
     assert problems == []
     assert (audit.title, audit.employer, audit.city, audit.state) == ("Coding Auditor", "Rockies Health", "Denver", "CO")
     assert audit.credentials == ["CPC", "CCS-P"] and audit.apply_url == "https://rockies.example/jobs/42"
 
 
 def test_schema_org_jobposting_json_ld():
-    [ed], problems = importers.read_feed_or_page(str(JOBS / "jobposting.html"))
+    [ed], problems = feeds.read_feed_or_page(str(JOBS / "jobposting.html"))
     assert problems == []
     assert (ed.title, ed.employer, ed.city, ed.state, ed.work_mode) == (
         "Emergency Department Coder", "Prairie Health", "Wichita", "KS", "remote")
