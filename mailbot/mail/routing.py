@@ -174,9 +174,10 @@ CHAIN: tuple[Link, ...] = (
 )
 
 
-def route(mail: Mail, chain: tuple[Link, ...] = CHAIN) -> Decision:
-    """Run the chain; returns the decision of the first final rule that fires."""
-    for link in chain:
+def route(mail: Mail, chain: tuple[Link, ...] | None = None) -> Decision:
+    """Run ``chain`` (default :data:`CHAIN`); returns the decision of the
+    first final rule that fires."""
+    for link in CHAIN if chain is None else chain:
         reason = link.rule(mail)
         if reason is None:
             continue

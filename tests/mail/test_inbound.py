@@ -218,3 +218,23 @@ def test_unauthenticated_mail_is_quarantined_and_can_be_replayed(ctx):
         replay(ctx, item.id)
     with pytest.raises(LookupError):
         replay(ctx, 999_999)
+
+
+def test_a_rule_that_crashes_quarantines_the_message_with_the_error(ctx, monkeypatch):
+    """A bug in a rule must not lose the message or retry it forever."""
+    from mailbot.mail import routing
+
+    def broken(mail):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(routing, "CHAIN", (routing.Link("broken", broken, routing.Action.DROP),) + routing.CHAIN)
+    inbound_id = store(ctx, eml("plain_question.eml"))
+    assert process(ctx, inbound_id) == []
+    stored = row(ctx, inbound_id)
+    assert stored.status == "quarantined" and stored.error == "routing failed: KeyError('surprise')"
+    with ctx.db.read() as session:
+        assert session.exec(select(Consultation)).all() == []      # nothing half-done
+    monkeypatch.undo()
+    [item] = quarantined(ctx)
+    replay(ctx, item.id)
+    assert process(ctx, inbound_id)[0].actor == "advance_consultation"

@@ -249,3 +249,21 @@ def test_starttls_and_auth_when_configured(tmp_path, db, stored):
     finally:
         listener.stop()
     assert len(stored.wait(1)) == 1
+
+
+def test_too_many_recipients_are_deferred_with_452(tmp_path, db, stored):
+    ctx = Context(make_settings(tmp_path, db, **{"smtp.max_recipients": 2}), db=db)
+    listener = SmtpListener(ctx, on_stored=stored)
+    listener.start()
+    try:
+        with client(listener) as smtp:
+            smtp.mail("a@example.org")
+            codes = [smtp.rcpt(f"ask+{n}@mailbot.localhost")[0] for n in range(3)]
+            assert codes == [250, 250, 452]
+            code, _ = smtp.data(QUESTION)
+            assert code == 250
+    finally:
+        listener.stop()
+    with db.read() as session:
+        assert session.get(InboundMessage, stored.wait(1)[0]).envelope_to == [
+            "ask+0@mailbot.localhost", "ask+1@mailbot.localhost"]
