@@ -77,6 +77,21 @@ HARD_TEMPLATES = [
     "{NAME} was born {DOB} and had 90471 today; Medicare ID {MBI}.",
 ]
 
+# Written after every rule above existed, committed with its first score,
+# and not used to change the redactor: the honest held-out figure.
+FRESH_TEMPLATES = [
+    "Good morning! Our provider saw {NAME} in clinic. She has a home phone of {PHONE}. Is 99214 supported for a 40 minute visit?",
+    "Hi - {LAST} family called again re: the bill. Account {ACCOUNT}. They want to know what J0696 is.",
+    "The insured is {NAME} ({DOB}), policy #{ACCOUNT}. Wound care 97597 plus 11042?",
+    "Can you confirm 82962 for a glucose check? Resident {NAME}, room 12, DOB: {DOB}, MR# {MRN}.",
+    "Patient {LASTFIRST}, SSN {SSN}, needs L3908 wrist splint coded with S62.101A.",
+    "email from {EMAIL}: 'is 96413 with 96415 ok for 2 hour chemo?' - please answer to {NAME}",
+    "Mailing address for the refund: {NAME}, {ADDRESS}. Original claim used 99203.",
+    "{NAME}, a {AGE} year old, seen {DATE} for annual wellness G0438. Is G0438 once per lifetime?",
+    "Sent by {NAME} on behalf of Dr. office; pt DOB {DOB}; question: can 17110 be billed with 11055?",
+    "Mr {LAST} (MRN {MRN}) asked why his copay changed for 90837. Cell {PHONE}.",
+]
+
 FIRST = ["John", "Maria", "Wei", "Fatima", "Robert", "Aisha", "Dmitri", "Lakshmi", "Carlos", "Eleanor",
          "Tomasz", "Nkechi", "Hiroshi", "Brittany", "Ahmed", "Siobhan", "Jorge", "Ingrid", "Kwame", "Mei"]
 LAST = ["Smith", "Garcia", "Nguyen", "O'Connor", "Kowalski", "Okafor", "Tanaka", "Haddad", "Johansson",
@@ -186,6 +201,10 @@ def cases(n: int = 126, seed: int = 20261124, templates: list[str] = TEMPLATES) 
 
 def hard_cases(n: int = 40, seed: int = 7) -> list[Case]:
     return cases(n, seed, HARD_TEMPLATES)
+
+
+def fresh_cases(n: int = 40, seed: int = 11) -> list[Case]:
+    return cases(n, seed, FRESH_TEMPLATES)
 
 
 CODE_TOKEN = re.compile(r"\b(?:\d{4}[0-9FT]|[A-Z]\d{4}|[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?)(?:-(?:\d{2}|[A-Z]{2}))?\b")
