@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from redaction_cases import CODE_TOKEN, Case, cases, hard_cases  # noqa: E402
+from redaction_cases import CODE_TOKEN, Case, cases, fresh_cases, hard_cases  # noqa: E402
 
 from mailbot.drafting.redact import DATE, redact  # noqa: E402
 
@@ -94,6 +94,7 @@ def main() -> None:
     base = score(all_cases, baseline)
     mine = score(all_cases, ours)
     hard = score(hard_cases(), ours)
+    fresh = score(fresh_cases(), ours)
     result = {
         "cases": len(all_cases),
         "recall": mine["recall"],
@@ -109,6 +110,11 @@ def main() -> None:
                           "(lower-case names after a cue or a name label, 'Surname, Given' opening a line, "
                           "headings only at line start), so it is no longer strictly held out"),
         "baseline": "four obvious patterns (e-mail, SSN, phone, any full date), same cases, same run",
+        "fresh_held_out_cases": len(fresh_cases()),
+        "fresh_held_out_recall": fresh["recall"],
+        "fresh_held_out_precision": fresh["precision"],
+        "fresh_held_out_codes_damaged": fresh["protected_damaged"],
+        "fresh_held_out": fresh,
         "ours": mine,
         "held_out_hard_phrasings": hard,
         "baseline_simple_patterns": base,
@@ -128,6 +134,10 @@ def main() -> None:
           f"precision {hard['precision']:.3f}  codes damaged {hard['protected_damaged']}/{hard['protected_tokens']}")
     if hard["misses"]:
         print("held-out missed:", *hard["misses"], sep="\n  ")
+    print(f"fresh held-out ({len(fresh_cases())} cases, never used for tuning): recall {fresh['recall']:.3f}  "
+          f"precision {fresh['precision']:.3f}  codes damaged {fresh['protected_damaged']}/{fresh['protected_tokens']}")
+    if fresh["misses"]:
+        print("fresh held-out missed:", *fresh["misses"], sep="\n  ")
     if mine["misses"]:
         print("missed:", *mine["misses"], sep="\n  ")
     print(f"wrote {out}")
