@@ -271,3 +271,22 @@ def test_bounces_through_the_listener_suspend_the_subscriber(service, db):
     assert (subscriber.status, subscriber.bounce_count) == (SubscriberStatus.SUSPENDED, threshold)
     make_due(db)
     assert tick(service.ctx) == []
+
+
+def test_the_scheduler_thread_sends_due_digests_and_stops(service, db):
+    from workflows.scheduler import Scheduler
+
+    confirm, _ = ask(service, "SUBSCRIBE JOBS remote daily", from_addr="pat@example.org")
+    ask(service, f"Re: {confirm['Subject']}", from_addr="pat@example.org")
+    with db.session() as s:
+        board.upsert(s, JobInput(title="Remote Coder", employer="Lone Star Health", work_mode="remote",
+                                 apply_url="https://lonestar.example/404"))
+    make_due(db)
+    scheduler = Scheduler(service.ctx, interval=0.2)
+    scheduler.start()
+    try:
+        [digest] = digests_for(service, "pat@example.org", 1)
+    finally:
+        scheduler.stop()
+    assert not scheduler.is_alive()
+    assert "Remote Coder -- Lone Star Health" in bodies(digest.message)[0]
