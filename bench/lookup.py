@@ -21,7 +21,7 @@ Figures, all measured in the same run:
 Latency starts just before the client sends DATA (so it includes the
 listener's durable store and 250) -- slightly more than from the final dot.
 Each request comes from its own address so the daily cap never applies.
-Writes ``bench/results/lookup.json``.
+Writes ``bench/results/lookup.json`` (``lookup-sqlite.json`` with ``--sqlite``).
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ def main() -> None:
     print("LOOKUP stages (median): " + ", ".join(f"{k} {v} ms" for k, v in stages.items()))
     print(f"sustained     {results['sustained_lookups_per_s']} lookups/s with {args.clients} clients "
           f"(p50 {sus_s['p50_ms']} ms, p95 {sus_s['p95_ms']} ms)")
-    out = ROOT / "bench" / "results" / "lookup.json"
+    out = ROOT / "bench" / "results" / ("lookup-sqlite.json" if args.sqlite else "lookup.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
