@@ -32,6 +32,7 @@ NOTICES = {
     "rejected_replied": "Consultation rejected and the asker was told.",
     "regenerating": "A new draft is being prepared; refresh in a moment.",
     "claimed": "You have claimed this consultation.",
+    "queue_empty": "Nothing unclaimed is waiting for review.",
     "unclaimed": "Claim released.",
     "reassigned": "Consultation reassigned.",
     "replayed": "Queued again.",

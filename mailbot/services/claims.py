@@ -11,7 +11,7 @@ claim mid-edit cannot make two people's saves overwrite each other.
 from __future__ import annotations
 
 from sqlalchemy import or_, update
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from mailbot.context import Context
 from mailbot.models import AuditEvent, Consultation, ConsultationState, Reviewer, ReviewerRole, utcnow
@@ -75,6 +75,31 @@ def claim(ctx: Context, cid: int, reviewer_id: int) -> Consultation:
             raise ClaimError(f"Q-{cid} is {consultation.state.replace('_', ' ')} and cannot be claimed")
         _audit(session, cid, me, "claim", "", me.email)
         return consultation
+
+
+def claim_next(ctx: Context, reviewer_id: int, *, attempts: int = 5) -> int | None:
+    """Claim the oldest unclaimed consultation awaiting review ("take next").
+    Returns its id, or ``None`` when nothing is waiting.  Two reviewers
+    pressing it together get different items: the claim is conditional, and
+    the loser simply tries the next candidate."""
+    for _ in range(attempts):
+        with ctx.db.read() as session:
+            candidates = session.exec(
+                select(Consultation.id)
+                .where(Consultation.state == ConsultationState.AWAITING_REVIEW, Consultation.claimed_by_id.is_(None))
+                .order_by(Consultation.waiting_since, Consultation.id).limit(5)
+            ).all()
+        if not candidates:
+            return None
+        for cid in candidates:
+            try:
+                claim(ctx, cid, reviewer_id)
+            except ClaimConflict:
+                continue
+            except ClaimError:
+                continue  # moved on since we looked (approved, rejected ...)
+            return cid
+    return None
 
 
 def unclaim(ctx: Context, cid: int, reviewer_id: int) -> Consultation:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import String, cast, func, or_
 from sqlmodel import select
 
 from mailbot.models import Consultation, ConsultationState, Reviewer, utcnow
+from mailbot.services import claims
 from mailbot.services.metrics import state_counts
 from reviewers.auth import require_reviewer
 from reviewers.pages import render
@@ -136,3 +137,12 @@ def queue(request: Request, reviewer: Reviewer = Depends(require_reviewer)) -> R
         "counts": counts, "states": [s.value for s in ConsultationState],
         "systems": CODE_SYSTEMS, "reviewers": reviewers, "sla_hours": settings.web.sla_hours,
     }, title="Queue")
+
+
+@router.post("/queue/next")
+def take_next(request: Request, reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    """Claim the oldest unclaimed item and open it."""
+    cid = claims.claim_next(request.app.state.ctx, reviewer.id)
+    if cid is None:
+        return RedirectResponse("/queue?done=queue_empty", status_code=303)
+    return RedirectResponse(f"/consultations/{cid}?done=claimed", status_code=303)

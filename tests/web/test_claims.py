@@ -100,3 +100,39 @@ def test_admin_reassigns_from_the_page_and_reviewers_cannot(app, client, db, ali
         assert session.get(Consultation, cid).claimed_by_id == bob.id
     audit = client.get(f"/consultations/{cid}/audit").text
     assert "reassign" in audit and "Bob Okafor" in audit
+
+
+def test_take_next_claims_the_oldest_unclaimed_item(client, db, alice, bob):
+    seed_consultation(db, subject="oldest but claimed", age_hours=50, claimed_by=bob.id)
+    oldest_free = seed_consultation(db, subject="oldest free", age_hours=30)
+    seed_consultation(db, subject="newer", age_hours=1)
+    token = sign_in(client, alice)
+    response = client.post("/queue/next", data={"csrf_token": token})
+    assert response.headers["location"] == f"/consultations/{oldest_free}?done=claimed"
+    with db.read() as session:
+        assert session.get(Consultation, oldest_free).claimed_by_id == alice.id
+
+
+def test_take_next_when_nothing_is_waiting(client, db, alice):
+    token = sign_in(client, alice)
+    response = client.post("/queue/next", data={"csrf_token": token})
+    assert response.headers["location"] == "/queue?done=queue_empty"
+    assert "Nothing unclaimed is waiting" in client.get(response.headers["location"]).text
+
+
+def test_reviewers_taking_next_together_get_different_items(web_ctx, db):
+    ids = {seed_consultation(db, age_hours=10 - i) for i in range(4)}
+    people = [add_reviewer(db, f"n{i}@coders.example") for i in range(4)]
+    got: list[int | None] = []
+    barrier = threading.Barrier(len(people))
+
+    def take(reviewer_id: int) -> None:
+        barrier.wait()
+        got.append(claims.claim_next(web_ctx, reviewer_id))
+
+    threads = [threading.Thread(target=take, args=(p.id,)) for p in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(got) == sorted(ids)
