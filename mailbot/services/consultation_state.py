@@ -53,7 +53,7 @@ class NotYetDelivered(TryLater):
 
 
 def move(session: Session, cid: int, from_states: tuple[str, ...], to_state: str, *,
-          expected_version: int | None = None, **values: Any) -> bool:
+         expected_version: int | None = None, **values: Any) -> bool:
     """Conditionally move ``cid`` to ``to_state``; True when this call won."""
     now = utcnow()
     stmt = update(Consultation).where(Consultation.id == cid, Consultation.state.in_(list(from_states)))
@@ -65,7 +65,7 @@ def move(session: Session, cid: int, from_states: tuple[str, ...], to_state: str
 
 
 def audit(session: Session, cid: int, actor: str, action: str, *, before: str = "", after: str = "",
-           **detail: Any) -> None:
+          **detail: Any) -> None:
     session.add(AuditEvent(consultation_id=cid, actor=actor, action=action, before=before, after=after,
                            detail=detail))
 

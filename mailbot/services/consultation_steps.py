@@ -31,6 +31,7 @@ from mailbot.services.consultation_state import (
 from mailbot.services.delivery import queue_message
 from mailbot.services.quarantine import quarantine
 
+
 def advance(ctx: Context, cid: int) -> list[Poke]:
     """Move consultation ``cid`` one machine step on; returns the pokes to send.
     Raises :class:`NotYetDelivered` while an approved answer is in flight."""
@@ -59,7 +60,7 @@ def _acknowledge(ctx: Context, cid: int) -> list[Poke]:
                 thread_message_ids=add_thread_id(consultation, row.message_id)))
             pokes.append(Poke("send_outbound", row.id))
         audit(session, cid, "system", "acknowledged", ack_sent=bool(pokes),
-               reason="" if pokes else "no automatic reply allowed (cap, auto-submitted, or already sent)")
+              reason="" if pokes else "no automatic reply allowed (cap, auto-submitted, or already sent)")
     return pokes + [Poke("advance_consultation", cid)]
 
 
@@ -89,16 +90,16 @@ def run_draft(ctx: Context, cid: int, *, force_offline: bool = False) -> list[Po
     result = make_draft(ctx, cid, force_offline=force_offline)
     with ctx.db.session() as session:
         if not move(session, cid, (S.DRAFTING,), S.AWAITING_REVIEW, flags=result.verification.flags,
-                     date_of_service=result.date_of_service,
-                     code_systems=sorted({c["system"] for c in result.cited if c.get("system")}),
-                     failure_reason=result.llm_failure[:2000]):
+                    date_of_service=result.date_of_service,
+                    code_systems=sorted({c["system"] for c in result.cited if c.get("system")}),
+                    failure_reason=result.llm_failure[:2000]):
             return []  # someone else finished or reopened it; this draft is dropped
         _store_draft(session, cid, result)
         if result.llm_failure:
             quarantine(session, kind="consultation", ref_id=cid, stage="llm",
                        reason="LLM unavailable, offline draft used: " + result.llm_failure)
         audit(session, cid, "system", "drafted", after=result.body, source=result.source,
-               flags=result.verification.flags, llm_failure=result.llm_failure)
+              flags=result.verification.flags, llm_failure=result.llm_failure)
     return []
 
 

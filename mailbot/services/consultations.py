@@ -97,7 +97,7 @@ def approve(ctx: Context, cid: int, reviewer_id: int, body: str, expected_versio
         session.exec(update(Consultation).where(Consultation.id == cid).values(
             thread_message_ids=add_thread_id(consultation, row.message_id)))
         audit(session, cid, reviewer.email, "approved", before=before.body if before else "", after=body,
-               outbound_id=row.id, flags=verification.flags)
+              outbound_id=row.id, flags=verification.flags)
     return [Poke("send_outbound", row.id), Poke("advance_consultation", cid)]
 
 
@@ -134,7 +134,7 @@ def reject(ctx: Context, cid: int, reviewer_id: int, reason: str, reply_text: st
                                 inbound_id=consultation.last_inbound_id)
             pokes.append(Poke("send_outbound", row.id))
         audit(session, cid, reviewer.email, "rejected", before=consultation.state, after=reason,
-               reply_sent=bool(pokes))
+              reply_sent=bool(pokes))
     return pokes
 
 
