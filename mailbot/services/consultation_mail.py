@@ -25,6 +25,7 @@ SYSTEM_LABELS = {"icd10cm": "ICD-10-CM", "cpt": "CPT", "hcpcs": "HCPCS Level II"
 STATUS_LABELS = {
     "ok": "verified", "unlicensed_descriptor": "verified (CPT descriptor needs an AMA licence)",
     "not_billable": "NOT BILLABLE (header code)", "terminated": "NOT VALID on the date of service",
+    "not_yet_valid": "NOT YET VALID on the date of service",
     "invalid": "NOT FOUND in the code sets", "unknown": "NOT FOUND in the code sets",
     "unrecognised": "not a recognised code",
 }
