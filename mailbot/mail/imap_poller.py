@@ -12,6 +12,10 @@ next pass sees it again and skips it because an inbound row with the same
 Message-ID (or the same bytes) exists.  The same check makes a UIDVALIDITY
 change (the server renumbered the folder) a safe full rescan.
 
+A message larger than ``smtp.max_message_size`` is not fetched: it stays
+in the folder, flagged ``$MailbotTooLarge``, with a quarantine row saying
+where it is.
+
 Between passes the poller waits in IDLE, renewed every ``imap.idle_seconds``
 (at most 10 minutes, well inside the 29-minute limit of RFC 2177), or polls
 when the server lacks IDLE.  Connection errors end the connection;
@@ -39,10 +43,12 @@ from mailbot.context import Context
 from mailbot.mail.intake import accept, header_message_id
 from mailbot.models import InboundMessage, utcnow
 from mailbot.models.imap import ImapFolderState
+from mailbot.services.quarantine import quarantine
 
 log = logging.getLogger(__name__)
 
 PROCESSED_FLAG = b"$MailbotProcessed"
+TOO_LARGE_FLAG = b"$MailbotTooLarge"
 FETCH_BATCH = 25
 POLL_SECONDS = 30           # without IDLE
 RECOVERABLE = (IMAPClientError, OSError, socket.timeout, ssl.SSLError, EOFError)
@@ -142,10 +148,16 @@ class ImapPoller(threading.Thread):
         last_uid = self._position(folder, uidvalidity)
         uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
         stored = 0
+        limit = self.ctx.settings.smtp.max_message_size
         for start in range(0, len(uids), FETCH_BATCH):
             batch = uids[start:start + FETCH_BATCH]
-            data = client.fetch(batch, ["BODY.PEEK[]"])
+            sizes = client.fetch(batch, ["RFC822.SIZE"])
+            small = [u for u in batch if sizes.get(u, {}).get(b"RFC822.SIZE", 0) <= limit]
+            data = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
             for uid in batch:
+                if uid not in small and uid in sizes:
+                    self._too_large(client, folder, uidvalidity, uid, sizes[uid][b"RFC822.SIZE"], limit)
+                    continue
                 raw = data.get(uid, {}).get(b"BODY[]")
                 if raw is None:
                     continue  # expunged meanwhile
@@ -178,6 +190,16 @@ class ImapPoller(threading.Thread):
         headers = BytesHeaderParser(policy=policy.default).parsebytes(raw)
         return accept(self.ctx.db, raw, source="imap", envelope_from=_return_path(headers),
                       envelope_to=_delivered_to(headers), peer=peer)
+
+    def _too_large(self, client: IMAPClient, folder: str, uidvalidity: int, uid: int, size: int, limit: int) -> None:
+        """Over the size limit the SMTP listener enforces: left in the
+        mailbox, flagged, and quarantined (with where to find it) for a human."""
+        with self.ctx.db.session() as session:
+            quarantine(session, kind="imap", ref_id=None, stage="imap",
+                       reason=f"{folder} UID {uid} (UIDVALIDITY {uidvalidity}) is {size} bytes, over "
+                              f"smtp.max_message_size {limit}; left in the mailbox, flagged {TOO_LARGE_FLAG.decode()}")
+        client.add_flags([uid], [TOO_LARGE_FLAG])
+        self._advance(folder, uid)
 
     def _done(self, client: IMAPClient, uid: int) -> None:
         if self.cfg.processed_folder and client.has_capability("MOVE"):

@@ -197,3 +197,27 @@ def test_wrong_credentials_are_retried_with_backoff_not_fatal(tmp_path, db, dove
     assert poller.is_alive() and poller.passes == 0
     poller.stop()
     assert not poller.is_alive()
+
+
+def test_an_oversized_message_is_left_flagged_and_quarantined(tmp_path, db, dovecot, folder):
+    from mailbot.mail.imap_poller import TOO_LARGE_FLAG
+    from mailbot.models import QuarantineItem
+
+    big = message(1).replace(b"Is 9921", b"x" * 3000 + b"\r\nIs 9921")
+    with imap(dovecot) as client:
+        client.append(folder, big)
+        client.append(folder, message(2))
+    poller = ImapPoller(poller_ctx(tmp_path, db, dovecot, folder, **{"smtp.max_message_size": 2048}))
+    client = poller.connect()
+    try:
+        assert poller.catch_up(client) == 1
+        client.select_folder(folder)
+        [(uid, flags)] = client.get_flags(client.search("ALL")).items()
+        assert TOO_LARGE_FLAG in flags
+        assert poller.catch_up(client) == 0               # not looked at again
+    finally:
+        client.logout()
+    with db.read() as session:
+        [item] = session.exec(select(QuarantineItem)).all()
+    assert item.kind == "imap" and f"{folder} UID {uid}" in item.reason and "over smtp.max_message_size 2048" in item.reason
+    assert len(rows(db)) == 1
