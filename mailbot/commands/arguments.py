@@ -46,6 +46,16 @@ _NOT_MODIFIERS = {"on", "at", "is", "it", "in", "of", "or", "to", "an", "as", "b
                   "so", "up", "us", "we", "hi", "ok", "pm", "am"}
 
 
+# Sender text echoed into a reply is kept short: a forged sender must not be
+# able to use our replies to carry its own message to someone else.
+MAX_ECHOED_WORDS = 10
+
+
+def shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def parse_date(token: str) -> date | None:
     """``2026-10-01`` or ``10/01/2026`` -> date; None when not date-shaped.
     Raises CommandError for a date-shaped token that is no real date."""
@@ -91,7 +101,8 @@ def read_codes(command: Command, *, max_codes: int, verb_examples: list[str]) ->
         if lowered in _DATE_WORDS:
             continue
         if not _looks_like_code(token):
-            request.ignored.append(token)
+            if len(request.ignored) < MAX_ECHOED_WORDS:
+                request.ignored.append(shorten(token, 30))
             continue
         if token.upper() not in seen:
             seen.add(token.upper())
@@ -104,7 +115,7 @@ def read_codes(command: Command, *, max_codes: int, verb_examples: list[str]) ->
                 seen.add(code.upper())
                 request.codes.append(code)
     if not request.codes:
-        what = f" in {command.argument!r}" if command.argument else ""
+        what = f" in {shorten(command.argument, 80)!r}" if command.argument else ""
         raise CommandError(f"We found no codes{what}.",
                            hint=f"Put the codes right after {command.verb}, separated by spaces.",
                            examples=verb_examples)
@@ -126,6 +137,9 @@ def read_words(command: Command, *, max_words: int, verb_examples: list[str]) ->
         raise CommandError("SEARCH needs some words to look for.",
                            hint="Describe the diagnosis, procedure or supply in a few words.",
                            examples=verb_examples)
+    if any(len(word) > 40 for word in words):
+        raise CommandError("One of the words in your search is longer than 40 letters.",
+                           hint="Search with ordinary words or the start of a code.", examples=verb_examples)
     if len(words) > max_words:
         raise CommandError(
             f"Your search has {len(words)} words; a search can have at most {max_words}.",

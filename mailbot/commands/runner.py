@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from mailbot.commands import HANDLERS, Command, Reply, parse_command
-from mailbot.commands.arguments import CommandError
+from mailbot.commands.arguments import CommandError, shorten
 from mailbot.context import Context
 from mailbot.mail.compose import Envelope, build, clean_header, render
 from mailbot.mail.addresses import ServiceAddress, classify
@@ -185,9 +185,11 @@ def _record(inbound: InboundMessage, outcome: dict[str, Any]) -> None:
 
 
 def reply_subject(subject: str, command: Command | None) -> str:
+    """``Re: <their subject>`` (one line, at most 120 characters of it)."""
     subject = clean_header(subject)
     if not subject:
         subject = f"{command.verb} {command.argument}".strip() if command else "your message"
+    subject = shorten(subject, 120)
     return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
 

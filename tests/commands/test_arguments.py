@@ -63,3 +63,22 @@ def test_search_words_come_from_the_line_or_the_body_and_are_limited():
     assert "6 words" in err.value.problem
     with pytest.raises(CommandError):
         read_words(Command("SEARCH", ""), max_words=5, verb_examples=[])
+
+
+def test_sender_text_echoed_back_is_kept_short():
+    request = codes("99213 " + " ".join(f"spam{chr(97 + i % 26)}word" for i in range(30)) + " " + "x" * 200)
+    assert len(request.ignored) == 10 and all(len(w) <= 30 for w in request.ignored)
+    with pytest.raises(CommandError) as err:
+        codes("buy cheap pills at our shop " * 20)
+    assert len(err.value.problem) < 120
+    with pytest.raises(CommandError):
+        read_words(Command("SEARCH", "a" * 41), max_words=5, verb_examples=[])
+
+
+def test_the_reply_subject_is_one_short_line():
+    from mailbot.commands.runner import reply_subject
+
+    assert reply_subject("LOOKUP 99213\r\nBcc: victim@example.org", None) == "Re: LOOKUP 99213 Bcc: victim@example.org"
+    assert len(reply_subject("LOOKUP " + "9" * 500, None)) <= 124
+    assert reply_subject("RE: LOOKUP 99213", None) == "RE: LOOKUP 99213"
+    assert reply_subject("", Command("HELP", "")) == "Re: HELP"
