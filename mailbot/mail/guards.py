@@ -17,6 +17,7 @@ decides what a reason means.  Sources of the rules:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from email.message import Message
@@ -72,8 +73,13 @@ def auto_submitted(msg: Message) -> str | None:
     return None
 
 
-def own_mail(msg: Message, settings: Settings) -> str | None:
-    """Why ``msg`` looks like our own mail coming back (a loop), or ``None``."""
+def own_mail(msg: Message, settings: Settings, sent_by_us: Callable[[str], bool] = lambda _: False) -> str | None:
+    """Why ``msg`` looks like our own mail coming back (a loop), or ``None``.
+
+    Ours: our ``X-Loop`` or ``X-Mailbot-Kind`` header, a Message-ID that
+    ``sent_by_us`` knows (the outbound table), or a Message-ID in our domain
+    on mail whose From is one of our service addresses.  A Message-ID in our
+    domain alone is not enough: staff on the service domain write to us too."""
     domains = settings.domains
     for value in msg.get_all("X-Loop") or []:
         if str(value).strip().lower() in {f"mailbot@{d}" for d in domains}:
@@ -81,9 +87,12 @@ def own_mail(msg: Message, settings: Settings) -> str | None:
     if header(msg, "X-Mailbot-Kind"):
         return f"X-Mailbot-Kind: {header(msg, 'X-Mailbot-Kind')}"
     message_id = header(msg, "Message-ID")
+    if message_id and sent_by_us(message_id):
+        return f"Message-ID {message_id} is mail we sent"
     domain = message_id.strip("<> ").rpartition("@")[2].lower()
-    if domain and domain in domains and not message_id.startswith("<generated."):
-        return f"Message-ID in our domain ({message_id})"
+    sender = header(msg, "From")
+    if domain in domains and any(classify(settings, a) for a in _ADDR.findall(sender)):
+        return f"from our own address {sender} with a Message-ID in our domain"
     return None
 
 

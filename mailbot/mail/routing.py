@@ -37,7 +37,7 @@ from mailbot.config import Settings
 from mailbot.mail import guards
 from mailbot.mail.addresses import ServiceAddress
 from mailbot.mail.parse import ParsedMessage
-from mailbot.models import Consultation, InboundMessage, InboundStatus
+from mailbot.models import Consultation, InboundMessage, InboundStatus, OutboundMessage
 from mailbot.services import threads
 
 _PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg)\s*:\s*)+", re.I)
@@ -102,7 +102,11 @@ def duplicate(mail: Mail) -> str | None:
 
 
 def own_mail(mail: Mail) -> str | None:
-    return guards.own_mail(mail.parsed.message, mail.settings)
+    def sent_by_us(message_id: str) -> bool:
+        return mail.session.exec(
+            select(OutboundMessage.id).where(OutboundMessage.message_id == message_id)).first() is not None
+
+    return guards.own_mail(mail.parsed.message, mail.settings, sent_by_us)
 
 
 def bounce(mail: Mail) -> str | None:

@@ -46,8 +46,16 @@ def test_a_person_is_not_an_auto_responder():
 def test_our_own_mail_coming_back_is_recognised(tmp_path):
     settings = make_settings(tmp_path)
     assert guards.own_mail(_msg("X-Loop: mailbot@mailbot.localhost"), settings) == "X-Loop: mailbot@mailbot.localhost"
-    assert "Message-ID in our domain" in guards.own_mail(_msg("Message-ID: <123.mailbot@mailbot.localhost>"), settings)
+    ours = _msg("From: lookup@mailbot.localhost\nMessage-ID: <123.mailbot@mailbot.localhost>")
+    assert "from our own address" in guards.own_mail(ours, settings)
+    sent = _msg("From: someone@else.example\nMessage-ID: <cmd.7@mailbot.localhost>")
+    assert "mail we sent" in guards.own_mail(sent, settings, lambda mid: mid == "<cmd.7@mailbot.localhost>")
     assert guards.own_mail(parse(eml("plain_question.eml")).message, settings) is None
+
+
+def test_staff_on_our_domain_are_not_mistaken_for_a_loop(tmp_path):
+    staff = _msg("From: Ana <ana@mailbot.localhost>\nMessage-ID: <abc@mailbot.localhost>")
+    assert guards.own_mail(staff, make_settings(tmp_path)) is None
 
 
 def test_a_standard_dsn_gives_recipient_status_and_diagnostic(tmp_path):
