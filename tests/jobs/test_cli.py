@@ -50,3 +50,25 @@ def test_digest_run_now_sends_from_this_process(db, tmp_path, settings):
     assert message["To"] == "casey@example.org" and message["Subject"].startswith("2 new jobs for you")
     code, output = run(db, tmp_path, "digest-run")
     assert "0 digest(s) due" in output
+
+
+def test_import_feed_fetches_a_url(db, tmp_path):
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(DATA_DIR / "jobs"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        code, output = run(db, tmp_path, "import-feed", f"{base}/feed.atom")
+        assert code == 0 and "1 created" in output
+        code, output = run(db, tmp_path, "import-feed", f"{base}/jobposting.html")
+        assert code == 0 and "1 created" in output
+    finally:
+        server.shutdown()
+        server.server_close()
+    with db.read() as s:
+        assert {j.employer for j in s.exec(select(Job)).all()} == {"Rockies Health", "Prairie Health"}
