@@ -231,21 +231,24 @@ def _modifier_facts(session: Session, modifier: str) -> dict[str, Any]:
 
 
 def _modifier_card(session: Session, catalogue, card: CodeCard, code: str) -> CodeCard:
+    """HCPCS Level II modifiers carry their CMS descriptor; CPT modifiers only our guidance."""
     rows = _rows(session, MODIFIER, code)
     explanation = explain(code)
     if not rows and not explanation:
         return card
+    on = date.fromisoformat(card.date)
     card.found = True
-    card.billable = None
-    card.title = rows[-1].title if rows else None
-    card.valid_on_date = bool(rows) and _valid(rows[-1], date.fromisoformat(card.date)) if rows else True
     card.notes = {"explanation": explanation} if explanation else {}
-    card.version = catalogue.cite(HCPCS, date.fromisoformat(card.date), rows[-1].version_id) if rows else \
-        "plain-language guidance (mailbot)"
     if rows:
+        row = next((r for r in rows if _valid(r, on)), rows[-1])
+        card.title = row.title
+        card.valid_on_date = _valid(row, on)
+        card.version = catalogue.cite(HCPCS, on, row.version_id)
         card.status = "ok" if card.valid_on_date else "terminated"
         card.message = f"HCPCS Level II modifier {code}"
     else:
+        card.valid_on_date = True
+        card.version = "plain-language guidance (mailbot)"
         card.status = "unlicensed_descriptor"
         card.licence_note = "CPT modifier descriptors are AMA-licensed; the explanation shown is our own."
         card.message = f"CPT modifier {code}"
