@@ -66,7 +66,10 @@ def job_view(job: Job) -> dict[str, Any]:
         low, high = job.salary_min or job.salary_max, job.salary_max or job.salary_min
         unit = "/hour" if job.salary_period == "hour" else "/year"
         salary = (f"${low:,}" if low == high else f"${low:,}-${high:,}") + unit
-    apply = job.apply_url or (f"mailto:{job.apply_email}" if job.apply_email else "")
+    # Only web and mailto links become clickable (importers refuse other schemes;
+    # this also covers rows written some other way).
+    url = job.apply_url if job.apply_url.lower().startswith(("https://", "http://")) else ""
+    apply = url or (f"mailto:{job.apply_email}" if job.apply_email else "")
     return {
         "id": job.id, "reference": job.reference, "title": job.title, "employer": job.employer,
         "location": job.location, "work_mode": job.work_mode, "credentials": list(job.credentials or []),

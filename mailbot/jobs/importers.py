@@ -126,6 +126,10 @@ def from_record(record: dict[str, Any], *, source: str, source_ref: str = "") ->
         salary_min = int(float(_pick(record, "salary_min")))
     if _pick(record, "salary_max") is not None:
         salary_max = int(float(_pick(record, "salary_max")))
+    apply_url = str(_pick(record, "apply_url") or "").strip()
+    if apply_url and not re.match(r"^https?://[^\s/]+", apply_url, re.I):
+        # Shown as a link in every digest: nothing but a web address.
+        raise ValueError(f"the apply link {apply_url[:80]!r} is not an http(s) address")
     if salary_max and not period:
         period = "hour" if salary_max < 500 else "year"
     return JobInput(
@@ -134,7 +138,7 @@ def from_record(record: dict[str, Any], *, source: str, source_ref: str = "") ->
         specialty=str(_pick(record, "specialty") or "")[:200],
         experience=str(_pick(record, "experience") or "")[:200],
         salary_min=salary_min, salary_max=salary_max, salary_period=period,
-        apply_url=str(_pick(record, "apply_url") or "").strip(),
+        apply_url=apply_url,
         apply_email=str(_pick(record, "apply_email") or "").strip(),
         description=str(_pick(record, "description") or ""),
         posted_at=parse_when(_pick(record, "posted_at")), expires_at=parse_when(_pick(record, "expires_at")),

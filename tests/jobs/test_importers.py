@@ -96,3 +96,9 @@ def test_a_posting_past_its_expiry_is_stored_expired_and_open_ones_expire_on_tim
         assert board.expire_overdue(session, now=datetime(2030, 1, 2, tzinfo=UTC)) == 1
         session.refresh(new)
         assert new.status == JobStatus.EXPIRED
+
+
+def test_an_apply_link_that_is_not_a_web_address_is_refused():
+    inputs, problems = importers.read_json(
+        '[{"title": "Coder", "employer": "E", "apply_url": "javascript:alert(1)"}]', "evil.json")
+    assert inputs == [] and "not an http(s) address" in problems[0]
