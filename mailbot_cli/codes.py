@@ -82,9 +82,13 @@ def import_(
     """Import the shipped code sets and any operator files (idempotent)."""
     from mailbot.codes.importers import CodeImportError, import_sets
 
+    from mailbot_cli.processes import prepare_database
+
     ctx = _context(config)
-    if ctx.db.is_sqlite:
-        ctx.db.upgrade()
+    try:
+        prepare_database(ctx)  # SQLite is upgraded in place; a shared database must be current
+    except SystemExit as exc:
+        _fail(str(exc))
     source = source or ctx.settings.codes.data_dir
     columns = (TextColumn("{task.description:28}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as progress:
