@@ -81,3 +81,23 @@ def test_second_reviewer_is_blocked_from_a_claimed_item(live, browser, page, db)
         assert other.locator("#draft-body").get_attribute("readonly") is not None
     finally:
         other.context.close()
+
+
+def test_hostile_mail_runs_nothing_and_loads_nothing_remote_in_the_browser(live, page, db):
+    from tests.web.test_xss import PAYLOADS
+
+    alice = add_reviewer(db, "alice@coders.example", "Alice Moreau")
+    cid = seed_consultation(db, subject='<img src=x onerror="alert(\'subject\')">', cited=[],
+                            text='<script>alert("text")</script>', html="<p>Hello</p>" + "".join(PAYLOADS))
+    log_in(page, live.url, alice.email)
+    dialogs, requests = [], []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{live.url}/consultations/{cid}")
+    page.locator("details.html summary").click()          # show the sanitized original
+    page.hover("text=hover")
+    page.click("text=click")                               # javascript: links were removed
+    page.wait_for_timeout(300)
+    assert dialogs == []
+    assert requests and all(url.startswith(live.url) for url in requests), requests
+    assert page.evaluate("document.querySelectorAll('.mailhtml script, .mailhtml iframe, .mailhtml svg').length") == 0
