@@ -16,7 +16,8 @@ a first or weekly digest; each digest lists at most ``jobs.max_jobs_per_digest``
   whole-document CSS inliner that ``compose.render`` uses) on a sample;
 - separately: MIME assembly (``compose.build`` + bytes), which ``send_digest``
   does per message inside the queue workers, and an end-to-end sample through
-  the database (claim -> ``send_digest`` -> queued OutboundMessage, SQLite).
+  the database (claim -> ``send_digest`` -> queued OutboundMessage) on SQLite
+  and, when one is reachable on loopback, PostgreSQL, with 2 worker processes.
 
 1M subscriptions are not run: the figure is extrapolated linearly from the
 slope between the measured 10k and 100k runs (the work is one index and card
@@ -245,23 +246,59 @@ def rendering_samples(n: int, n_jobs: int, var_dir: str) -> dict:
             "mime_assembly_ms": round(mime_s * 1e3, 3), "samples": len(cases)}
 
 
-def database_sample(n_subs: int, n_jobs: int, var_dir: str) -> dict:
-    """End to end through SQLite: claim -> send_digest (index, render, MIME,
-    OutboundMessage in the same transaction), one process."""
+def _send_share(args: tuple[str, str, list[int]]) -> int:
+    """A queue worker's share of the runs (its own engine: not shared across fork)."""
+    from mailbot.context import Context
+    from mailbot.db import Database
+
+    url, var_dir, run_ids = args
+    database = Database(url)
+    cfg = load_settings(path=None, environ={}, overrides={
+        "jobs.link_secret": "bench-link-secret-" + "x" * 30, "service.var_dir": var_dir, "database.url": url})
+    ctx = Context(cfg, db=database)
+    queued = sum(len(digest.send_digest(ctx, run_id)) for run_id in run_ids)
+    database.dispose()
+    return queued
+
+
+def _pg_database() -> tuple[str, callable] | None:
+    """A scratch PostgreSQL database on loopback, or None when there is none."""
+    from sqlalchemy import create_engine, text
+
+    admin_url = os.environ.get("MAILBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    name = f"mailbot_bench_digest_{os.getpid()}"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # no PostgreSQL here: the SQLite figures stand alone
+        print(f"(no PostgreSQL for the end-to-end sample: {exc.__class__.__name__})", flush=True)
+        return None
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return admin_url.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def database_sample(url: str, n_subs: int, n_jobs: int, var_dir: str, workers: int) -> dict:
+    """End to end through a database: claim -> send_digest (index, render,
+    MIME, OutboundMessage and run state in one transaction), the runs split
+    over ``workers`` processes as queue workers would take them."""
     from sqlalchemy import insert
 
-    from mailbot.context import Context
     from mailbot.db import Database
     from mailbot.jobs import schedule
     from mailbot.models.jobs import Subscriber as SubscriberRow
     from mailbot.models.jobs import Subscription as SubscriptionRow
 
-    database = Database(f"sqlite:///{var_dir}/bench.db")
+    database = Database(url)
     database.upgrade()
     cfg = load_settings(path=None, environ={}, overrides={
-        "jobs.link_secret": "bench-link-secret-" + "x" * 30, "service.var_dir": var_dir,
-        "database.url": database.url})
-    ctx = Context(cfg, db=database)
+        "jobs.link_secret": "bench-link-secret-" + "x" * 30, "service.var_dir": var_dir, "database.url": url})
     jobs = JOBS if len(JOBS) == n_jobs else make_jobs(n_jobs)
     with database.engine.begin() as conn:
         conn.execute(insert(Job.__table__), [j.model_dump() for j in jobs])
@@ -281,12 +318,17 @@ def database_sample(n_subs: int, n_jobs: int, var_dir: str) -> dict:
         if len(batch) < 500:
             break
     claim_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    queued = sum(len(digest.send_digest(ctx, run_id)) for run_id in run_ids)
-    send_s = time.perf_counter() - t0
     database.dispose()
-    return {"subscriptions": n_subs, "claim_ms_per_subscription": round(claim_s / n_subs * 1e3, 3),
-            "send_digest_ms_per_run": round(send_s / len(run_ids) * 1e3, 2), "digests_queued": queued}
+    shares = [(url, var_dir, run_ids[k::workers]) for k in range(workers)]
+    t0 = time.perf_counter()
+    with get_context("fork").Pool(workers) as pool:
+        queued = sum(pool.map(_send_share, shares))
+    send_s = time.perf_counter() - t0
+    per_sub = (claim_s + send_s) / n_subs
+    return {"backend": database.dialect, "subscriptions": n_subs, "workers": workers,
+            "claim_ms_per_subscription": round(claim_s / n_subs * 1e3, 3),
+            "send_ms_per_run_wall": round(send_s / len(run_ids) * 1e3, 2), "digests_queued": queued,
+            "end_to_end_s_100k_extrapolated": round(per_sub * 100_000, 1)}
 
 
 def main() -> None:
@@ -325,9 +367,17 @@ def main() -> None:
     million_idle_s = (big["cpu_s"] + cpu_slope * (1_000_000 - args.subs)) / args.workers
     print(f"1,000,000 subscriptions (extrapolated from {args.subs:,}): ~{million_s:.0f} s wall here, "
           f"~{million_idle_s:.0f} s on idle cores", flush=True)
-    db = database_sample(args.db_sample, args.jobs, var_dir)
-    print(f"through SQLite: claim {db['claim_ms_per_subscription']} ms/subscription, "
-          f"send_digest {db['send_digest_ms_per_run']} ms/run", flush=True)
+    samples_db = [database_sample(f"sqlite:///{var_dir}/bench.db", args.db_sample, args.jobs, var_dir, args.workers)]
+    pg = _pg_database()
+    if pg is not None:
+        try:
+            samples_db.append(database_sample(pg[0], args.db_sample, args.jobs, var_dir, args.workers))
+        finally:
+            pg[1]()
+    for db in samples_db:
+        print(f"end to end through {db['backend']} ({db['workers']} workers): claim "
+              f"{db['claim_ms_per_subscription']} ms/subscription, send_digest {db['send_ms_per_run_wall']} ms/run "
+              f"-> ~{db['end_to_end_s_100k_extrapolated']} s for 100k", flush=True)
 
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
@@ -353,9 +403,11 @@ def main() -> None:
         "render_ms_per_digest_no_reuse": samples["no_reuse_ms"],
         "render_speedup": round(samples["no_reuse_ms"] / samples["ours_ms"], 1),
         "mime_assembly_ms_per_digest": samples["mime_assembly_ms"],
-        "db_claim_ms_per_subscription": db["claim_ms_per_subscription"],
-        "db_send_digest_ms_per_run": db["send_digest_ms_per_run"],
-        "db_sample_subscriptions": db["subscriptions"],
+        **{f"{db['backend']}_claim_ms_per_subscription": db["claim_ms_per_subscription"] for db in samples_db},
+        **{f"{db['backend']}_send_ms_per_run_wall": db["send_ms_per_run_wall"] for db in samples_db},
+        **{f"{db['backend']}_end_to_end_s_100k_extrapolated": db["end_to_end_s_100k_extrapolated"] for db in samples_db},
+        "db_sample_subscriptions": args.db_sample,
+        "db_samples": samples_db,
         "runs": {str(k): v for k, v in runs.items()},
         "notes": ("1M is extrapolated (linear: one index per worker, independent subscriptions); memory does not "
                   "grow with subscriptions because they are streamed. Worst case: all 5,000 jobs new for every "
