@@ -26,9 +26,13 @@ from mailbot.config import Settings, load_settings
 from mailbot.context import Context, configure
 from mailbot.db import Database, reference_tables
 
-PG_ADMIN_URL = os.environ.get("MAILBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("MAILBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-BACKENDS = [b for b in os.environ.get("MAILBOT_TEST_DATABASES", "sqlite,postgresql").split(",") if b]
+# The suite's own knobs.  They are taken out of the environment here because
+# every other MAILBOT_* variable is a setting, and settings refuse unknown keys
+# (in this process and in the subprocesses the tests start).
+_TEST_ENV = {name: os.environ.pop(name) for name in list(os.environ) if name.startswith("MAILBOT_TEST_")}
+PG_ADMIN_URL = _TEST_ENV.get("MAILBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = _TEST_ENV.get("MAILBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = [b for b in _TEST_ENV.get("MAILBOT_TEST_DATABASES", "sqlite,postgresql").split(",") if b]
 RUN_ID = uuid.uuid4().hex[:10]
 TESTS_DIR = Path(__file__).resolve().parent
 DATA_DIR = TESTS_DIR / "data"
