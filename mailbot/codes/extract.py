@@ -25,7 +25,7 @@ _TOKEN = re.compile(
       | (?P<icd>[A-Z]\d{2}[0-9A-Z]{0,4})                           # I10, E1122 (upper case only)
     )
     (?:-(?P<mod>[0-9A-Za-z]{2}))?                                  # attached modifier
-    (?![\w$%]|[.,]\d|-\d)                        # not followed by more digits, decimals, ZIP+4
+    (?![\w$%]|\.\d|-\d)                          # not followed by more digits, decimals, ZIP+4
     """,
     re.VERBOSE,
 )

@@ -47,3 +47,8 @@ def test_find_codes_ignores_zip_phone_money_years_and_lab_words():
 
 def test_find_codes_reads_seventh_character_and_letter_categories():
     assert find_codes("Fracture S52.521A, poisoning T36.0X1A, Merkel C4A.0") == ["S52.521A", "T36.0X1A", "C4A.0"]
+
+
+def test_find_codes_reads_lists_typed_without_spaces():
+    # regression: "99213,99214" lost the first code (the comma was taken for a thousands separator)
+    assert find_codes("codes: 99213,99214, 20610.") == ["99213", "99214", "20610"]
