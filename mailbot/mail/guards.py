@@ -172,18 +172,31 @@ def _fallback_reports(msg: Message) -> list[DsnReport]:
 
 def _returned_recipients(msg: Message) -> list[str]:
     """The To of the message that bounced, when the bounce carries it back."""
+    return [a.lower() for a in _ADDR.findall(_returned_header(msg, "To"))]
+
+
+def returned_message_id(msg: Message) -> str:
+    """The Message-ID of our message that bounced, when the bounce carries
+    its headers back (``message/rfc822`` or ``text/rfc822-headers``), or
+    when the text quotes it (qmail and friends)."""
+    value = _returned_header(msg, "Message-ID")
+    found = re.search(r"<[^<>\s]+>", value)
+    return found.group(0) if found else ""
+
+
+def _returned_header(msg: Message, name: str) -> str:
     for part in msg.walk():
         ctype = part.get_content_type()
         if ctype == "message/rfc822":
             inner = part.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else inner
             if isinstance(inner, Message):
-                return [a.lower() for a in _ADDR.findall(header(inner, "To"))]
-        if ctype == "text/rfc822-headers":
-            match = re.search(r"^To:(.*)$", decode_part(part), re.M | re.I)
+                return header(inner, name)
+        if ctype in ("text/rfc822-headers", "text/plain"):
+            match = re.search(rf"^{re.escape(name)}:(.*)$", decode_part(part), re.M | re.I)
             if match:
-                return [a.lower() for a in _ADDR.findall(match.group(1))]
-    return []
+                return match.group(1).strip()
+    return ""
 
 
 # -- sender policy ---------------------------------------------------------

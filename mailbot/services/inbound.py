@@ -31,9 +31,11 @@ from mailbot.mail.parse import ParseError, ParsedMessage, parse
 from mailbot.mail.routing import Action, Decision, Mail, route
 from mailbot.models import (
     Attachment,
+    AuditEvent,
     BounceEvent,
     InboundMessage,
     InboundStatus,
+    OutboundMessage,
     QuarantineItem,
     utcnow,
 )
@@ -140,14 +142,38 @@ def _drop(session: Session, mail: Mail, decision: Decision) -> Outcome:
 
 def _bounce(session: Session, mail: Mail, decision: Decision) -> Outcome:
     pokes = []
-    for report in guards.dsn_reports(mail.parsed.message):
+    reports = guards.dsn_reports(mail.parsed.message)
+    for report in reports:
         event = BounceEvent(inbound_id=mail.inbound.id, recipient=report.recipient[:512], action=report.action[:32],
                             status=report.status[:32], diagnostic=report.diagnostic, permanent=report.permanent)
         session.add(event)
         session.flush()
         pokes.append(Poke("bounce_recorded", event.id))
     mail.route[-1]["recipients"] = len(pokes)
+    _note_bounced_outbound(session, mail, reports)
     return InboundStatus.PROCESSED, pokes
+
+
+def _note_bounced_outbound(session: Session, mail: Mail, reports: list[guards.DsnReport]) -> None:
+    """When the bounce names which of our messages failed, say so on that
+    message and, for a consultation's mail, in its audit trail (reviewers
+    see that the asker never got the answer)."""
+    message_id = guards.returned_message_id(mail.parsed.message)
+    outbound = session.exec(select(OutboundMessage).where(OutboundMessage.message_id == message_id)).first() \
+        if message_id else None
+    if outbound is None:
+        return
+    report = next((r for r in reports if r.recipient == outbound.to_addr.lower()), reports[0] if reports else None)
+    summary = (f"{report.action} {report.status} {report.diagnostic}".strip() if report else "bounced")[:2000]
+    outbound.last_error = f"bounce: {summary}"[:2000]
+    session.add(outbound)
+    mail.route[-1]["outbound_id"] = outbound.id
+    if outbound.consultation_id is not None:
+        session.add(AuditEvent(
+            consultation_id=outbound.consultation_id, actor="system", action="delivery_failed",
+            after=summary, detail={"outbound_id": outbound.id, "kind": outbound.kind, "to": outbound.to_addr,
+                                   "permanent": bool(report and report.permanent), "inbound_id": mail.inbound.id},
+        ))
 
 
 def _quarantine_action(session: Session, mail: Mail, decision: Decision) -> Outcome:

@@ -65,6 +65,7 @@ def test_a_standard_dsn_gives_recipient_status_and_diagnostic(tmp_path):
     assert report.recipient == "gone@clinic.example"
     assert (report.action, report.status, report.permanent) == ("failed", "5.1.1", True)
     assert "User unknown" in report.diagnostic
+    assert guards.returned_message_id(parsed.message) == "<answer.3@mailbot.localhost>"
 
 
 def test_a_plain_text_bounce_still_names_the_recipient(tmp_path):

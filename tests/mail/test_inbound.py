@@ -238,3 +238,21 @@ def test_a_rule_that_crashes_quarantines_the_message_with_the_error(ctx, monkeyp
     [item] = quarantined(ctx)
     replay(ctx, item.id)
     assert process(ctx, inbound_id)[0].actor == "advance_consultation"
+
+
+def test_a_bounced_answer_is_noted_on_the_message_and_in_the_consultation_audit(ctx):
+    from mailbot.models import AuditEvent
+
+    [poke] = process(ctx, store(ctx, eml("plain_question.eml"), sender="jane.doe@clinic.example"))
+    with ctx.db.session() as session:
+        answer = OutboundMessage(kind="answer", consultation_id=poke.id, to_addr="gone@clinic.example",
+                                 message_id="<answer.3@mailbot.localhost>", raw=b"x", state="sent")
+        session.add(answer)
+    bounce_id = store(ctx, eml("bounce_dsn.eml"), sender="<>", to="bounces@mailbot.localhost")
+    process(ctx, bounce_id)
+    with ctx.db.read() as session:
+        answer = session.exec(select(OutboundMessage)).one()
+        [event] = session.exec(select(AuditEvent).where(AuditEvent.consultation_id == poke.id)).all()
+    assert answer.last_error.startswith("bounce: failed 5.1.1") and answer.state == "sent"
+    assert event.action == "delivery_failed" and event.detail["permanent"] is True
+    assert row(ctx, bounce_id).route[-1]["outbound_id"] == answer.id
