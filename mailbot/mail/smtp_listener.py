@@ -39,7 +39,6 @@ from mailbot.mail.intake import Arrival, GroupCommit
 log = logging.getLogger(__name__)
 
 # Replies, named (RFC 5321 / RFC 3463 enhanced codes).
-OK = "250 2.0.0 OK"
 RECIPIENT_OK = "250 2.1.5 OK"
 NOT_OURS = "550 5.1.1 <{}>: no such mailbox here; this server does not relay"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
@@ -52,7 +51,7 @@ OnStored = Callable[[int], None]
 
 
 class Handler:
-    """aiosmtpd handler: the protocol edge only; storage is :func:`accept`."""
+    """aiosmtpd handler: the protocol edge only; storing is intake's writer."""
 
     def __init__(self, ctx: Context, writer: GroupCommit, lmtp: bool) -> None:
         self.ctx = ctx
