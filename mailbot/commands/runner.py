@@ -1,7 +1,7 @@
 """Answer one mail command: parse, run the handler, queue exactly one reply.
 
 :func:`run` is what the ``run_command`` actor calls with an inbound id the
-router marked as a command.  In one write transaction it
+router marked as a command.  It
 
 1. returns early if a reply for this inbound message already exists (a rerun),
    or if no automatic answer is allowed (the router's ``auto_reply_ok``, a
@@ -15,7 +15,13 @@ router marked as a command.  In one write transaction it
    says why and shows examples;
 4. renders ``templates/email/<name>/``, threads it with the request, and
    queues it with :func:`mailbot.services.delivery.queue_message`, recording
-   the outcome in the inbound message's ``route``.
+   the outcome in the inbound message's ``route`` -- the queueing and the
+   record in one write transaction.
+
+Steps 1-4 run in a read-only session for the read-only verbs (LOOKUP,
+SEARCH, CHECK, HELP), so only the short final write takes the database's
+write lock; handlers that write (the job-board commands) run inside the
+write transaction, so their changes and the reply commit together.
 
 The reply's Message-ID is derived from the inbound message, and Message-IDs
 are unique in ``outbound_message``: two workers racing on the same inbound
@@ -25,8 +31,10 @@ cannot both commit a reply.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
 
@@ -51,13 +59,34 @@ STAGE = "run_command"
 RECOVERY_WINDOW = timedelta(days=2)
 
 
+# Verbs whose handlers only read: they run outside the write transaction, so
+# a slow answer (the first SEARCH builds the search index) never holds the
+# SQLite write lock that the SMTP listener needs to store mail.
+READ_ONLY_VERBS = frozenset({"LOOKUP", "SEARCH", "CHECK", "HELP"})
+
+
+@dataclass
+class _Plan:
+    """What to do, decided in a read-only session."""
+
+    silence: str = ""                        # why no reply, when none is due
+    command: Command | None = None
+    message: EmailMessage | None = None      # built already (read-only handlers)
+    reply: Reply | None = None
+    deferred: bool = False                   # the handler writes: run it in the write transaction
+
+
 def run(ctx: Context, inbound_id: int) -> list[Poke]:
     """Answer the command in inbound message ``inbound_id``; returns the
     ``send_outbound`` poke for the queued reply, or nothing (already answered,
     or no automatic answer allowed).  Safe to call any number of times."""
+    with ctx.db.read() as session:
+        plan = _plan(ctx, session, inbound_id)
+    if plan is None:
+        return []
     try:
         with ctx.db.session() as session:
-            outbound_id = _answer(ctx, session, inbound_id)
+            outbound_id = _commit(ctx, session, inbound_id, plan)
     except IntegrityError:
         # Another worker committed the reply first (same derived Message-ID).
         log.info("inbound %s: reply already queued by another worker", inbound_id)
@@ -65,33 +94,55 @@ def run(ctx: Context, inbound_id: int) -> list[Poke]:
     return [Poke("send_outbound", outbound_id)] if outbound_id else []
 
 
-def _answer(ctx: Context, session: Session, inbound_id: int) -> int | None:
+def _plan(ctx: Context, session: Session, inbound_id: int) -> _Plan | None:
     inbound = session.get(InboundMessage, inbound_id)
     if inbound is None or _already_answered(session, inbound_id):
         return None
     cap = cap_verdict(inbound)
     reason = silence_reason(inbound, cap)
-    reply_to = inbound.reply_to or inbound.from_addr
-    if reason is None and not reply_to:
+    if reason is None and not (inbound.reply_to or inbound.from_addr):
         reason = "no address to reply to"
     if reason is not None:
-        _record(inbound, {"result": "not answered", "reason": reason})
-        return None
-
+        return _Plan(silence=reason)
     address = recipient(ctx, inbound)
     command = parse_command(inbound.subject, inbound.text, address.kind if address else "")
     if cap == "notice":
         reply = Reply("cap-notice", {"cap": ctx.settings.guards.daily_reply_cap}, kind="cap-notice")
+    elif command is not None and command.verb in HANDLERS and command.verb not in READ_ONLY_VERBS:
+        return _Plan(command=command, deferred=True)
     else:
         reply = _dispatch(ctx, session, inbound, command)
     if reply is None:
-        _record(inbound, {"result": "no reply", "verb": command.verb if command else ""})
-        return None
+        return _Plan(command=command)
+    return _Plan(command=command, reply=reply, message=_message(ctx, inbound, command, reply))
 
-    message = build(
+
+def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int | None:
+    """In the write transaction: queue the reply and record the outcome."""
+    inbound = session.get(InboundMessage, inbound_id)
+    if inbound is None or _already_answered(session, inbound_id):
+        return None
+    if plan.silence:
+        _record(inbound, {"result": "not answered", "reason": plan.silence})
+        return None
+    reply, message, verb = plan.reply, plan.message, plan.command.verb if plan.command else ""
+    if plan.deferred:
+        reply = _dispatch(ctx, session, inbound, plan.command)
+        message = _message(ctx, inbound, plan.command, reply) if reply is not None else None
+    if reply is None or message is None:
+        _record(inbound, {"result": "no reply", "verb": verb})
+        return None
+    row = queue_message(session, message, kind=reply.kind, inbound_id=inbound_id)
+    _record(inbound, {"result": "replied", "verb": verb, "template": reply.template, "outbound_id": row.id})
+    return row.id
+
+
+def _message(ctx: Context, inbound: InboundMessage, command: Command | None, reply: Reply) -> EmailMessage:
+    """Render the reply's templates and thread it with the request."""
+    return build(
         render(reply.template, _context(ctx, inbound, command, reply)),
         Envelope(
-            to=reply_to, to_name=inbound.from_name,
+            to=inbound.reply_to or inbound.from_addr, to_name=inbound.from_name,
             from_addr=_from_address(ctx, inbound), from_name=ctx.settings.service.name,
             in_reply_to=inbound.message_id,
             references=[*inbound.references, inbound.message_id],
@@ -100,10 +151,6 @@ def _answer(ctx: Context, session: Session, inbound_id: int) -> int | None:
         domain=ctx.settings.service.domain, kind=reply.kind,
         message_id=reply_message_id(ctx, inbound),
     )
-    row = queue_message(session, message, kind=reply.kind, inbound_id=inbound_id)
-    _record(inbound, {"result": "replied", "verb": command.verb if command else "",
-                      "template": reply.template, "outbound_id": row.id})
-    return row.id
 
 
 def _dispatch(ctx: Context, session: Session, inbound: InboundMessage, command: Command | None) -> Reply | None:
