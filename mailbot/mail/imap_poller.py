@@ -146,7 +146,11 @@ class ImapPoller(threading.Thread):
         info = client.select_folder(folder)
         uidvalidity = int(info[b"UIDVALIDITY"])
         last_uid = self._position(folder, uidvalidity)
-        uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
+        # Our flags are excluded too, so a lost position (new database, flag
+        # mode) does not bring back what was handed over already.
+        criteria = ["UID", f"{last_uid + 1}:*", "UNKEYWORD", PROCESSED_FLAG.decode(),
+                    "UNKEYWORD", TOO_LARGE_FLAG.decode()]
+        uids = sorted(u for u in client.search(criteria) if u > last_uid)
         stored = 0
         limit = self.ctx.settings.smtp.max_message_size
         for start in range(0, len(uids), FETCH_BATCH):

@@ -161,6 +161,9 @@ def test_without_a_processed_folder_messages_are_flagged(tmp_path, db, dovecot, 
         [flags] = client.get_flags(client.search("ALL")).values()
         assert PROCESSED_FLAG in flags
         assert poller.catch_up(client) == 0           # not fetched again
+        with db.session() as session:                 # even when the position is lost
+            session.delete(session.exec(select(ImapFolderState).where(ImapFolderState.folder == folder)).one())
+        assert poller.catch_up(client) == 0
     finally:
         client.logout()
 
