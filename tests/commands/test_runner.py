@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mailbot.commands import runner
 from mailbot.models import InboundMessage
 from tests.commands.support import bodies, parsed, replies, routed_command
@@ -134,3 +136,34 @@ def test_the_recovery_rule_finds_commands_left_unanswered(ctx, db):
     with db.read() as session:
         pokes = runner.unanswered_commands(session, timedelta(0))
     assert pokes == [("run_command", waiting)]
+
+
+def test_a_writing_handler_commits_together_with_its_reply(ctx, db):
+    from datetime import date
+
+    from sqlmodel import select
+
+    from mailbot.commands import HANDLERS, Reply
+    from mailbot.models import SenderDay
+
+    def writes(ctx_, session, inbound, command):
+        session.add(SenderDay(address=f"{command.argument}@example.org", day=date(2026, 1, 1)))
+        session.flush()
+        if command.argument == "fail":
+            raise RuntimeError("handler bug")
+        return Reply("help", {"addresses": [], "commands": [], "note": ""}, kind="help")
+
+    saved = HANDLERS["LIST"]
+    HANDLERS["LIST"] = writes
+    try:
+        ok = routed_command(db, "LIST ok", "", to="jobs@mailbot.localhost", message_id="<ok@x>")
+        bad = routed_command(db, "LIST fail", "", to="jobs@mailbot.localhost", message_id="<bad@x>")
+        assert len(runner.run(ctx, ok)) == 1
+        with pytest.raises(RuntimeError):   # the actor retries, then quarantines
+            runner.run(ctx, bad)
+    finally:
+        HANDLERS["LIST"] = saved
+    with db.read() as session:
+        addresses = session.exec(select(SenderDay.address)).all()
+    assert addresses == ["ok@example.org"]
+    assert len(replies(db, ok)) == 1 and replies(db, bad) == []
