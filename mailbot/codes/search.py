@@ -74,7 +74,7 @@ def search(session: Session, query: str, system: str | None = None, limit: int =
         raise SearchError("empty search: give some words or a code prefix, e.g. 'type 2 diabetes kidney' or 'E11.'")
     limit = max(1, min(int(limit), 200))
     index = get_index(session)
-    parts = [w.strip(",;") for w in text.lower().split()]
+    parts = [w.strip(",;*") for w in text.lower().split()]  # "E11.*" is a prefix too
     alone = len(parts) == 1
     # short code-like words among other words ("t2 diabetes", "250 mg") are words, not prefixes
     is_prefix = [bool(_CODE_PREFIX.match(w)) and any(ch.isdigit() for ch in w)
@@ -90,7 +90,7 @@ def search(session: Session, query: str, system: str | None = None, limit: int =
         if prefixes:
             return _prefix_listing(index, mask, prefixes, limit)
         if not [w for w in raw_words if w not in STOPWORDS]:
-            raise SearchError(f"nothing to search for in {query!r} (only common words)")
+            raise SearchError(f"nothing to search for in {query!r}: no words or code prefixes beyond common words")
         return []  # no word is known to the code sets, even allowing for typos
     scores, covered = _score(index, concepts)
     if mask is not None:
@@ -130,7 +130,7 @@ def _prefix_listing(index: CodeIndex, mask: np.ndarray | None, prefixes: list[st
 
 def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
     """Split the query into concepts; each concept lists alternative phrasings."""
-    ws = words(text)
+    ws = list(dict.fromkeys(words(text)))  # a repeated word is one concept
     concepts: list[list[_Alt]] = []
     i = 0
     while i < len(ws):

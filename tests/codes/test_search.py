@@ -34,6 +34,7 @@ def test_typos_and_word_order(session):
 
 
 def test_code_prefixes_alone_and_with_words(session):
+    assert top(session, "E11.*", 5) == top(session, "E11.", 5)
     listing = top(session, "E11.", 5)
     assert listing[0] == "E11" and all(c.startswith("E11") for c in listing)
     assert top(session, "E11 kidney", 3)[0].startswith("E11.2")
