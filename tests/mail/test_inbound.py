@@ -256,3 +256,26 @@ def test_a_bounced_answer_is_noted_on_the_message_and_in_the_consultation_audit(
     assert answer.last_error.startswith("bounce: failed 5.1.1") and answer.state == "sent"
     assert event.action == "delivery_failed" and event.detail["permanent"] is True
     assert row(ctx, bounce_id).route[-1]["outbound_id"] == answer.id
+
+
+def test_two_workers_racing_on_one_message_open_one_consultation(ctx):
+    import threading
+
+    inbound_ids = [store(ctx, message(f"q{i}", "Is 99213 right?", message_id=f"<race{i}@clinic.example>"))
+                   for i in range(5)]
+    results: list[list[Poke]] = []
+
+    def worker():
+        for inbound_id in inbound_ids:
+            results.append(process(ctx, inbound_id))
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pokes = [p for r in results for p in r]
+    with ctx.db.read() as session:
+        consultations = session.exec(select(Consultation)).all()
+    assert len(consultations) == 5 and len(pokes) == 5
+    assert sorted(p.id for p in pokes) == sorted(c.id for c in consultations)
