@@ -185,7 +185,9 @@ def compose_digest(settings: Settings, subscriber: Subscriber, sub: Subscription
 # window's postings (count, newest id, latest edit -- every change to a
 # posting bumps ``updated_at``), and an entry lives a minute at most.
 INDEX_SECONDS = 60.0
+FRESH_SECONDS = 5.0
 _indexes: OrderedDict[tuple, tuple[float, JobIndex]] = OrderedDict()
+_recent: OrderedDict[tuple, tuple[float, JobIndex]] = OrderedDict()
 _indexes_lock = threading.Lock()
 
 
@@ -195,19 +197,30 @@ def _window(query, start: datetime | None, end: datetime):
 
 
 def index_for(session: Session, start: datetime | None, end: datetime) -> JobIndex:
+    url = session.get_bind().url.render_as_string()
+    now = time.monotonic()
+    with _indexes_lock:
+        # Within a few seconds of building it, skip even the fingerprint query:
+        # a burst of digests for one window reuses the index outright.
+        recent = _recent.get((url, start, end))
+        if recent is not None and now - recent[0] < FRESH_SECONDS:
+            return recent[1]
     fingerprint = tuple(session.exec(_window(select(func.count(), func.max(Job.id), func.max(Job.updated_at)),
                                              start, end)).one())
-    key = (session.get_bind().url.render_as_string(), start, end, fingerprint)
-    now = time.monotonic()
+    key = (url, start, end, fingerprint)
     with _indexes_lock:
         found = _indexes.get(key)
         if found is not None and now - found[0] < INDEX_SECONDS:
+            _recent[(url, start, end)] = (now, found[1])
             return found[1]
     index = JobIndex(candidate_jobs(session, start, end))
     with _indexes_lock:
         _indexes[key] = (now, index)
+        _recent[(url, start, end)] = (now, index)
         while len(_indexes) > 16:
             _indexes.popitem(last=False)
+        while len(_recent) > 16:
+            _recent.popitem(last=False)
     return index
 
 
