@@ -117,7 +117,8 @@ def seed(db: Database, pending: int, finished: int = 500) -> list[int]:
             for start in range(0, len(data), 2000):
                 conn.execute(insert(table), data[start:start + 2000])
     with db.engine.begin() as conn:  # link each consultation to its message
-        conn.exec_driver_sql("UPDATE consultation SET last_inbound_id = id")
+        conn.exec_driver_sql("UPDATE consultation SET last_inbound_id = (SELECT max(m.id) FROM inbound_message m "
+                             "WHERE m.consultation_id = consultation.id)")
     return cids[:pending]
 
 
