@@ -55,8 +55,28 @@ def quarantine(request: Request, show: str = "open") -> Response:
                                                           "page": page, "show": show}, title="Quarantine")
 
 
+def _replayable(request: Request, qid: int) -> None:
+    """Refuse (409) an item whose kind names no step we can run again."""
+    import dramatiq
+    from dramatiq.errors import ActorNotFound
+
+    from mailbot.services.inbound import QUARANTINE_KINDS
+
+    with _ctx(request).db.read() as session:
+        item = session.get(QuarantineItem, qid)
+    if item is None:
+        raise HTTPException(404, f"No quarantine item {qid}.")
+    if item.kind in QUARANTINE_KINDS or item.kind in ("outbound", "send_outbound"):
+        return
+    try:
+        dramatiq.get_broker().get_actor(item.kind)
+    except ActorNotFound:
+        raise HTTPException(409, f"Items of kind {item.kind!r} cannot be replayed; resolve it once handled.") from None
+
+
 @router.post("/quarantine/{qid}/replay")
 def quarantine_replay(qid: int, request: Request, admin: Reviewer = Depends(require_admin)) -> Response:
+    _replayable(request, qid)
     try:
         pokes = replay.replay(_ctx(request), qid, admin.email)
     except replay.ReplayError as exc:

@@ -141,3 +141,17 @@ def test_quarantined_inbound_is_replayed_through_the_inbound_service(client, db,
     with db.read() as session:
         assert session.get(InboundMessage, inbound_id).status == InboundStatus.RECEIVED
         assert session.get(QuarantineItem, qid).resolved_by == admin.email
+
+
+def test_quarantined_actor_work_is_poked_again_and_unknown_kinds_are_refused(client, db, admin):
+    cid = seed_consultation(db)
+    with db.session() as session:
+        known = quarantine(session, kind="advance_consultation", ref_id=cid, stage="queue", reason="gave up").id
+        unknown = quarantine(session, kind="mystery", ref_id=1, stage="queue", reason="??").id
+    token = sign_in(client, admin)
+    assert client.post(f"/admin/quarantine/{known}/replay", data={"csrf_token": token}).status_code == 303
+    refused = client.post(f"/admin/quarantine/{unknown}/replay", data={"csrf_token": token})
+    assert refused.status_code == 409 and "cannot be replayed" in refused.text
+    with db.read() as session:
+        assert session.get(QuarantineItem, known).resolved_at is not None
+        assert session.get(QuarantineItem, unknown).resolved_at is None
