@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import smtplib
 import multiprocessing
 import multiprocessing.pool
@@ -206,6 +207,7 @@ def main() -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
     database.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
     if stored != expected:
         raise SystemExit("acknowledged messages missing from the database")
 
