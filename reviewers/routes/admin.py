@@ -4,7 +4,6 @@ an admin (the router's dependency)."""
 
 from __future__ import annotations
 
-import mailbox
 from email import policy
 from email.parser import BytesHeaderParser
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import difflib
 from typing import Any, Callable
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import select
 
-from mailbot.models import Attachment, InboundMessage, Reviewer, ReviewerRole
+from mailbot.models import Attachment, Consultation, InboundMessage, Reviewer, ReviewerRole
 from mailbot.services import claims
 from reviewers import knowledge, thread
 from reviewers.auth import require_admin, require_reviewer
@@ -84,8 +85,6 @@ def _act(request: Request, reviewer: Reviewer, cid: int, call: Callable[[], list
     service = _service()
     if need_claim:
         with _ctx(request).db.read() as session:
-            from mailbot.models import Consultation
-
             c = session.get(Consultation, cid)
             if c is None:
                 raise HTTPException(404, f"There is no consultation Q-{cid}.")
@@ -202,8 +201,6 @@ def attachment(cid: int, aid: int, request: Request, reviewer: Reviewer = Depend
     if row.data is None:
         raise HTTPException(410, "This attachment was over the size limit and was not kept.")
     media = row.content_type if row.content_type in _PASSTHROUGH_TYPES else "application/octet-stream"
-    from urllib.parse import quote
-
     name = row.filename or f"attachment-{aid}"
     return Response(row.data, media_type=media, headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from mailbot.mail.compose import Envelope, Rendered, build
-from mailbot.models import Consultation, ConsultationState, OutboundMessage, OutboundState, QuarantineItem, utcnow
+from mailbot.models import Consultation, ConsultationState, OutboundMessage, OutboundState, QuarantineItem
 from mailbot.services import accounts
 from mailbot.services.delivery import queue_message
 from mailbot.services.quarantine import quarantine
