@@ -60,6 +60,7 @@ def create_app(ctx: Context) -> FastAPI:
         app.include_router(module.router)
         app.state.routers.append(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.paths = frozenset(r.path for r in api_routes(app))   # the nav shows only pages that exist
 
     _exception_handlers(app)
     _middleware(app, ctx)

@@ -84,6 +84,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
         "error": error,
         "notice": NOTICES.get(request.query_params.get("done", ""), ""),
         "service_name": request.app.state.ctx.settings.service.name,
+        "paths": request.app.state.paths,
         "now": utcnow(),
     }
     values.update(context or {})

@@ -169,3 +169,14 @@ def test_expired_session_hands_back_the_typed_draft(client, db, alice):
     assert response.status_code == 401
     assert "Your session has ended" in response.text
     assert "Two hours of careful &lt;edits&gt;" in response.text
+
+
+def test_navigation_links_only_to_pages_that_exist(app, client, admin):
+    from reviewers.app import api_routes
+
+    sign_in(client, admin)
+    page = client.get("/queue").text
+    nav = page[page.index("<nav>"):page.index("</nav>")]
+    paths = {r.path for r in api_routes(app)}
+    for href in re.findall(r'href="([^"?]+)', nav):
+        assert href in paths, href
