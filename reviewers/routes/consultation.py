@@ -203,9 +203,15 @@ def attachment(cid: int, aid: int, request: Request, reviewer: Reviewer = Depend
     media = row.content_type if row.content_type in _PASSTHROUGH_TYPES else "application/octet-stream"
     name = row.filename or f"attachment-{aid}"
     return Response(row.data, media_type=media, headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+        "Content-Disposition": f"attachment; filename=\"{_ascii_name(name)}\"; filename*=UTF-8''{quote(name, safe='')}",
         "Content-Security-Policy": "default-src 'none'; sandbox",
     })
+
+
+def _ascii_name(name: str) -> str:
+    """A plain-ASCII fallback file name for old clients (no quotes, no control characters)."""
+    cleaned = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in name)
+    return cleaned.strip() or "attachment"
 
 
 @router.get("/consultations/{cid}/audit")

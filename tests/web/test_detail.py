@@ -67,7 +67,7 @@ def test_thread_attachment_and_redacted_text(client, db, alice):
     link = re.search(r'<a href="(/consultations/\d+/attachments/\d+)" download>op note.pdf</a>', page).group(1)
     download = client.get(link)
     assert download.content == pdf and download.headers["content-type"] == "application/pdf"
-    assert download.headers["content-disposition"] == "attachment; filename*=UTF-8''op%20note.pdf"
+    assert download.headers["content-disposition"] == 'attachment; filename="op note.pdf"; filename*=UTF-8\'\'op%20note.pdf'
     other = client.get(f"/consultations/{html_cid}").text
     html_link = re.search(r'<a href="(/consultations/\d+/attachments/\d+)" download>', other).group(1)
     served = client.get(html_link)
