@@ -78,7 +78,9 @@ def api_routes(app: FastAPI) -> list[APIRoute]:
 def _exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:
-        if request.method in ("GET", "HEAD"):
+        accept = request.headers.get("accept", "")
+        wants_page = "text/html" in accept or "*/*" in accept or not accept
+        if request.method in ("GET", "HEAD") and wants_page:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
         kept = await _typed_text(request)

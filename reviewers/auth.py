@@ -4,8 +4,8 @@ Every route requires a logged-in, active reviewer, except routes explicitly
 marked :func:`public` (login, ``/healthz``, ``/metrics`` with its own check,
 the public subscriber endpoints).  This is enforced by :func:`gate`, a
 dependency of the whole app, so a new route is protected by default.
-Unauthenticated page requests (GET/HEAD) are redirected to the login page;
-anything else gets 401.  :func:`require_reviewer` and :func:`require_admin`
+Unauthenticated page requests (GET/HEAD from a browser) are redirected to
+the login page; anything else -- a POST, a script asking for JSON -- gets 401.  :func:`require_reviewer` and :func:`require_admin`
 give routes the account.
 
 Logins are rate limited per client address and email (``web.login_attempts_

@@ -17,7 +17,7 @@ def home() -> Response:
     return RedirectResponse("/queue", status_code=303)
 
 
-@router.get("/healthz")
+@router.api_route("/healthz", methods=["GET", "HEAD"])
 @public
 def healthz(request: Request) -> Response:
     """Public liveness/readiness: says only whether the database answers."""

@@ -180,3 +180,9 @@ def test_navigation_links_only_to_pages_that_exist(app, client, admin):
     paths = {r.path for r in api_routes(app)}
     for href in re.findall(r'href="([^"?]+)', nav):
         assert href in paths, href
+
+
+def test_scripts_asking_for_json_get_401_not_a_redirect(client, db):
+    response = client.get("/queue", headers={"Accept": "application/json"})
+    assert response.status_code == 401
+    assert client.head("/healthz").status_code == 200
