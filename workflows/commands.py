@@ -6,8 +6,8 @@ transaction and is safe to run twice.  The reply it queued is handed to the
 relay right here rather than through another queue hop -- automatic replies
 are promised "within seconds", and each hop costs a consumer poll -- and only
 a failure to send goes through the ``send_outbound`` actor, which retries
-with backoff.  The recovery rule registered here lets the reconciler finish
-commands whose poke was lost (a crash between routing and answering).
+with backoff.  Commands whose poke was lost (a crash between routing and
+answering) are found by the reconciler (``mailbot.services.recovery``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import dramatiq
 
 from mailbot.commands import runner
 from mailbot.context import current
-from mailbot.services import Poke, delivery, recovery
+from mailbot.services import Poke, delivery
 from workflows.actors import RETRY, dispatch
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,3 @@ def run_command(inbound_id: int) -> None:
             log.info("reply %s not sent at once (%s); queued for retry", poke.id, exc)
             later.append(poke)
     dispatch(later)
-
-
-if runner.unanswered_commands not in recovery.RULES:
-    recovery.RULES.append(runner.unanswered_commands)

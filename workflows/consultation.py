@@ -7,20 +7,16 @@ conditional state changes live in :mod:`mailbot.services.consultations`.
 
 An approved answer still waiting for delivery is "look again later, not an
 error": the actor re-sends itself with a delay until delivery is final.
-The recovery rule registered here lets the reconciler finish follow-ups
-whose poke was lost.
+Follow-ups whose poke was lost are found by the reconciler
+(``mailbot.services.recovery``).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import dramatiq
-from sqlmodel import Session, select
 
 from mailbot.context import current
-from mailbot.models import AuditEvent, InboundMessage, InboundStatus, utcnow
-from mailbot.services import Poke, consultations, recovery
+from mailbot.services import consultations
 from workflows.actors import RETRY, dispatch
 
 # Drafting may wait on an LLM: timeout x (retries + 1) plus backoff.
@@ -48,21 +44,3 @@ def consultation_followup(inbound_id: int) -> None:
         raise dramatiq.Retry(str(exc)) from None
 
 
-def unhandled_followups(session: Session, age: timedelta) -> list[Poke]:
-    """Follow-ups routed more than ``age`` ago (within a week) whose
-    consultation was never reopened for them."""
-    now = utcnow()
-    rows = session.exec(select(InboundMessage.id, InboundMessage.consultation_id).where(
-        InboundMessage.status == InboundStatus.PROCESSED, InboundMessage.action == "followup",
-        InboundMessage.consultation_id.is_not(None),
-        InboundMessage.received_at < now - age, InboundMessage.received_at > now - timedelta(days=7))).all()
-    if not rows:
-        return []
-    events = session.exec(select(AuditEvent.detail).where(
-        AuditEvent.action == "followup", AuditEvent.consultation_id.in_({cid for _, cid in rows}))).all()
-    handled = {(d or {}).get("inbound_id") for d in events}
-    return [Poke("consultation_followup", iid) for iid, _ in rows if iid not in handled]
-
-
-if unhandled_followups not in recovery.RULES:
-    recovery.RULES.append(unhandled_followups)

@@ -2,9 +2,9 @@
 
 Thin, as every actor: each takes an id, asks ``mailbot.jobs`` to move that row
 forward (in one transaction, safe to repeat) and sends the pokes it returns.
-The recovery rule registered here re-pokes digest runs a dead worker left
-pending; the run's conditional pending -> sent update keeps the retry from
-sending a second email.
+Digest runs a dead worker left pending are re-poked by the reconciler
+(``schedule.stale_runs`` in ``mailbot.services.recovery``); the run's
+conditional pending -> sent update keeps the retry from sending twice.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import dramatiq
 
 from mailbot.context import current
-from mailbot.jobs import code_updates, digest, schedule, subscriptions
-from mailbot.services import Poke, recovery
+from mailbot.jobs import code_updates, digest, subscriptions
+from mailbot.services import Poke
 from workflows.actors import RETRY, dispatch
 
 
@@ -38,7 +38,3 @@ def bounce_recorded(bounce_event_id: int) -> None:
     ctx = current()
     with ctx.db.session() as session:
         subscriptions.record_bounce(session, ctx.settings, bounce_event_id)
-
-
-if schedule.stale_runs not in recovery.RULES:
-    recovery.RULES.append(schedule.stale_runs)

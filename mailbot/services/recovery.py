@@ -16,7 +16,10 @@ from sqlalchemy import or_
 from sqlmodel import select
 from sqlmodel import Session
 
+from mailbot.commands.runner import unanswered_commands
+from mailbot.jobs.schedule import stale_runs
 from mailbot.models import (
+    AuditEvent,
     Consultation,
     ConsultationState,
     InboundMessage,
@@ -71,7 +74,33 @@ def _stale_consultations(session: Session, age: timedelta) -> list[Poke]:
     return [Poke("advance_consultation", i) for i in ids]
 
 
-RULES: list[Rule] = [_stale_inbound, _stale_outbound, _stale_consultations]
+def _unhandled_followups(session: Session, age: timedelta) -> list[Poke]:
+    """Follow-ups routed more than ``age`` ago (within a week) whose
+    consultation was never reopened for them."""
+    now = utcnow()
+    rows = session.exec(select(InboundMessage.id, InboundMessage.consultation_id).where(
+        InboundMessage.status == InboundStatus.PROCESSED, InboundMessage.action == "followup",
+        InboundMessage.consultation_id.is_not(None),
+        InboundMessage.received_at < now - age, InboundMessage.received_at > now - timedelta(days=7))).all()
+    if not rows:
+        return []
+    events = session.exec(select(AuditEvent.detail).where(
+        AuditEvent.action == "followup", AuditEvent.consultation_id.in_({cid for _, cid in rows}))).all()
+    handled = {(d or {}).get("inbound_id") for d in events}
+    return [Poke("consultation_followup", iid) for iid, _ in rows if iid not in handled]
+
+
+# Every rule, as data.  Rules that belong to one part of the service live
+# next to the code whose state they read; they are listed here so a reader
+# sees the whole recovery story in one place.
+RULES: tuple[Rule, ...] = (
+    _stale_inbound,
+    _stale_outbound,
+    _stale_consultations,
+    _unhandled_followups,
+    unanswered_commands,
+    stale_runs,
+)
 
 
 def unfinished(session: Session, age: timedelta) -> list[Poke]:
