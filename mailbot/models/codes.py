@@ -52,6 +52,7 @@ class CodeEntry(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("system", "code", "valid_from", name="uq_code_entry"),
         Index("ix_code_entry_lookup", "system", "code"),
+        Index("ix_code_entry_parent", "system", "parent"),  # children on every lookup card
         {"info": REFERENCE},
     )
 
