@@ -27,9 +27,15 @@ err = Console(stderr=True)
 
 
 def _context(config: str | None):
+    """Settings and database, ready: an embedded SQLite file is created and
+    migrated on first use (so accounts can be added before the first
+    ``serve``); a shared database must already be at the current schema."""
     from mailbot_cli.main import context
+    from mailbot_cli.processes import prepare_database
 
-    return context(config)
+    ctx = context(config)
+    prepare_database(ctx)
+    return ctx
 
 
 ConfigOption = typer.Option(None, "--config", "-c", help="Path to config.toml.")

@@ -61,3 +61,18 @@ def test_cli_adds_lists_and_disables(web_ctx, tmp_path, monkeypatch, db):
     with db.session() as session:
         assert accounts.authenticate(session, "gus@coders.example", PASSWORD) is None
         assert accounts.authenticate(session, "fay@coders.example", PASSWORD).role == "admin"
+
+
+def test_cli_works_on_a_brand_new_embedded_install(tmp_path, monkeypatch):
+    import os
+
+    from mailbot_cli.main import app
+
+    for name in [n for n in os.environ if n.startswith("MAILBOT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)                      # no config.toml here: embedded defaults
+    monkeypatch.setenv("MAILBOT_SERVICE__VAR_DIR", str(tmp_path / "var"))
+    result = CliRunner().invoke(app, ["reviewers", "add", "first@coders.example", "--name", "First Admin",
+                                      "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "var" / "mailbot.db").exists()
