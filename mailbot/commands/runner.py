@@ -6,7 +6,8 @@ router marked as a command.  It
 1. returns early if a reply for this inbound message already exists (a rerun),
    or if no automatic answer is allowed (the router's ``auto_reply_ok``, a
    bounce, an auto-reply -- checked again here, since a reply to an
-   auto-responder is how mail loops start);
+   auto-responder is how mail loops start) -- except that a command in
+   :data:`ALWAYS_CARRIED_OUT` (UNSUBSCRIBE) is still carried out, silently;
 2. answers the daily-cap notice instead of the command when the router said
    this message is the one that reached the cap;
 3. finds the command (:func:`mailbot.commands.parse_command`) and runs its
@@ -76,6 +77,11 @@ class _Plan:
     deferred: bool = False                   # the handler writes: run it in the write transaction
 
 
+# Commands whose effect is owed even when no reply may be sent (over the
+# daily cap, from an auto-submitted sender): stopping mail must always work.
+ALWAYS_CARRIED_OUT = frozenset({"UNSUBSCRIBE"})
+
+
 def run(ctx: Context, inbound_id: int) -> list[Poke]:
     """Answer the command in inbound message ``inbound_id``; returns the
     ``send_outbound`` poke for the queued reply, or nothing (already answered,
@@ -102,10 +108,12 @@ def _plan(ctx: Context, session: Session, inbound_id: int) -> _Plan | None:
     reason = silence_reason(inbound, cap)
     if reason is None and not (inbound.reply_to or inbound.from_addr):
         reason = "no address to reply to"
-    if reason is not None:
-        return _Plan(silence=reason)
     address = recipient(ctx, inbound)
     command = parse_command(inbound.subject, inbound.text, address.kind if address else "")
+    if reason is not None:
+        if command is not None and command.verb in ALWAYS_CARRIED_OUT and command.verb in HANDLERS:
+            return _Plan(silence=reason, command=command, deferred=True)
+        return _Plan(silence=reason)
     if cap == "notice":
         reply = Reply("cap-notice", {"cap": ctx.settings.guards.daily_reply_cap}, kind="cap-notice")
     elif command is not None and command.verb in HANDLERS and command.verb not in READ_ONLY_VERBS:
@@ -122,12 +130,15 @@ def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int
     inbound = session.get(InboundMessage, inbound_id)
     if inbound is None or _already_answered(session, inbound_id):
         return None
-    if plan.silence:
+    if plan.silence and not plan.deferred:
         _record(inbound, {"result": "not answered", "reason": plan.silence})
         return None
     reply, message, verb = plan.reply, plan.message, plan.command.verb if plan.command else ""
     if plan.deferred:
         reply = _dispatch(ctx, session, inbound, plan.command)
+        if plan.silence:
+            _record(inbound, {"result": "carried out, not answered", "verb": verb, "reason": plan.silence})
+            return None
         message = _message(ctx, inbound, plan.command, reply) if reply is not None else None
     if reply is None or message is None:
         _record(inbound, {"result": "no reply", "verb": verb})

@@ -9,7 +9,8 @@ a reviewer can see why a message went where it went.
 Order matters and is the policy:
 
 1. duplicates, our own mail coming back, bounces, machine and list mail --
-   never answered automatically, never a consultation;
+   never answered automatically, never a consultation (an UNSUBSCRIBE from a
+   machine is still carried out, silently);
 2. sender policy (allow-list, ``Authentication-Results`` from our MTA):
    quarantined, so an operator can let a legitimate sender through (replay);
 3. the per-sender daily cap on automatic replies (a mark: ``auto_reply_ok``);
@@ -117,6 +118,23 @@ def auto_submitted(mail: Mail) -> str | None:
     return guards.auto_submitted(mail.parsed.message)
 
 
+def machine_unsubscribe(mail: Mail) -> str | None:
+    """An UNSUBSCRIBE to jobs@ sent by a machine -- a mail provider acting on
+    our List-Unsubscribe mailto often marks it auto-submitted -- is carried
+    out all the same; it only gets no reply (RFC 3834: never answer a robot)."""
+    if mail.recipient is None or mail.recipient.kind != "jobs":
+        return None
+    found = parse_command(mail.parsed.subject, mail.parsed.text, "jobs")
+    if found is None or found.verb != "UNSUBSCRIBE":
+        return None
+    machine = guards.auto_submitted(mail.parsed.message)
+    if machine is None:
+        return None  # a person: the usual path below, reply and daily cap included
+    mail.command = found
+    mail.auto_reply_ok = False
+    return f"UNSUBSCRIBE from an automated sender ({machine}): carried out without a reply"
+
+
 def sender_not_allowed(mail: Mail) -> str | None:
     allow = mail.settings.guards.allow_senders
     address = mail.parsed.from_addr or mail.parsed.envelope_from
@@ -168,6 +186,7 @@ CHAIN: tuple[Link, ...] = (
     Link("duplicate", duplicate, Action.DROP),
     Link("own_mail", own_mail, Action.DROP),
     Link("bounce", bounce, Action.BOUNCE),
+    Link("machine_unsubscribe", machine_unsubscribe, Action.COMMAND),
     Link("auto_submitted", auto_submitted, Action.DROP),
     Link("sender_not_allowed", sender_not_allowed, Action.QUARANTINE),
     Link("authentication_failed", authentication_failed, Action.QUARANTINE),
