@@ -125,7 +125,11 @@ def _start_web(ctx: Context, running: Running) -> None:
 
     from reviewers.app import create_app
 
-    sock = socket.socket(socket.AF_INET6 if ":" in ctx.settings.web.host else socket.AF_INET)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose
+    # protocol says TCP, and without it every response waits ~40 ms for
+    # Nagle + delayed ACK.
+    sock = socket.socket(socket.AF_INET6 if ":" in ctx.settings.web.host else socket.AF_INET,
+                         socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((ctx.settings.web.host, ctx.settings.web.port))
     running.web_port = sock.getsockname()[1]
