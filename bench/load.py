@@ -216,7 +216,8 @@ def run_load(cfg: LoadRun, log=print) -> dict:
     engine = create_engine(cfg.db_url)
 
     def depth() -> int:
-        return sum(broker.do_qsize(q) for q in ("default", "default.DQ"))
+        # dramatiq's qsize: messages waiting, delayed (retries, NotYetDelivered) or being worked on.
+        return broker.do_qsize("default")
 
     run = uuid.uuid4().hex[:6]
     try:

@@ -56,6 +56,8 @@ def service(tmp_path, codes_db, db, relay, monkeypatch):
     # Test-sized backoff: the same retry path, 0.2 s doubling to 1 s instead of 1 s to 5 min.
     monkeypatch.setitem(actors.send_outbound.options, "min_backoff", 200)
     monkeypatch.setitem(actors.send_outbound.options, "max_backoff", 1000)
+    # ... and enough retries that a slow (loaded) machine cannot exhaust them during the outage.
+    monkeypatch.setitem(actors.send_outbound.options, "max_retries", 100)
     worker = dramatiq.Worker(dramatiq.get_broker(), worker_threads=2, worker_timeout=50)
     worker.start()
     yield ctx
