@@ -26,6 +26,11 @@ from email.utils import getaddresses, parseaddr
 from mailbot.mail.text import body_text, decode_bytes, find_body, new_text
 
 REFERENCE_TOKEN = re.compile(r"\[#\s*Q-(\d{1,12})\s*\]", re.I)
+# MIME parts (multiparts and forwarded messages) nested deeper than this are
+# refused: real mail stays far below it, and walking or re-serialising a
+# deeper tree recurses past Python's limit (a forwarded-message chain of ~300
+# crashed the parser with RecursionError instead of a reason).
+MAX_DEPTH = 64
 _MSGID = re.compile(r"<[^<>\s]+>")
 
 
@@ -99,7 +104,21 @@ def parse(raw: bytes, *, envelope_from: str = "", domain: str = "mailbot.localho
         raise ParseError(f"the MIME structure cannot be read: {exc!r}") from exc
     if not msg.keys():
         raise ParseError("no header fields: this is not an email message")
+    if _depth(msg) > MAX_DEPTH:
+        raise ParseError(f"MIME parts are nested more than {MAX_DEPTH} levels deep")
+    try:
+        return _read(msg, raw, envelope_from, domain, max_attachment_size, max_attachments)
+    except ParseError:
+        raise
+    except Exception as exc:
+        # The stdlib's header parsers raise on some hostile values (e.g.
+        # IndexError for 'Content-Disposition: attachment; filename*'): the
+        # message is quarantined with the reason instead of crashing the worker.
+        raise ParseError(f"a header or part cannot be read: {exc!r}"[:500]) from exc
 
+
+def _read(msg: EmailMessage, raw: bytes, envelope_from: str, domain: str,
+          max_attachment_size: int, max_attachments: int) -> ParsedMessage:
     from_name, from_addr = _address(msg, "From")
     reply_to = _address(msg, "Reply-To")[1]
     # "<>" is the null sender (bounces); "" means the envelope is unknown (IMAP).
@@ -201,7 +220,7 @@ def _collect_attachments(msg: EmailMessage, parsed: ParsedMessage, max_size: int
             continue
         ctype = part.get_content_type()
         filename = _filename(part)
-        is_attachment = part.get_content_disposition() == "attachment" or bool(filename) \
+        is_attachment = _disposition(part) == "attachment" or bool(filename) \
             or not ctype.startswith(("text/plain", "text/html", "multipart/"))
         if not is_attachment:
             continue
@@ -224,6 +243,17 @@ def _collect_attachments(msg: EmailMessage, parsed: ParsedMessage, max_size: int
         ))
 
 
+def _depth(msg: Message) -> int:
+    """How deep the part tree goes (iteratively: the tree may be hostile)."""
+    deepest, stack = 0, [(msg, 1)]
+    while stack and deepest <= MAX_DEPTH:
+        part, level = stack.pop()
+        deepest = max(deepest, level)
+        if part.is_multipart():  # a leaf's payload is never decoded here (its charset may be hostile)
+            stack.extend((sub, level + 1) for sub in part.get_payload() if isinstance(sub, Message))
+    return deepest
+
+
 def _leaves(part: Message):
     """Leaf parts, treating a forwarded message (message/rfc822) as one leaf."""
     if part.is_multipart() and part.get_content_type() != "message/rfc822":
@@ -231,6 +261,13 @@ def _leaves(part: Message):
             yield from _leaves(sub)
     else:
         yield part
+
+
+def _disposition(part: Message) -> str | None:
+    try:
+        return part.get_content_disposition()
+    except Exception:  # e.g. 'attachment; filename*' makes the stdlib raise IndexError
+        return "attachment"
 
 
 def _filename(part: Message) -> str:

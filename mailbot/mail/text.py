@@ -45,15 +45,17 @@ def decode_bytes(data: bytes, charset: str) -> str:
     Western mail almost always is), strictly; else the declared charset
     (or UTF-8) with replacement characters."""
     declared = [] if charset in _NO_CHARSET else [charset]
+    # ValueError covers UnicodeDecodeError and a charset name the codec
+    # machinery refuses outright ("utf-8\x00": "embedded null character").
     for candidate in declared + ["utf-8", "cp1252"]:
         try:
             return data.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):
             continue
     for candidate in declared + ["utf-8"]:
         try:
             return data.decode(candidate, errors="replace")
-        except LookupError:
+        except (LookupError, ValueError):
             continue
     return data.decode("utf-8", errors="replace")  # pragma: no cover
 

@@ -65,6 +65,10 @@ def process(ctx: Context, inbound_id: int) -> list[Poke]:
     except ParseError as exc:
         _quarantine(ctx, inbound_id, stage="parse", reason=f"cannot parse: {exc}")
         return []
+    except Exception as exc:  # a parser bug on hostile bytes: retrying cannot help
+        log.exception("parsing inbound %s failed", inbound_id)
+        _quarantine(ctx, inbound_id, stage="parse", reason=f"parser failed: {exc!r}"[:2000])
+        return []
     try:
         with ctx.db.session() as session:
             return _route_and_act(ctx, session, inbound_id, parsed)
