@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import signal
 import smtplib
 import socket
@@ -281,6 +282,11 @@ def run_load(cfg: LoadRun, log=print) -> dict:
         stop_sampling.set()
         final_depth = depth()
 
+        # Pokes the workers' reconcilers added for work older than broker.stuck_after_seconds:
+        # under a long backlog they re-poke items that are only waiting (harmless, not free).
+        reenqueued = sum(int(m) for n in range(cfg.workers)
+                         for m in re.findall(r"reconciler re-enqueued (\d+)",
+                                             (cfg.workdir / f"worker{n}.log").read_text(errors="replace")))
         acked = sum(1 for s, _, _ in items if s.acked)
         retried = sum(1 for s, _, _ in items if s.tries > 1)
         stored = _count(engine, sa_select(func.count()).select_from(InboundMessage)) - stored_before
@@ -318,6 +324,7 @@ def run_load(cfg: LoadRun, log=print) -> dict:
             "replies_per_s": round(cfg.messages / (sent_seconds + drained_seconds), 1),
             "send_seconds": round(sent_seconds, 1), "drain_after_send_seconds": round(drained_seconds, 1),
             "max_queue_depth": max_depth[0], "final_queue_depth": final_depth,
+            "reconciler_reenqueued": reenqueued,
             "lookup_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
             "lookup_p95_ms": round(pct(latencies, 95), 1) if latencies else None,
             "idle_lookup_p50_ms": round(statistics.median(baseline), 1),
