@@ -131,7 +131,7 @@ def digest_run(now: bool = typer.Option(False, "--now", help="Treat every active
         with ctx.db.session() as session:
             batch = schedule.claim_due(session, ctx.settings, moment)
         run_ids += batch
-        if len(batch) < 500:
+        if not batch:
             break
     with ctx.db.session() as session:
         run_ids += code_updates.claim_runs(session, now=moment)

@@ -7,7 +7,8 @@ Each tick (every ``SCHEDULER_SECONDS``) it
 2. claims the job subscriptions whose ``next_due_at`` has passed
    (``mailbot.jobs.schedule.claim_due``: a conditional update per row, so
    any number of schedulers in any number of processes can run at once
-   without two claiming the same period) and pokes ``send_digest`` per run;
+   without two claiming the same period), one run per subscriber and
+   period, and pokes ``send_digest`` per run;
 3. creates the code-update runs for newly imported code-set versions.
 
 Claims are committed before the pokes go out; a poke lost after the commit
@@ -45,7 +46,7 @@ def tick(ctx: Context, now: datetime | None = None) -> list[Poke]:
         batch = [Poke("send_digest", run_id) for run_id in run_ids]
         dispatch(batch)
         pokes.extend(batch)
-        if len(run_ids) < BATCH:
+        if not run_ids:     # (a batch claims a subscriber's siblings too, so it may hold fewer runs than BATCH)
             break
     with ctx.db.session() as session:
         run_ids = code_updates.claim_runs(session, now=now)

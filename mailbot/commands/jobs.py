@@ -139,7 +139,7 @@ def unsubscribe(ctx: Context, session: Session, inbound: InboundMessage, command
     email = address_of(inbound)
     argument = command.argument.strip()
     token = (argument.split() or [""])[0]
-    subscriber_id, which = None, _which(argument)
+    subscriber_id, which, kind = None, _which(argument), None
     if token and "." in token and not _REF.fullmatch(token):
         # The List-Unsubscribe mailto carries a signed token: honour it even
         # from another address (forwarding, aliases), as RFC 2369 intends.
@@ -150,12 +150,13 @@ def unsubscribe(ctx: Context, session: Session, inbound: InboundMessage, command
         if payload:
             subscriber_id = payload["p"]
             which = [payload["s"]] if payload.get("s") else None
+            kind = payload.get("k")          # a job digest's: all job digests
     if subscriber_id is None:
         subscriber = subscriptions.subscriber_for(session, email)
         if subscriber is None:
             return status_reply(ctx, session, email, "No subscriptions", "This address has no subscriptions.")
         subscriber_id = subscriber.id
-    outcome = subscriptions.cancel(session, ctx.settings, subscriber_id, which)
+    outcome = subscriptions.cancel(session, ctx.settings, subscriber_id, which, kind=kind)
     return status_reply(ctx, session, email, "Unsubscribed" if outcome.changed else "Nothing to unsubscribe",
                         outcome.message)
 

@@ -13,8 +13,11 @@ and closes replaced or deleted rows on F-1.  So, for version V of a code set:
 A version is announced only when an earlier version of the same code set
 exists (the first import of a set is not "changes"), and only to
 subscriptions confirmed before it was imported.  Each (subscription,
-version) pair is one :class:`DigestRun` with ``period_key = "codes:<id>"``,
-so a version is announced to a subscriber exactly once.
+version) pair is one :class:`DigestRun` with ``period_key =
+"codes:<version id>/S-<subscription id>"``, so a version is announced to a
+subscription exactly once.  (Unlike job digests these are not grouped per
+subscriber: a new code-set version comes a few times a year, and a
+subscriber rarely holds more than one UPDATES subscription.)
 """
 
 from __future__ import annotations
@@ -57,8 +60,14 @@ class Change:
     previous: str = ""
 
 
-def period_key(version_id: int) -> str:
-    return f"codes:{version_id}"
+def period_key(version_id: int, subscription_id: int) -> str:
+    """One run per subscription and version (runs are unique per subscriber
+    and period, and a subscriber may hold several UPDATES subscriptions)."""
+    return f"codes:{version_id}/S-{subscription_id}"
+
+
+def version_of(key: str) -> int:
+    return int(key.split(":", 1)[1].split("/", 1)[0])
 
 
 def has_predecessor(session: Session, version: CodeSetVersion) -> bool:
@@ -124,17 +133,18 @@ def claim_runs(session: Session, version_id: int | None = None, now: datetime | 
     for version in session.exec(query).all():
         if not has_predecessor(session, version):
             continue
-        key = period_key(version.id)
         subs = session.exec(
-            select(Subscription.id)
+            select(Subscription.id, Subscription.subscriber_id)
             .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-            .outerjoin(DigestRun, (DigestRun.subscription_id == Subscription.id) & (DigestRun.period_key == key))
+            .outerjoin(DigestRun, (DigestRun.subscription_id == Subscription.id)
+                       & DigestRun.period_key.startswith(f"codes:{version.id}/", autoescape=True))
             .where(Subscription.kind == SubscriptionKind.UPDATES, Subscription.status == SubscriptionStatus.ACTIVE,
                    Subscriber.status == SubscriberStatus.ACTIVE, Subscription.confirmed_at.is_not(None),
                    Subscription.confirmed_at < version.imported_at, DigestRun.id.is_(None))
         ).all()
-        for sub_id in subs:
-            run = DigestRun(subscription_id=sub_id, period_key=key, state=DigestState.PENDING, window_end=now)
+        for sub_id, subscriber_id in subs:
+            run = DigestRun(subscriber_id=subscriber_id, subscription_id=sub_id,
+                            period_key=period_key(version.id, sub_id), state=DigestState.PENDING, window_end=now)
             session.add(run)
             session.flush()
             run_ids.append(run.id)
@@ -169,7 +179,7 @@ def build_update(settings: Settings, session: Session, run: DigestRun, sub: Subs
                  subscriber: Subscriber) -> tuple[EmailMessage | None, list[str]]:
     """The email for one code-update run, or ``None`` when nothing in the
     subscriber's scope changed; also the codes listed."""
-    version_id = int(run.period_key.split(":", 1)[1])
+    version_id = version_of(run.period_key)
     version = session.get(CodeSetVersion, version_id)
     changes = [c for c in changes_for_version(session, version_id) if in_scope(c.code, c.system, sub.criteria)]
     if version is None or not changes:

@@ -1,9 +1,12 @@
 """Building and queueing one job digest, exactly once.
 
-:func:`send_digest` takes a claimed :class:`DigestRun` (see ``schedule``),
-finds the open jobs matching the subscription that opened inside the run's
-window, renders ``templates/email/job-digest/`` and queues the email -- in one
-transaction that also moves the run pending -> sent with a conditional
+:func:`send_digest` takes a claimed :class:`DigestRun` (see ``schedule``):
+one subscriber, one period, one section per subscription due then.  For each
+section it finds the open jobs matching that subscription that opened since
+that subscription's last digest (a job an earlier section listed is named,
+not listed again), renders ``templates/email/job-digest/`` and queues the
+email -- in one transaction that also moves every section's
+``last_digest_at`` on and the run pending -> sent with a conditional
 update.  A second worker running the same run (a retry, a re-poke after a
 crash) either sees it finished or loses that update and rolls back its copy.
 
@@ -41,11 +44,13 @@ from mailbot.models.base import utcnow
 from mailbot.models.jobs import (
     DigestRun,
     DigestState,
+    Frequency,
     Job,
     JobStatus,
     Subscriber,
     SubscriberStatus,
     Subscription,
+    SubscriptionKind,
     SubscriptionStatus,
 )
 from mailbot.services import Poke
@@ -140,10 +145,12 @@ def group(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return groups
 
 
-def list_headers(settings: Settings, subscriber_id: int, subscription_id: int | None, list_id: str) -> dict[str, str]:
-    """RFC 2369 / RFC 8058 headers: an HTTPS one-click link and a mailto."""
-    token = links.unsubscribe_token(settings, subscriber_id, subscription_id)
-    url = links.unsubscribe_url(settings, subscriber_id, subscription_id)
+def list_headers(settings: Settings, subscriber_id: int, subscription_id: int | None, list_id: str,
+                 kind: str | None = None) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 headers: an HTTPS one-click link and a mailto
+    (for one subscription, or with ``kind`` every subscription of that kind)."""
+    token = links.unsubscribe_token(settings, subscriber_id, subscription_id, kind)
+    url = links.unsubscribe_url(settings, subscriber_id, subscription_id, kind)
     mailto = f"mailto:{settings.service_address(settings.service.jobs_address)}?subject={quote('UNSUBSCRIBE ' + token)}"
     return {
         "List-Unsubscribe": f"<{url}>, <{mailto}>",
@@ -154,27 +161,41 @@ def list_headers(settings: Settings, subscriber_id: int, subscription_id: int | 
     }
 
 
-def digest_context(settings: Settings, subscriber: Subscriber, sub: Subscription, views: list[dict[str, Any]],
-                   total: int, since: datetime | None) -> dict[str, Any]:
-    """The template context of one digest; ``views`` are cards from :data:`CARDS`."""
+def section_view(settings: Settings, subscriber: Subscriber, sub: Subscription, views: list[dict[str, Any]],
+                 total: int, since: datetime | None, also: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One subscription's part of a digest; ``views`` are cards from
+    :data:`CARDS`, ``also`` the matching jobs an earlier section listed."""
+    also_text = ", ".join(f"{v['title']} ({v['reference']})" for v in also or [])
     return {
-        "service_name": settings.service.name, "summary": sub.summary, "reference": sub.reference,
-        "frequency": sub.frequency, "count": len(views), "total": total, "groups": group(views),
+        "subscription_id": sub.id, "summary": sub.summary, "reference": sub.reference, "frequency": sub.frequency,
+        "count": len(views), "total": total, "groups": group(views), "ids": [v["id"] for v in views],
+        "also": also_text, "also_ids": [v["id"] for v in also or []],
         "since": since.strftime("%Y-%m-%d %H:%M UTC") if since else "",
-        "manage_url": links.manage_url(settings, subscriber.id),
-        "unsubscribe_url": links.unsubscribe_url(settings, subscriber.id, sub.id),
-        "unsubscribe_all_url": links.unsubscribe_url(settings, subscriber.id),
+        "cancel_url": links.unsubscribe_url(settings, subscriber.id, sub.id),
+    }
+
+
+def digest_context(settings: Settings, subscriber: Subscriber, sections: list[dict[str, Any]],
+                   frequency: str) -> dict[str, Any]:
+    """The template context of one digest email: its sections (see
+    :func:`section_view`), in subscription order."""
+    count = sum(section["count"] for section in sections)
+    headline = sections[0]["summary"] if len(sections) == 1 else f"{len(sections)} of your job searches"
+    return {
+        "service_name": settings.service.name, "frequency": frequency, "sections": sections, "count": count,
+        "headline": headline, "manage_url": links.manage_url(settings, subscriber.id),
+        "unsubscribe_url": links.unsubscribe_url(settings, subscriber.id, kind=SubscriptionKind.JOBS),
         "jobs_address": settings.service_address(settings.service.jobs_address),
     }
 
 
-def compose_digest(settings: Settings, subscriber: Subscriber, sub: Subscription, views: list[dict[str, Any]],
-                   total: int, since: datetime | None) -> EmailMessage:
-    rendered = render_digest(digest_context(settings, subscriber, sub, views, total, since))
+def compose_digest(settings: Settings, subscriber: Subscriber, sections: list[dict[str, Any]],
+                   frequency: str) -> EmailMessage:
+    rendered = render_digest(digest_context(settings, subscriber, sections, frequency))
     envelope = Envelope(
         to=subscriber.email, from_addr=settings.service_address(settings.service.jobs_address),
         from_name=f"{settings.service.name} job board", auto_reply=False,
-        extra_headers=list_headers(settings, subscriber.id, sub.id, "jobs"),
+        extra_headers=list_headers(settings, subscriber.id, None, "jobs", kind=SubscriptionKind.JOBS),
     )
     return build(rendered, envelope, domain=settings.service.domain, kind="digest")
 
@@ -231,14 +252,60 @@ def candidate_jobs(session: Session, start: datetime | None, end: datetime) -> l
 
 
 def _finish(session: Session, run: DigestRun, state: str, reason: str = "", outbound_id: int | None = None,
-            item_ids: list | None = None) -> None:
+            item_ids: list | None = None, sections: list | None = None) -> None:
+    values = dict(state=state, reason=reason[:500], outbound_id=outbound_id, item_ids=item_ids or [],
+                  finished_at=utcnow())
+    if sections is not None:
+        values["sections"] = sections
     moved = session.exec(
-        update(DigestRun).where(DigestRun.id == run.id, DigestRun.state == DigestState.PENDING)
-        .values(state=state, reason=reason[:500], outbound_id=outbound_id, item_ids=item_ids or [],
-                finished_at=utcnow())
+        update(DigestRun).where(DigestRun.id == run.id, DigestRun.state == DigestState.PENDING).values(**values)
     ).rowcount
     if moved != 1:
         raise Superseded(f"digest run {run.id} was finished by another worker")
+
+
+FREQUENCIES = {"d": Frequency.DAILY, "w": Frequency.WEEKLY}
+
+
+def _planned(session: Session, run: DigestRun) -> list[tuple[Subscription, datetime | None]]:
+    """The run's subscriptions with the start of each one's window.  (A run
+    migrated from the one-run-per-subscription schema has no sections: its
+    subscriber's job subscriptions of that frequency stand in.)"""
+    if run.sections:
+        subs = {sub.id: sub for sub in session.exec(
+            select(Subscription).where(Subscription.id.in_([s["s"] for s in run.sections]))).all()}
+        return [(subs[s["s"]], datetime.fromisoformat(s["since"]) if s.get("since") else None)
+                for s in run.sections if s["s"] in subs]
+    frequency = FREQUENCIES.get(run.period_key.split(":", 1)[0], Frequency.DAILY)
+    subs = session.exec(select(Subscription).where(
+        Subscription.subscriber_id == run.subscriber_id, Subscription.kind == SubscriptionKind.JOBS,
+        Subscription.frequency == frequency).order_by(Subscription.id)).all()
+    return [(sub, sub.last_digest_at or run.window_start) for sub in subs]
+
+
+def build_sections(settings: Settings, session: Session, run: DigestRun, subscriber: Subscriber,
+                   planned: list[tuple[Subscription, datetime | None]]) -> list[dict[str, Any]]:
+    """The sections of a run's email (see :func:`sections_for`)."""
+    return sections_for(settings, subscriber, [(sub, since, index_for(session, since, run.window_end))
+                                               for sub, since in planned])
+
+
+def sections_for(settings: Settings, subscriber: Subscriber,
+                 planned: list[tuple[Subscription, datetime | None, JobIndex]]) -> list[dict[str, Any]]:
+    """One section per subscription, in order, each matched against the
+    index of its own window.  A job an earlier section listed is not listed
+    again: the later section names it under "also matches" (a short line
+    instead of a second card).  Empty sections are left out, unless all are
+    empty (then the caller skips the digest, or sends it saying so)."""
+    listed: set[int] = set()
+    sections = []
+    for sub, since, index in planned:
+        shown, total, also = index.select_new(sub.criteria, settings.jobs.max_jobs_per_digest, listed)
+        listed.update(job.id for job in shown)
+        sections.append(section_view(settings, subscriber, sub, [CARDS.card(j) for j in shown], total, since,
+                                     [CARDS.card(j) for j in also]))
+    kept = [section for section in sections if section["count"] or section["also"]]
+    return kept or sections
 
 
 def send_digest(ctx: Context, run_id: int) -> list[Poke]:
@@ -250,32 +317,54 @@ def send_digest(ctx: Context, run_id: int) -> list[Poke]:
             run = session.get(DigestRun, run_id)
             if run is None or run.state != DigestState.PENDING:
                 return []
-            sub = session.get(Subscription, run.subscription_id)
-            subscriber = session.get(Subscriber, sub.subscriber_id)
-            if sub.status != SubscriptionStatus.ACTIVE or subscriber.status != SubscriberStatus.ACTIVE:
-                _finish(session, run, DigestState.SKIPPED, reason=f"subscription {sub.status}, subscriber {subscriber.status}")
-                return []
+            subscriber = session.get(Subscriber, run.subscriber_id)
             if run.period_key.startswith("codes:"):
-                from mailbot.jobs.code_updates import build_update  # (imports this module)
-
-                message, codes = build_update(settings, session, run, sub, subscriber)
-                if message is None:
-                    _finish(session, run, DigestState.SKIPPED, reason="no changes in the subscribed codes")
-                    return []
-                outbound = queue_message(session, message, kind="code-updates")
-                _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=codes)
-                return [Poke("send_outbound", outbound.id)]
-            index = index_for(session, run.window_start, run.window_end)
-            shown, total = index.select(sub.criteria, settings.jobs.max_jobs_per_digest)
-            sub.last_digest_at = run.window_end
-            session.add(sub)
-            if not shown and settings.jobs.skip_empty_digests:
-                _finish(session, run, DigestState.SKIPPED, reason="no new matching jobs")
+                return _send_code_update(ctx, session, run, subscriber)
+            if subscriber.status != SubscriberStatus.ACTIVE:
+                _finish(session, run, DigestState.SKIPPED, reason=f"subscriber {subscriber.status}")
                 return []
-            message = compose_digest(settings, subscriber, sub, [CARDS.card(j) for j in shown], total,
-                                     run.window_start)
+            planned = _planned(session, run)
+            # Unsubscribes and pauses since the claim are honoured here, in the
+            # transaction that would queue the email.
+            live = [(sub, since) for sub, since in planned if sub.status == SubscriptionStatus.ACTIVE]
+            if not live:
+                stopped = ", ".join(f"{sub.reference} {sub.status}" for sub, _ in planned) or "none left"
+                _finish(session, run, DigestState.SKIPPED, reason=f"subscriptions stopped: {stopped}")
+                return []
+            sections = build_sections(settings, session, run, subscriber, live)
+            for sub, _ in live:
+                sub.last_digest_at = run.window_end
+                session.add(sub)
+            record = [{"s": sub.id, "since": since.isoformat() if since else None} for sub, since in live]
+            by_id = {section["subscription_id"]: section for section in sections}
+            for entry in record:
+                section = by_id.get(entry["s"])
+                entry["jobs"], entry["also"] = (section["ids"], section["also_ids"]) if section else ([], [])
+            item_ids = [job_id for section in sections for job_id in section["ids"]]
+            if not item_ids and settings.jobs.skip_empty_digests:
+                _finish(session, run, DigestState.SKIPPED, reason="no new matching jobs", sections=record)
+                return []
+            frequency = FREQUENCIES.get(run.period_key.split(":", 1)[0], live[0][0].frequency)
+            message = compose_digest(settings, subscriber, sections, frequency)
             outbound = queue_message(session, message, kind="digest")
-            _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=[j.id for j in shown])
+            _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=item_ids, sections=record)
             return [Poke("send_outbound", outbound.id)]
     except Superseded:
         return []
+
+
+def _send_code_update(ctx: Context, session: Session, run: DigestRun, subscriber: Subscriber) -> list[Poke]:
+    """Code-update digests stay one per subscription and code-set version."""
+    from mailbot.jobs.code_updates import build_update  # (imports this module)
+
+    sub = session.get(Subscription, run.subscription_id)
+    if sub.status != SubscriptionStatus.ACTIVE or subscriber.status != SubscriberStatus.ACTIVE:
+        _finish(session, run, DigestState.SKIPPED, reason=f"subscription {sub.status}, subscriber {subscriber.status}")
+        return []
+    message, codes = build_update(ctx.settings, session, run, sub, subscriber)
+    if message is None:
+        _finish(session, run, DigestState.SKIPPED, reason="no changes in the subscribed codes")
+        return []
+    outbound = queue_message(session, message, kind="code-updates")
+    _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=codes)
+    return [Poke("send_outbound", outbound.id)]

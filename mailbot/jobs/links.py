@@ -91,10 +91,18 @@ def manage_url(settings: Settings, subscriber_id: int) -> str:
     return f"{settings.service.public_url.rstrip('/')}/subscribe/manage/{sign(settings, 'manage', {'p': subscriber_id})}"
 
 
-def unsubscribe_token(settings: Settings, subscriber_id: int, subscription_id: int | None = None) -> str:
-    return sign(settings, "unsubscribe", {"p": subscriber_id, "s": subscription_id})
+def unsubscribe_token(settings: Settings, subscriber_id: int, subscription_id: int | None = None,
+                      kind: str | None = None) -> str:
+    """``subscription_id``: that one subscription; else ``kind`` (``jobs``):
+    every subscription of that kind (a job digest unsubscribes from job
+    digests, not from code updates); else everything."""
+    payload: dict = {"p": subscriber_id, "s": subscription_id}
+    if kind and subscription_id is None:
+        payload["k"] = kind
+    return sign(settings, "unsubscribe", payload)
 
 
-def unsubscribe_url(settings: Settings, subscriber_id: int, subscription_id: int | None = None) -> str:
-    token = unsubscribe_token(settings, subscriber_id, subscription_id)
+def unsubscribe_url(settings: Settings, subscriber_id: int, subscription_id: int | None = None,
+                    kind: str | None = None) -> str:
+    token = unsubscribe_token(settings, subscriber_id, subscription_id, kind)
     return f"{settings.service.public_url.rstrip('/')}/unsubscribe/{token}"

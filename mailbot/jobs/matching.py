@@ -100,6 +100,7 @@ class JobIndex:
             for cred in job.credentials:
                 self._cred[cred] = self._cred.get(cred, 0) | bit
         self._cache: dict[str, int] = {}
+        self._position_map: dict[int, int] | None = None
 
     def _any(self, table: dict[str, int], keys: Iterable[str]) -> int:
         bits = 0
@@ -159,6 +160,28 @@ class JobIndex:
         """The first ``limit`` matching jobs (index order) and how many match in all."""
         bits = self.bits(criteria)
         return self._take(bits, limit), bits.bit_count()
+
+    def select_new(self, criteria: dict[str, Any], limit: int, listed: set[int]) -> tuple[list[JobLike], int, list[JobLike]]:
+        """Like :meth:`select` for one section of a digest whose earlier
+        sections already listed the job ids ``listed``: (the first ``limit``
+        matching jobs not listed yet, how many of those there are in all, the
+        matching jobs that were listed already -- at most ``limit``)."""
+        bits = self.bits(criteria)
+        if not listed:
+            return self._take(bits, limit), bits.bit_count(), []
+        seen = 0
+        positions = self._positions()
+        for job_id in listed:
+            position = positions.get(job_id)
+            if position is not None:
+                seen |= 1 << position
+        fresh = bits & ~seen
+        return self._take(fresh, limit), fresh.bit_count(), self._take(bits & seen, limit)
+
+    def _positions(self) -> dict[int, int]:
+        if self._position_map is None:
+            self._position_map = {getattr(job, "id", None): i for i, job in enumerate(self.jobs)}
+        return self._position_map
 
     def matching(self, criteria: dict[str, Any], limit: int | None = None) -> list[JobLike]:
         """Matching jobs in index order, at most ``limit``."""

@@ -3,9 +3,10 @@
 A job subscription carries ``next_due_at``.  :func:`claim_due` moves it to
 the next slot with a conditional update (``WHERE next_due_at = <the value we
 read>``): of two schedulers reading the same row only one update matches, and
-only that one records a :class:`DigestRun` for the period.  The run row has a
-unique ``(subscription_id, period_key)``, so even a replayed claim for the
-same period cannot create a second digest.  Missed periods (the scheduler was
+only that one records a :class:`DigestRun` for the period.  A subscriber's
+subscriptions due in the same period share one run (one email, one section
+each); the run row is unique on ``(subscriber_id, period_key)``, so even a
+replayed claim for the same period cannot create a second digest.  Missed periods (the scheduler was
 down) are not sent one by one: the next claim covers everything since the
 last digest.
 """
@@ -55,51 +56,82 @@ def period_key(slot: datetime, frequency: str) -> str:
     return f"d:{slot.date().isoformat()}"
 
 
+def _since(due_at: datetime, frequency: str, last_digest_at: datetime | None) -> str:
+    start = last_digest_at or (due_at - PERIOD.get(frequency, PERIOD[Frequency.WEEKLY]))
+    return start.isoformat()
+
+
 def claim_due(session: Session, settings: Settings, now: datetime | None = None, limit: int = 500) -> list[int]:
-    """Claim up to ``limit`` due job subscriptions; returns the new DigestRun ids.
+    """Claim due job subscriptions (``limit`` or a few more: every due one of
+    each subscriber taken) and record one run per subscriber and period;
+    returns the new DigestRun ids.
+
+    A subscriber's subscriptions due for the same period (``d:2026-11-25``,
+    ``w:2026-W48``) become sections of one run, so one email.  Each
+    subscription is still claimed on its own with the conditional update of
+    its ``next_due_at``; the updates go in (subscriber, subscription) order so
+    two schedulers lock rows in the same order and never deadlock.  A
+    subscription claimed for a period whose run already exists (another
+    scheduler took its siblings first, a replayed claim) adds nothing: its
+    ``last_digest_at`` did not move, so its jobs go into its next digest.
 
     Runs in the caller's transaction; commit promptly (the row locks taken by
     the conditional updates are what keeps a second scheduler out)."""
     now = now or utcnow()
-    due = session.exec(
-        select(Subscription.id, Subscription.next_due_at, Subscription.frequency, Subscription.last_digest_at)
-        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(
-            Subscription.kind == SubscriptionKind.JOBS,
-            Subscription.status == SubscriptionStatus.ACTIVE,
-            Subscription.next_due_at.is_not(None),
-            Subscription.next_due_at <= now,
-            Subscriber.status == SubscriberStatus.ACTIVE,
-        )
-        .order_by(Subscription.next_due_at)
-        .limit(limit)
+    columns = (Subscription.id, Subscription.subscriber_id, Subscription.next_due_at, Subscription.frequency,
+               Subscription.last_digest_at)
+    due_where = (
+        Subscription.kind == SubscriptionKind.JOBS,
+        Subscription.status == SubscriptionStatus.ACTIVE,
+        Subscription.next_due_at.is_not(None),
+        Subscription.next_due_at <= now,
+        Subscriber.status == SubscriberStatus.ACTIVE,
+    )
+    first = session.exec(
+        select(*columns).join(Subscriber, Subscriber.id == Subscription.subscriber_id).where(*due_where)
+        .order_by(Subscription.next_due_at, Subscription.id).limit(limit)
     ).all()
-    if not due:
+    if not first:
         return []
+    subscriber_ids = sorted({row[1] for row in first})
+    # The batch ends mid-subscriber more often than not: take the rest of
+    # each subscriber's due subscriptions too, so one email has them all.
+    due = session.exec(
+        select(*columns).join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(*due_where, Subscription.subscriber_id.in_(subscriber_ids))
+        .order_by(Subscription.subscriber_id, Subscription.id)
+    ).all()
+    keys = {(subscriber_id, period_key(due_at, frequency)) for _, subscriber_id, due_at, frequency, _ in due}
     # Runs already recorded for these periods (a replayed claim): one query.
-    keys = {(sub_id, period_key(due_at, frequency)) for sub_id, due_at, frequency, _ in due}
     existing = set(session.exec(
-        select(DigestRun.subscription_id, DigestRun.period_key)
-        .where(DigestRun.subscription_id.in_([sub_id for sub_id, *_ in due]),
-               DigestRun.period_key.in_({key for _, key in keys}))
+        select(DigestRun.subscriber_id, DigestRun.period_key)
+        .where(DigestRun.subscriber_id.in_(subscriber_ids), DigestRun.period_key.in_({key for _, key in keys}))
     ).all()) & keys
-    runs: list[DigestRun] = []
-    for sub_id, due_at, frequency, last_digest_at in due:
+    runs: dict[tuple[int, str], DigestRun] = {}
+    for sub_id, subscriber_id, due_at, frequency, last_digest_at in due:
         claimed = session.exec(
             update(Subscription)
             .where(Subscription.id == sub_id, Subscription.next_due_at == due_at,
                    Subscription.status == SubscriptionStatus.ACTIVE)
             .values(next_due_at=next_slot(now, frequency, settings))
         ).rowcount
-        key = period_key(due_at, frequency)
-        if claimed != 1 or (sub_id, key) in existing:
+        key = (subscriber_id, period_key(due_at, frequency))
+        if claimed != 1 or key in existing:
             continue  # another scheduler took it, or this period already has its run
-        runs.append(DigestRun(subscription_id=sub_id, period_key=key, state=DigestState.PENDING,
-                              window_start=last_digest_at or (due_at - PERIOD.get(frequency, PERIOD[Frequency.WEEKLY])),
-                              window_end=now))
-    session.add_all(runs)
+        section = {"s": sub_id, "since": _since(due_at, frequency, last_digest_at)}
+        run = runs.get(key)
+        if run is None:
+            runs[key] = DigestRun(subscriber_id=subscriber_id, period_key=key[1], state=DigestState.PENDING,
+                                  sections=[section], window_end=now)
+        else:
+            run.sections = [*run.sections, section]
+    for run in runs.values():
+        # The widest window of its sections (shown in the admin pages; each
+        # section lists the jobs since its own subscription's last digest).
+        run.window_start = datetime.fromisoformat(min(section["since"] for section in run.sections))
+    session.add_all(runs.values())
     session.flush()
-    return [run.id for run in runs]
+    return [run.id for run in runs.values()]
 
 
 # Re-pokes per reconciler pass.  During a big run most pending runs are only

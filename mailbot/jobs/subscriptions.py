@@ -182,39 +182,64 @@ def resume(session: Session, settings: Settings, email: str, which: list[int] | 
 
 
 def cancel(session: Session, settings: Settings, subscriber_id: int, which: list[int] | None = None,
-           now: datetime | None = None) -> Outcome:
-    """Unsubscribe: the chosen subscriptions, or all of them (and the address)."""
+           now: datetime | None = None, kind: str | None = None) -> Outcome:
+    """Unsubscribe: the chosen subscriptions; or, with ``kind``, every
+    subscription of that kind (the List-Unsubscribe of a job digest: all job
+    digests, code updates stay); or all of them (and the address).  The
+    address is marked unsubscribed when nothing live is left."""
     now = now or utcnow()
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return Outcome([], "This address has no subscriptions.", changed=False)
-    moved = _set_status(session, _select(session, subscriber, which), LIVE, SubscriptionStatus.CANCELLED,
-                        settings, now)
-    withdraw_queued(session, [sub.id for sub in moved])
-    if not which:
+    chosen = _select(session, subscriber, which)
+    if kind and not which:
+        chosen = [sub for sub in chosen if sub.kind == kind]
+    moved = _set_status(session, chosen, LIVE, SubscriptionStatus.CANCELLED, settings, now)
+    withdraw_queued(session, subscriber_id, [sub.id for sub in moved])
+    everything = not which and (not kind or not live_subscriptions(session, subscriber_id))
+    if everything:
         subscriber.status = SubscriberStatus.UNSUBSCRIBED
         subscriber.updated_at = now
         session.add(subscriber)
     if not moved and which:
         return Outcome([], "None of those subscriptions is active.", changed=False)
+    if kind and not which:
+        label = "job digests" if kind == SubscriptionKind.JOBS else "code-update digests"
+        return Outcome(moved, f"You are unsubscribed from all {label}."
+                       + ("" if everything else " Your other subscriptions continue."), changed=bool(moved) or everything)
     return Outcome(moved, "You are unsubscribed from everything." if not which
                    else f"Cancelled {len(moved)} subscription(s).")
 
 
-def withdraw_queued(session: Session, subscription_ids: list[int]) -> int:
-    """Digests of these subscriptions queued but not yet delivered are not
-    sent: an unsubscribe is honoured at once, even mid-run.  They are marked
-    failed with the reason, where the outbox page shows them."""
+def withdraw_queued(session: Session, subscriber_id: int, subscription_ids: list[int]) -> int:
+    """Digests queued but not yet delivered whose subscriptions are all
+    cancelled now (``subscription_ids`` were just cancelled) are not sent: an
+    unsubscribe is honoured at once, even mid-run.  A job digest with a
+    section for a subscription that is still live goes out (it also carries
+    that subscription's jobs).  Withdrawn emails are marked failed with the
+    reason, where the outbox page shows them."""
     if not subscription_ids:
         return 0
-    outbound_ids = session.exec(
-        select(DigestRun.outbound_id).where(DigestRun.subscription_id.in_(subscription_ids),
-                                            DigestRun.outbound_id.is_not(None))
+    runs = session.exec(
+        select(DigestRun.outbound_id, DigestRun.subscription_id, DigestRun.sections)
+        .join(OutboundMessage, OutboundMessage.id == DigestRun.outbound_id)
+        .where(DigestRun.subscriber_id == subscriber_id, OutboundMessage.state == OutboundState.PENDING)
     ).all()
+    involved = {outbound_id: ({subscription_id} if subscription_id else {s["s"] for s in sections or []})
+                for outbound_id, subscription_id, sections in runs}
+    cancelled = set(subscription_ids)
+    mentioned = set().union(*involved.values()) if involved else set()
+    if mentioned - cancelled:
+        cancelled |= set(session.exec(
+            select(Subscription.id).where(Subscription.id.in_(list(mentioned - cancelled)),
+                                          Subscription.status == SubscriptionStatus.CANCELLED)
+        ).all())
+    outbound_ids = [outbound_id for outbound_id, subs in involved.items()
+                    if subs and subs & set(subscription_ids) and subs <= cancelled]
     if not outbound_ids:
         return 0
     return session.exec(
-        update(OutboundMessage).where(OutboundMessage.id.in_(list(outbound_ids)),
+        update(OutboundMessage).where(OutboundMessage.id.in_(outbound_ids),
                                       OutboundMessage.state == OutboundState.PENDING)
         .values(state=OutboundState.FAILED, last_error="withdrawn: the subscriber unsubscribed before delivery")
     ).rowcount or 0

@@ -7,10 +7,12 @@
 - :class:`Subscription` -- what to send (``kind`` jobs | updates, criteria),
   how often, and when next (``next_due_at``, claimed by the scheduler with a
   conditional update so two schedulers never both take it).
-- :class:`DigestRun` -- one digest for one subscription and one period; the
-  unique ``(subscription_id, period_key)`` pair is the exactly-once guard, and
-  ``state`` moves pending -> sent | skipped in the same transaction that
-  queues the email.
+- :class:`DigestRun` -- one digest email for one subscriber and one period;
+  the unique ``(subscriber_id, period_key)`` pair is the exactly-once guard,
+  and ``state`` moves pending -> sent | skipped in the same transaction that
+  queues the email.  A job digest has one section per subscription due in
+  that period (``sections``); a code-update run belongs to one subscription
+  (``subscription_id``, period ``codes:<version>/S-<id>``).
 """
 
 from __future__ import annotations
@@ -144,11 +146,14 @@ class DigestState(StrEnum):
 
 class DigestRun(SQLModel, table=True):
     __tablename__ = "digest_run"
-    __table_args__ = (UniqueConstraint("subscription_id", "period_key"),)
+    __table_args__ = (UniqueConstraint("subscriber_id", "period_key", name="uq_digest_run_subscriber_period"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    subscription_id: int = Field(foreign_key="subscription.id", index=True)
-    period_key: str = Field(max_length=40)                        # d:2026-11-24 | w:2026-W48 | codes:<version id>
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    subscription_id: int | None = Field(default=None, foreign_key="subscription.id", index=True)  # code updates only
+    period_key: str = Field(max_length=40)                        # d:2026-11-24 | w:2026-W48 | codes:<version id>/S-<id>
+    # Job digests: [{"s": subscription id, "since": ISO time or None, "jobs": [listed ids], "also": [ids]}]
+    sections: list[Any] = json_field()
     state: str = Field(default=DigestState.PENDING, max_length=16, index=True)
     window_start: datetime | None = None
     window_end: datetime = Field(default_factory=utcnow)

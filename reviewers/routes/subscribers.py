@@ -178,7 +178,8 @@ def unsubscribe_page(token: str, request: Request) -> Response:
     with _ctx(request).db.read() as session:
         sub = session.get(Subscription, payload["s"]) if payload.get("s") else None
         subscriber = session.get(Subscriber, payload["p"])
-    return render(request, "web/subscriber_unsubscribe.html", {"sub": sub, "subscriber": subscriber, "token": token},
+    return render(request, "web/subscriber_unsubscribe.html", {"sub": sub, "subscriber": subscriber, "token": token,
+                                                                   "kind": payload.get("k")},
                   title="Unsubscribe")
 
 
@@ -191,10 +192,14 @@ def unsubscribe(token: str, request: Request) -> Response:
     except links.LinkError as exc:
         return _bad_link(request, exc)
     which = [payload["s"]] if payload.get("s") else None
+    kind = payload.get("k")      # a job digest's link: every job digest, code updates stay
     with ctx.db.session() as session:
-        subscriptions.cancel(session, ctx.settings, payload["p"], which)
+        subscriptions.cancel(session, ctx.settings, payload["p"], which, kind=kind)
         manage = links.manage_url(ctx.settings, payload["p"])
+    heading = ("That digest is cancelled." if which else
+               "You are unsubscribed from job digests." if kind == SubscriptionKind.JOBS else
+               "You are unsubscribed.")
     return render(request, "web/subscriber_message.html", {
-        "heading": "You are unsubscribed." if which is None else "That digest is cancelled.",
+        "heading": heading,
         "text": "No more of these emails will be sent.", "manage_url": manage,
     }, title="Unsubscribed")

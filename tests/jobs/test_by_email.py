@@ -127,9 +127,11 @@ def test_subscribe_confirm_digest_list_pause_resume_change_and_unsubscribe(servi
         assert s.exec(select(Subscriber)).one().status == SubscriberStatus.UNSUBSCRIBED
 
 
-def test_the_list_unsubscribe_mailto_of_a_digest_unsubscribes(service, db):
-    confirm, _ = ask(service, "SUBSCRIBE remote CPC jobs in Texas, daily", from_addr="robin@example.org")
-    ask(service, f"Re: {confirm['Subject']}", from_addr="robin@example.org")
+def test_the_list_unsubscribe_mailto_of_a_digest_unsubscribes_from_job_digests(service, db):
+    for request in ("SUBSCRIBE remote CPC jobs in Texas, daily", "SUBSCRIBE JOBS hybrid daily",
+                    "SUBSCRIBE UPDATES E08-E13"):
+        confirm, _ = ask(service, request, from_addr="robin@example.org")
+        ask(service, f"Re: {confirm['Subject']}", from_addr="robin@example.org")
     with db.session() as s:
         board.upsert(s, JobInput(title="Remote Coder", employer="Lone Star Health", work_mode="remote",
                                  apply_url="https://lonestar.example/202"))
@@ -141,9 +143,13 @@ def test_the_list_unsubscribe_mailto_of_a_digest_unsubscribes(service, db):
     assert address == JOBS
     # Sent from another address (a forwarder): the signed token decides.
     _, text = ask(service, unquote(query), from_addr="robin.alias@example.org")
-    assert "Cancelled 1 subscription" in text
+    assert "You are unsubscribed from all job digests. Your other subscriptions continue." in text
     with db.read() as s:
-        assert s.exec(select(Subscription)).one().status == SubscriptionStatus.CANCELLED
+        statuses = {sub.kind: sub.status for sub in s.exec(select(Subscription))}
+        assert [sub.status for sub in s.exec(select(Subscription).where(Subscription.kind == "jobs"))] == \
+            [SubscriptionStatus.CANCELLED] * 2
+        assert statuses["updates"] == SubscriptionStatus.ACTIVE
+        assert s.exec(select(Subscriber)).one().status == SubscriberStatus.ACTIVE
 
 
 def test_a_plain_line_to_jobs_is_a_subscription_request(service, db):

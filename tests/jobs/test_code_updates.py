@@ -99,7 +99,9 @@ def test_each_subscriber_gets_the_changes_in_their_ranges_once(code_ctx):
     with ctx.db.read() as s:
         runs = {r.subscription_id: r for r in s.exec(select(DigestRun)).all()}
     assert set(runs) == {chapter4.id, j_codes.id, diabetes.id} and late.id not in runs
-    assert {r.period_key for r in runs.values()} == {f"codes:{ctx.addenda_id}"}
+    assert {sub_id: r.period_key for sub_id, r in runs.items()} == {
+        sub_id: f"codes:{ctx.addenda_id}/S-{sub_id}" for sub_id in runs}
+    assert all(r.subscriber_id == s_.subscriber_id for s_ in (chapter4, j_codes, diabetes) for r in [runs[s_.id]])
     sent = {}
     for run_id in run_ids:
         for poke in digest.send_digest(ctx, run_id):

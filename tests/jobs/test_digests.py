@@ -8,6 +8,7 @@ import threading
 from datetime import timedelta
 from email import policy
 from email.parser import BytesParser
+from urllib.parse import unquote
 
 import pytest
 
@@ -67,8 +68,11 @@ def test_a_digest_lists_the_new_matching_jobs_grouped_with_unsubscribe_headers(c
     assert https.startswith(ctx.settings.service.public_url + "/unsubscribe/")
     assert mailto.startswith("mailto:jobs@mailbot.localhost?subject=UNSUBSCRIBE%20")
     token = https.rsplit("/", 1)[1]
-    assert links.verify(ctx.settings, "unsubscribe", token, 60) == {"p": sub.subscriber_id, "s": sub.id}
+    # The digest's one-click link and mailto stop every job digest of the subscriber.
+    assert links.verify(ctx.settings, "unsubscribe", token, 60) == {"p": sub.subscriber_id, "s": None, "k": "jobs"}
+    assert token in unquote(mailto)
     text = _text(message)
+    assert f"=== jobs for CPC located in Texas, daily ({sub.reference}) ===" in text
     assert "== Remote ==" in text and "== On-site ==" in text
     assert "Remote Outpatient Coder -- Acme Health" in text and "$55,000-$65,000/year" in text
     for absent in ("Remote CCS only", "Remote Ohio", "Old remote", "Expired remote"):
@@ -98,7 +102,8 @@ def test_two_schedulers_claim_each_subscription_once(ctx, db):
     with db.read() as s:
         runs = s.exec(select(DigestRun)).all()
     assert len(claimed[0]) + len(claimed[1]) == 40 == len(runs)
-    assert sorted(r.subscription_id for r in runs) == sorted(ids)
+    assert sorted(section["s"] for r in runs for section in r.sections) == sorted(ids)
+    assert len({r.subscriber_id for r in runs}) == 40
     with db.session() as s:     # the same period again: nothing
         assert schedule.claim_due(s, ctx.settings, now=AFTER_DUE + timedelta(minutes=5)) == []
         subs = s.exec(select(Subscription)).all()

@@ -83,6 +83,24 @@ def test_one_click_unsubscribe_post_works_without_a_session_and_answers_200(clie
         assert s.get(Subscriber, sub.subscriber_id).status == SubscriberStatus.UNSUBSCRIBED
 
 
+def test_the_one_click_link_of_a_job_digest_stops_every_job_digest_but_not_code_updates(client, web_ctx, db):
+    with db.session() as s:
+        daily = active_subscription(s, web_ctx.settings, "casey@example.org", "JOBS remote daily")
+        weekly = active_subscription(s, web_ctx.settings, "casey@example.org", "JOBS hybrid CPC weekly")
+        updates = active_subscription(s, web_ctx.settings, "casey@example.org", "UPDATES E08-E13")
+    url = path(links.unsubscribe_url(web_ctx.settings, daily.subscriber_id, kind="jobs"))
+    assert "Stop every job digest" in client.get(url).text
+    fresh = TestClient(client.app, base_url="http://testserver")
+    answer = fresh.post(url, data={"List-Unsubscribe": "One-Click"})
+    assert answer.status_code == 200 and "You are unsubscribed from job digests" in answer.text
+    with db.read() as s:
+        assert s.get(Subscription, daily.id).status == SubscriptionStatus.CANCELLED
+        assert s.get(Subscription, weekly.id).status == SubscriptionStatus.CANCELLED
+        assert s.get(Subscription, updates.id).status == SubscriptionStatus.ACTIVE
+        assert s.get(Subscriber, daily.subscriber_id).status == SubscriberStatus.ACTIVE
+    assert fresh.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200     # a second click: fine
+
+
 def test_the_manage_page_pauses_resumes_and_changes_a_subscription(client, web_ctx, db):
     with db.session() as s:
         sub = active_subscription(s, web_ctx.settings, "casey@example.org", "JOBS remote CPC weekly")
