@@ -128,7 +128,7 @@ def claim_due(session: Session, settings: Settings, now: datetime | None = None,
     for run in runs.values():
         # The widest window of its sections (shown in the admin pages; each
         # section lists the jobs since its own subscription's last digest).
-        run.window_start = datetime.fromisoformat(min(section["since"] for section in run.sections))
+        run.window_start = min(datetime.fromisoformat(section["since"]) for section in run.sections)
     session.add_all(runs.values())
     session.flush()
     return [run.id for run in runs.values()]
