@@ -28,6 +28,13 @@ from mailbot.templating import environment
 REPLY_MARKER = "-- reply above this line --"
 _INLINER = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00]+")
+# The stdlib decodes RFC 2047 encoded words in a header value it is *given*
+# and writes the decoded text out unfolded: a Subject of
+# "=?utf-8?q?x=0D=0ABcc:_a@b?=" (the sender's double-encoded subject, decoded
+# once by the parser) or an In-Reply-To of "<=?utf-8?q?=0D=0ABcc:_a@b?=@x>"
+# put a real "Bcc:" line into our reply.  Sender text never carries "=?" into
+# a header we set.
+_ENCODED_WORD_START = "=?"
 
 
 @dataclass
@@ -69,9 +76,15 @@ def render(name: str, context: dict[str, Any]) -> Rendered:
 
 
 def clean_header(value: str) -> str:
-    """One line, no CR/LF/NUL: text from a sender reflected into our headers
-    (a subject, a name) must never be able to add a header."""
-    return " ".join(_HEADER_UNSAFE.sub(" ", value).split())
+    """One line, no CR/LF/NUL and no encoded-word start: text from a sender
+    reflected into our headers (a subject, a name) must never be able to add
+    a header."""
+    return " ".join(_HEADER_UNSAFE.sub(" ", value).replace(_ENCODED_WORD_START, "= ?").split())
+
+
+def _safe_ids(ids: list[str]) -> list[str]:
+    """Message-IDs to thread on, without any that could smuggle a header."""
+    return [i for i in ids if i and _ENCODED_WORD_START not in i and not _HEADER_UNSAFE.search(i)]
 
 
 def new_message_id(domain: str) -> str:
@@ -89,11 +102,12 @@ def build(rendered: Rendered, envelope: Envelope, *, domain: str, kind: str,
     msg["Subject"] = clean_header(rendered.subject)
     msg["Date"] = format_datetime(utcnow())
     msg["Message-ID"] = message_id or new_message_id(domain)
-    if envelope.in_reply_to:
-        msg["In-Reply-To"] = envelope.in_reply_to
-    refs = [r for r in envelope.references if r]
-    if envelope.in_reply_to and envelope.in_reply_to not in refs:
-        refs.append(envelope.in_reply_to)
+    in_reply_to = "".join(_safe_ids([envelope.in_reply_to]))
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+    refs = _safe_ids(envelope.references)
+    if in_reply_to and in_reply_to not in refs:
+        refs.append(in_reply_to)
     if refs:
         msg["References"] = " ".join(refs[-20:])
     msg["X-Loop"] = f"mailbot@{domain}"

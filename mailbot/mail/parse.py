@@ -185,7 +185,9 @@ def _address(msg: Message, name: str) -> tuple[str, str]:
     except Exception:
         pairs = [parseaddr(value)]
     for display, addr in pairs:
-        if "@" in addr:
+        # An encoded word in an address is never real, and the stdlib would
+        # decode it (CR/LF included) when we put the address in a reply's To.
+        if "@" in addr and "=?" not in addr:
             return display.strip(), addr.strip().lower() if _ascii(addr) else addr.strip()
     return "", ""
 

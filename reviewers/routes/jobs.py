@@ -39,8 +39,13 @@ def _form_values(job: Job | None) -> dict[str, str]:
     return values
 
 
+def _text(value) -> str:
+    # NUL is refused by PostgreSQL text columns (a 500 before this).
+    return str(value or "").replace("\x00", "").strip()
+
+
 def _record(form) -> dict[str, str]:
-    return {name: str(form.get(name, "")).strip() for name in FIELDS if str(form.get(name, "")).strip()}
+    return {name: _text(form.get(name)) for name in FIELDS if _text(form.get(name))}
 
 
 @router.get("")
@@ -48,6 +53,8 @@ def jobs_list(request: Request, status: str = "pending") -> Response:
     with _ctx(request).db.read() as session:
         counts = dict(session.exec(select(Job.status, func.count()).group_by(Job.status)).all())
         query = select(Job).order_by(Job.id.desc()).limit(200)
+        if status not in {"all", *(s.value for s in JobStatus)}:
+            status = "pending"  # an unknown filter (or a NUL, which PostgreSQL refuses) shows the default list
         if status != "all":
             query = query.where(Job.status == status)
         jobs = session.exec(query).all()

@@ -54,7 +54,7 @@ class Filters:
         except ValueError:
             page = 1
         return cls(state=state, assignee=assignee, system=system if system in CODE_SYSTEMS else "",
-                   flagged=p.get("flagged") in ("1", "on", "true"), q=p.get("q", "").strip()[:200], page=page)
+                   flagged=p.get("flagged") in ("1", "on", "true"), q=_searchable(p.get("q", "")), page=page)
 
     def query_string(self, **changes) -> str:
         from urllib.parse import urlencode
@@ -63,6 +63,12 @@ class Filters:
                   "flagged": "1" if self.flagged else "", "q": self.q, "page": str(self.page)}
         values.update({k: str(v) for k, v in changes.items()})
         return urlencode({k: v for k, v in values.items() if v and not (k == "page" and v == "1")})
+
+
+def _searchable(q: str) -> str:
+    """The search text without control characters: SQLite cuts a pattern at a
+    NUL (so "\x00" matched every row) and PostgreSQL refuses NUL outright."""
+    return "".join(ch for ch in q if ch >= " " or ch == "\t").strip()[:200]
 
 
 def _conditions(filters: Filters, reviewer_id: int) -> list:

@@ -148,6 +148,7 @@ def manage(token: str, request: Request, action: str = Form(...), subscription_i
             sub = session.get(Subscription, subscription_id)
             if sub is None or sub.subscriber_id != subscriber_id or sub.status == SubscriptionStatus.CANCELLED:
                 return _message(request, "That subscription is not yours to change.", status_code=404)
+            request_text = request_text.replace("\x00", "")  # PostgreSQL refuses NUL in text (was a 500)
             parsed = parse_request(f"{sub.kind} {request_text}", default_frequency=sub.frequency)
             if frequency in ("daily", "weekly"):
                 parsed.frequency = frequency
