@@ -83,6 +83,12 @@ def _consultation(db) -> Consultation:
         return session.exec(select(Consultation)).one()
 
 
+def _state(db) -> str:
+    with db.read() as session:
+        found = session.exec(select(Consultation)).first()
+    return found.state if found else ""
+
+
 def _reviewer(db) -> Reviewer:
     return add_reviewer(db, "cora@coders.example", "Cora Reyes")
 
@@ -96,7 +102,7 @@ def test_replies_wait_while_the_relay_refuses_then_answers_4xx_and_go_out_once(s
     _receive(ctx, question("Knee", "Can 20610 and 99213 be billed together?", message_id="<q-relay@faults.example>"))
     _receive(ctx, question("LOOKUP 99213", "", from_addr="looker@faults.example", message_id="<l-relay@faults.example>",
                            to="lookup@mailbot.localhost"))
-    wait(lambda: _consultation_or_none(db) == "awaiting_review", "the draft")
+    wait(lambda: _state(db) == "awaiting_review", "the draft")
     wait(lambda: len(_outbound(db)) == 2 and all(o.attempts >= 2 for o in _outbound(db)),
          "ack and lookup reply to be retried")
     assert all(o.state == "pending" and "unreachable" in o.last_error and o.next_attempt_at for o in _outbound(db))
@@ -124,12 +130,6 @@ def test_replies_wait_while_the_relay_refuses_then_answers_4xx_and_go_out_once(s
         assert session.exec(select(QuarantineItem)).all() == []
 
 
-def _consultation_or_none(db) -> str:
-    with db.read() as session:
-        found = session.exec(select(Consultation)).first()
-    return found.state if found else ""
-
-
 def test_a_5xx_is_a_permanent_failure_the_reviewer_sees(service, relay, db):
     ctx = service
     from workflows.actors import dispatch
@@ -137,7 +137,7 @@ def test_a_5xx_is_a_permanent_failure_the_reviewer_sees(service, relay, db):
     relay.answer("550 5.1.1 <casey@example.org>: no such user")
     relay.controller.start()
     _receive(ctx, question("Knee", "Can 20610 and 99213 be billed together?", message_id="<q-550@faults.example>"))
-    wait(lambda: _consultation_or_none(db) == "awaiting_review", "the draft")
+    wait(lambda: _state(db) == "awaiting_review", "the draft")
     wait(lambda: [o.state for o in _outbound(db)] == ["failed"], "the ack to fail")
     c = _consultation(db)
     reviewer = _reviewer(db)
