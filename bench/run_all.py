@@ -1,6 +1,7 @@
 """Run every benchmark and gather the figures.
 
     .venv/bin/python bench/run_all.py [name ...]
+    .venv/bin/python bench/run_all.py --collect   # only gather the last figures
 
 Each ``bench/<name>.py`` writes ``bench/results/<name>.json`` (a flat object
 of figures plus ``machine`` and ``baseline`` notes).  This script runs them one
@@ -59,11 +60,19 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def collected() -> dict:
+    """The figures each benchmark last wrote, without running anything."""
+    return {name: json.loads((BENCH / "results" / f"{name}.json").read_text())
+            for name in ORDER if (BENCH / "results" / f"{name}.json").exists()}
+
+
 def main() -> None:
-    names = sys.argv[1:] or ORDER
-    results = run(names)
-    previous = json.loads((BENCH / "results.json").read_text()) if (BENCH / "results.json").exists() else {}
-    merged = {**previous.get("benchmarks", {}), **results}
+    args = sys.argv[1:]
+    if args == ["--collect"]:       # rebuild results.json and the table from bench/results/
+        results = {}
+    else:
+        results = run(args or ORDER)
+    merged = {**collected(), **results}
     (BENCH / "results.json").write_text(json.dumps({"machine": machine(), "benchmarks": merged}, indent=2) + "\n")
     readme = BENCH / "README.md"
     text = readme.read_text() if readme.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
