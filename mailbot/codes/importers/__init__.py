@@ -1,6 +1,7 @@
 """Importers: one module per official file format, one transaction per code set.
 
-- :mod:`.icd10cm` (+ :mod:`.icd10cm_tabular`): CMS ICD-10-CM tabular XML and FY2027 addenda CSVs
+- :mod:`.icd10cm` (+ :mod:`.icd10cm_tabular`, :mod:`.icd10cm_history`): CMS ICD-10-CM tabular XML, FY2027
+  addenda CSVs and the FY2016-FY2025 history from the annual change lists
 - :mod:`.hcpcs`: CMS HCPCS Level II fixed-width file (codes and Level II modifiers)
 - :mod:`.pfs`: Physician Fee Schedule RVU CSV
 - :mod:`.ncci`: NCCI PTP tab-delimited tables; :mod:`.mue`: MUE CSV tables
@@ -28,6 +29,7 @@ __all__ = ["CodeImportError", "ImportResult", "ensure_loaded", "import_sets", "s
 
 log = logging.getLogger(__name__)
 SHIPPED_KINDS = ("icd10cm", "hcpcs", "pfs")
+HISTORY_MARKER = "FY2016"  # the oldest ICD-10-CM year: present once the history is imported
 
 
 def shipped_sources(data_dir: Path) -> dict[str, Path]:
@@ -40,6 +42,7 @@ def shipped_sources(data_dir: Path) -> dict[str, Path]:
         raise CodeImportError(f"{data_dir}: shipped code sets not found (expected hcpcs/HCPC*_ANWEB*.txt and "
                               "pfs/*rvu*.csv); set codes.data_dir")
     return {"icd10cm": shipped_tabular(), "icd10cm_addenda": data_dir / "icd10cm-fy2027",
+            "icd10cm_history": data_dir / "icd10cm-history",
             "hcpcs": hcpcs[-1], "pfs": pfs[-1]}
 
 
@@ -73,7 +76,9 @@ def import_sets(db: Database, *, source: Path | None = None, kinds: Sequence[str
             with db.session() as session:
                 if kind == "icd10cm":
                     addenda = files["icd10cm_addenda"] if files["icd10cm_addenda"].is_dir() else None
-                    results += _timed(lambda: icd10cm.import_icd10cm(session, files["icd10cm"], addenda, progress))
+                    history = files["icd10cm_history"] if files["icd10cm_history"].is_dir() else None
+                    results += _timed(lambda: icd10cm.import_icd10cm(session, files["icd10cm"], addenda, progress,
+                                                                     history))
                 elif kind == "hcpcs":
                     results += _timed(lambda: hcpcs.import_hcpcs(session, files["hcpcs"], progress))
                 elif kind == "pfs":
@@ -112,8 +117,12 @@ def ensure_loaded(ctx) -> None:
     A fast no-op (one query) when every shipped set is present; used by
     ``mailbot serve`` when ``codes.load_on_serve`` is true."""
     with ctx.db.read() as session:
-        present = {kind for (kind,) in session.execute(select(CodeSetVersion.kind).distinct())}
+        loaded = set(session.execute(select(CodeSetVersion.kind, CodeSetVersion.version)).tuples())
+    present = {kind for kind, _version in loaded}
     missing = [k for k in SHIPPED_KINDS if k not in present]
+    if "icd10cm" in present and ("icd10cm", HISTORY_MARKER) not in loaded \
+            and (ctx.settings.codes.data_dir / "icd10cm-history").is_dir():
+        missing.append("icd10cm")  # installed before the history shipped: re-import ICD-10-CM with it
     cfg = ctx.settings.codes
     ncci, mue = operator_files(cfg.ncci_dir) if "ncci" not in present or "mue" not in present else ([], [])
     cpt = Path(cfg.cpt_file) if cfg.cpt_file and "cpt" not in present else None

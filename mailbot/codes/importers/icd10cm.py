@@ -29,6 +29,15 @@ from mailbot.codes.importers.base import (
     read_text,
     sha256_of,
 )
+from mailbot.codes.importers.icd10cm_history import (
+    BASE_FY,
+    FIRST_FY,
+    SOURCE,
+    fy_end,
+    fy_start,
+    history_rows,
+    read_history,
+)
 from mailbot.codes.importers.icd10cm_tabular import parse_tabular, read_code_list, tabular_version
 from mailbot.models.codes import CodeEntry
 
@@ -58,16 +67,21 @@ def shipped_tabular() -> Path:
 
 
 def import_icd10cm(session: Session, tabular: Path, addenda_dir: Path | None,
-                   progress: Progress | None = None) -> list[ImportResult]:
-    """Import the tabular and (if given) the FY2027 addenda; returns one result per version."""
+                   progress: Progress | None = None, history_dir: Path | None = None) -> list[ImportResult]:
+    """Import the tabular, (if given) the FY2027 addenda and the FY2016-FY2025
+    history; returns one result per version.  All in the caller's one transaction."""
     base_sum = sha256_of(tabular)
     addenda = _read_addenda(addenda_dir) if addenda_dir else None
     addenda_sum = sha256_of(*[addenda_dir / n for n in sorted(ADDENDA_FILES)]) if addenda_dir else ""
+    history = read_history(history_dir) if history_dir else None
     base_version = _base_version(tabular)
-    if already_imported(session, KIND, base_sum) and (not addenda_dir or already_imported(session, KIND, addenda_sum)):
+    if already_imported(session, KIND, base_sum) and (not addenda_dir or already_imported(session, KIND, addenda_sum)) \
+            and (not history or already_imported(session, KIND, history.checksum)):
         results = [ImportResult(KIND, base_version, source=str(tabular), skipped=True)]
         if addenda_dir:
             results.append(ImportResult(KIND, "FY2027", source=str(addenda_dir), skipped=True))
+        if history:
+            results.append(ImportResult(KIND, f"FY{FIRST_FY}-FY{BASE_FY - 1}", source=str(history_dir), skipped=True))
         return results
 
     code_list = read_code_list(tabular.with_name("code-list-April-2026.txt"))
@@ -89,6 +103,10 @@ def import_icd10cm(session: Session, tabular: Path, addenda_dir: Path | None,
         row["version_id"] = v26
     results = [ImportResult(KIND, base_version, source=str(tabular), rows=len(rows),
                             counts={"billable": sum(r["billable"] for r in rows.values())})]
+    older: list[dict] = []
+    if history:
+        older, history_result = _import_history(session, rows, history, v26)
+        results.append(history_result)
     new_rows: list[dict] = []
     if addenda:
         v27 = add_version(session, kind=KIND, version="FY2027", source=f"CMS FY2027 addenda: {addenda_dir}",
@@ -100,9 +118,36 @@ def import_icd10cm(session: Session, tabular: Path, addenda_dir: Path | None,
         version.row_count = len(new_rows)
         version.counts = counts
         results.append(ImportResult(KIND, "FY2027", source=str(addenda_dir), rows=len(new_rows), counts=counts))
-    total = len(rows) + len(new_rows)
-    bulk_insert(session, CodeEntry, [*rows.values(), *new_rows], progress, "ICD-10-CM codes", total)
+    total = len(rows) + len(new_rows) + len(older)
+    bulk_insert(session, CodeEntry, [*rows.values(), *older, *new_rows], progress, "ICD-10-CM codes", total)
     return results
+
+
+def _import_history(session: Session, rows: dict[str, dict], history, v26: int) -> tuple[list[dict], ImportResult]:
+    """One version row per fiscal year FY2016-FY2025, then the older code rows."""
+    from collections import Counter
+
+    from mailbot.models.codes import CodeSetVersion
+
+    ids = {BASE_FY: v26}
+    for year in range(FIRST_FY, BASE_FY):
+        ids[year] = add_version(session, kind=KIND, version=f"FY{year}",
+                                source=f"{SOURCE}: {history.directory.name}",
+                                effective_from=fy_start(year), effective_to=fy_end(year), row_count=0,
+                                checksum=history.checksum)
+    older, counts = history_rows(rows, history, ids)
+    per_version = Counter(r["version_id"] for r in [*rows.values(), *older])
+    for year, vid in ids.items():
+        version = session.get(CodeSetVersion, vid)
+        # row_count is the size of that year's code list (as for FY2026); how many
+        # code_entry rows start in the year is in counts
+        if year < BASE_FY:
+            version.row_count = counts[f"FY{year}"]["codes"]
+            version.counts = {**counts[f"FY{year}"], "rows_starting": per_version.get(vid, 0)}
+        else:
+            version.counts = {**version.counts, "rows_starting": per_version.get(vid, 0)}
+    return older, ImportResult(KIND, f"FY{FIRST_FY}-FY{BASE_FY - 1}", source=str(history.directory),
+                               rows=len(older), counts={"years": BASE_FY - FIRST_FY, "older_rows": len(older)})
 
 
 def _base_version(tabular: Path) -> str:
