@@ -21,9 +21,23 @@ LABELS = {"icd10cm": "ICD-10-CM", "hcpcs": "HCPCS Level II", "pfs": "PFS RVU", "
 class Catalogue:
     """The version rows of one database, loaded once per call site."""
 
-    def __init__(self, session: Session) -> None:
-        self.rows = list(session.execute(select(CodeSetVersion).order_by(CodeSetVersion.id)).scalars())
+    def __init__(self, session: Session | None, rows: list[CodeSetVersion] | None = None) -> None:
+        if rows is None:
+            rows = list(session.execute(select(CodeSetVersion).order_by(CodeSetVersion.id)).scalars())
+        self.rows = rows
         self.by_id = {v.id: v for v in self.rows}
+
+    @classmethod
+    def detached(cls, session: Session) -> "Catalogue":
+        """A catalogue of plain copies, safe to keep after the session ends (cached knowledge)."""
+        rows = session.execute(select(CodeSetVersion).order_by(CodeSetVersion.id)).scalars()
+        return cls(None, [CodeSetVersion(**v.model_dump()) for v in rows])
+
+    def fiscal_version(self, kind: str, on: date):
+        """The version row of ``kind`` whose effective dates hold ``on`` (None when none does)."""
+        dated = [v for v in self.rows if v.kind == kind and v.effective_from and v.effective_from <= on
+                 and (v.effective_to is None or v.effective_to >= on)]
+        return dated[-1] if dated else None
 
     def label(self, kind: str) -> str:
         return LABELS.get(kind, kind)

@@ -95,9 +95,10 @@ def import_sets(db: Database, *, source: Path | None = None, kinds: Sequence[str
         with db.session() as session:
             results += _timed(lambda: cpt_mod.import_cpt(session, Path(cpt), progress=progress))
     if any(not r.skipped for r in results):
-        from mailbot.codes.index import invalidate
+        from mailbot.codes import index, knowledge
 
-        invalidate()
+        index.invalidate()
+        knowledge.invalidate()
     return results
 
 
