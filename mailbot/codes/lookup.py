@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
-from mailbot.codes.catalogue import Catalogue
+from mailbot.codes.history import status_on, when_text
+from mailbot.codes.knowledge import Knowledge, Row, get_knowledge
 from mailbot.codes.modifiers import explain
 from mailbot.codes.normalize import CPT, HCPCS, ICD10CM, MODIFIER, candidates, split_modifier
 from mailbot.models.codes import CodeEntry, MueLimit, NcciEdit, RvuEntry
@@ -55,35 +56,50 @@ class CodeCard:
     suggestions: list[dict[str, Any]] = field(default_factory=list)
     licence_note: str | None = None
     version_warning: str | None = None  # the date lies past the newest imported release
+    date_assumed: bool = False  # no date of service was given: ``date`` is today
+    since: str = ""  # "header since FY2022 (2021-10-01), billable until 2021-09-30"
+    # what to report instead of a header / deleted / terminated code: [{code, title, why}]
+    successors: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def lookup(session: Session, codes: list[str], on: date | None = None) -> list[CodeCard]:
-    """One card per input, in input order (unknown and malformed inputs included)."""
+    """One card per input, in input order (unknown and malformed inputs included).
+
+    ``on`` is the date of service; without one, today is used and every card
+    says so (``date_assumed``) rather than judging "the date of service".
+    Code rows come from the in-memory :mod:`.knowledge`: no query per code
+    (RVU, NCCI and MUE facts of CPT/HCPCS codes are still read per code)."""
+    assumed = on is None
     on = on or date.today()
-    catalogue = Catalogue(session)
-    return [_card(session, catalogue, raw, on) for raw in codes]
+    knowledge = get_knowledge(session)
+    cards = [_card(session, knowledge, raw, on) for raw in codes]
+    for card in cards:
+        card.date_assumed = assumed
+        if assumed and card.message:
+            card.message = card.message.replace(f"on {on.isoformat()}", f"on {when_text(on, True)}")
+    return cards
 
 
-def _rows(session: Session, system: str, code: str) -> list[CodeEntry]:
-    return list(session.execute(select(CodeEntry).where(CodeEntry.system == system, CodeEntry.code == code)
-                             .order_by(CodeEntry.valid_from)).scalars())
+def _rows(knowledge: Knowledge, system: str, code: str) -> tuple[Row, ...]:
+    return knowledge.rows_of(system, code)
 
 
-def _valid(row: CodeEntry, on: date) -> bool:
-    return row.valid_from <= on and (row.valid_to is None or row.valid_to >= on)
+def _valid(row: Row, on: date) -> bool:
+    return row.valid_on(on)
 
 
-def _card(session: Session, catalogue, raw: str, on: date) -> CodeCard:
+def _card(session: Session, knowledge: Knowledge, raw: str, on: date) -> CodeCard:
+    catalogue = knowledge.catalogue
     readings = candidates(raw)
     if not readings:
         return CodeCard(input=raw, code=(raw or "").strip().upper(), system=None, found=False, date=on.isoformat(),
                         status="invalid", message=f"{(raw or '').strip()!r} is not shaped like an ICD-10-CM, "
                         "HCPCS, CPT code or modifier")
     for system, code in readings:
-        card = _card_for(session, catalogue, raw, system, code, on)
+        card = _card_for(session, knowledge, raw, system, code, on)
         if card.found:
             return card
     system, code = readings[0]
@@ -93,82 +109,65 @@ def _card(session: Session, catalogue, raw: str, on: date) -> CodeCard:
     return card
 
 
-def _card_for(session: Session, catalogue, raw: str, system: str, code: str, on: date) -> CodeCard:
+def _card_for(session: Session, knowledge: Knowledge, raw: str, system: str, code: str, on: date) -> CodeCard:
+    catalogue = knowledge.catalogue
     base, modifier = split_modifier(code) if system in (CPT, HCPCS) else (code, "")
     card = CodeCard(input=raw, code=code, system=system, found=False, date=on.isoformat())
     if system == MODIFIER:
-        return _modifier_card(session, catalogue, card, code)
-    rows = _rows(session, system, base)
+        return _modifier_card(knowledge, card, code)
+    rows = _rows(knowledge, system, base)
     if system == CPT and not rows:
-        return _public_cpt_card(session, catalogue, card, base, on)
+        return _public_cpt_card(session, knowledge, card, base, on)
     if not rows:
         return card
+    verdict = status_on(knowledge, system, base, on)
     current = next((r for r in rows if _valid(r, on)), None)
-    row = current or rows[-1]
+    # the row that speaks for the date: the one valid then, else the nearest in time
+    row = current or (rows[0] if rows[0].valid_from > on else rows[-1])
     card.found = True
     card.title = row.title
     card.short_title = row.short_title or None
     card.billable = row.billable
-    card.valid_on_date = current is not None
-    card.version = catalogue.cite(system, on, row.version_id)
-    card.notes = {k: v for k, v in (row.notes or {}).items() if k != "source"}
+    card.valid_on_date = current is not None if verdict.status != "icd9_era" else None
+    card.version = verdict.version or catalogue.cite(system, on, row.version_id)
+    card.notes = {k: v for k, v in row.notes.items() if k != "source"}
     if len(rows) > 1:
         card.history = [{"valid_from": r.valid_from.isoformat(), "valid_to": r.valid_to.isoformat() if r.valid_to
                          else None, "title": r.title, "billable": r.billable,
                          "version": catalogue.name(r.version_id)} for r in rows]
     if system == ICD10CM:
-        _icd_context(session, card, row, on)
+        _icd_context(knowledge, card, row, on)
     else:
         _public_facts(session, catalogue, card, base, on)
         card.version_warning = catalogue.staleness(system if system == HCPCS else "pfs", on)
     if modifier:
-        card.modifier = _modifier_facts(session, modifier)
-    _set_status(card, row, current, on)
+        card.modifier = _modifier_facts(knowledge, modifier)
+    card.status, card.message, card.since = verdict.status, verdict.message, verdict.since
+    card.successors = verdict.successors
     return card
 
 
-def _set_status(card: CodeCard, row: CodeEntry, current: CodeEntry | None, on: date) -> None:
-    if current is None:
-        if row.valid_from > on:
-            card.status = "not_yet_valid"
-            card.message = f"{card.code} takes effect on {row.valid_from.isoformat()}; not valid on {on.isoformat()}"
-        else:
-            card.status = "terminated"
-            card.message = (f"{card.code} was valid until {row.valid_to.isoformat()}; not valid on "
-                            f"{on.isoformat()}")
-    elif not current.billable:
-        card.status = "not_billable"
-        card.message = f"{card.code} is a header, not billable: report one of its more specific codes"
-    else:
-        card.status = "ok"
-        card.message = f"{card.code} is valid and billable on {on.isoformat()}"
-
-
-def _icd_context(session: Session, card: CodeCard, row: CodeEntry, on: date) -> None:
+def _icd_context(knowledge: Knowledge, card: CodeCard, row: Row, on: date) -> None:
     bare = card.code.replace(".", "")
     ancestors = [bare[:3]] + [f"{bare[:3]}.{bare[3:i]}" for i in range(4, len(bare))]
     ancestors = [a for a in ancestors if a != card.code]
-    if ancestors:
-        found = {r.code: r for r in session.execute(select(CodeEntry).where(
-            CodeEntry.system == ICD10CM, CodeEntry.code.in_(ancestors), CodeEntry.valid_from <= on,
-            or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= on))).scalars()}
-        for code in ancestors:
-            r = found.get(code)
-            if r is None:
-                continue
-            inherited = {k: v for k, v in (r.notes or {}).items() if k in INHERITED_KEYS}
-            if inherited:
-                card.inherited_notes.append({"code": code, "title": r.title, "notes": inherited})
-        if row.parent and row.parent in found:
-            card.parent = {"code": row.parent, "title": found[row.parent].title}
-    children = session.execute(select(CodeEntry).where(
-        CodeEntry.system == ICD10CM, CodeEntry.parent == card.code, CodeEntry.valid_from <= on,
-        or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= on)).order_by(CodeEntry.code)).scalars()
-    card.children = [{"code": c.code, "title": c.title, "billable": c.billable} for c in children]
+    found = {a: r for a in ancestors if (r := knowledge.on(ICD10CM, a, on)) is not None}
+    for code in ancestors:
+        r = found.get(code)
+        if r is None:
+            continue
+        inherited = {k: v for k, v in r.notes.items() if k in INHERITED_KEYS}
+        if inherited:
+            card.inherited_notes.append({"code": code, "title": r.title, "notes": inherited})
+    if row.parent and row.parent in found:
+        card.parent = {"code": row.parent, "title": found[row.parent].title}
+    card.children = [{"code": c.code, "title": c.title, "billable": c.billable}
+                     for c in knowledge.children_on(ICD10CM, card.code, on)]
 
 
-def _public_cpt_card(session: Session, catalogue, card: CodeCard, base: str, on: date) -> CodeCard:
+def _public_cpt_card(session: Session, knowledge: Knowledge, card: CodeCard, base: str, on: date) -> CodeCard:
     """A CPT code known only by number from the public CMS files (RVU, NCCI, MUE)."""
+    catalogue = knowledge.catalogue
     _public_facts(session, catalogue, card, base, on)
     if not (card.rvu or card.mue or (card.ncci and any(v["as_column1"] + v["as_column2"]
                                                        for v in card.ncci.values()))):
@@ -188,7 +187,7 @@ def _public_cpt_card(session: Session, catalogue, card: CodeCard, base: str, on:
         card.message = f"{base} is a CPT code known from public CMS files; its descriptor needs an AMA licence"
     _, modifier = split_modifier(card.code)
     if modifier:
-        card.modifier = _modifier_facts(session, modifier)
+        card.modifier = _modifier_facts(knowledge, modifier)
     return card
 
 
@@ -225,14 +224,15 @@ def _rvu_dict(r: RvuEntry, catalogue) -> dict[str, Any]:
     }
 
 
-def _modifier_facts(session: Session, modifier: str) -> dict[str, Any]:
-    rows = _rows(session, MODIFIER, modifier)
+def _modifier_facts(knowledge: Knowledge, modifier: str) -> dict[str, Any]:
+    rows = _rows(knowledge, MODIFIER, modifier)
     return {"code": modifier, "title": rows[-1].title if rows else None, "explanation": explain(modifier)}
 
 
-def _modifier_card(session: Session, catalogue, card: CodeCard, code: str) -> CodeCard:
+def _modifier_card(knowledge: Knowledge, card: CodeCard, code: str) -> CodeCard:
     """HCPCS Level II modifiers carry their CMS descriptor; CPT modifiers only our guidance."""
-    rows = _rows(session, MODIFIER, code)
+    catalogue = knowledge.catalogue
+    rows = _rows(knowledge, MODIFIER, code)
     explanation = explain(code)
     if not rows and not explanation:
         return card

@@ -109,10 +109,16 @@ def test_verify_flags_what_must_not_reach_a_sender(session):
 
 def test_versions_record_source_dates_counts_and_checksum(session):
     loaded = {(v.kind, v.setting): v for v in versions(session)}
-    icd = [v for v in versions(session) if v.kind == "icd10cm"]
-    assert [v.version for v in icd] == ["FY2026 (April 1, 2026 update)", "FY2027"]
-    assert icd[1].effective_from == date(2026, 10, 1) and icd[0].effective_to == date(2026, 9, 30)
+    icd = {v.version: v for v in versions(session) if v.kind == "icd10cm"}
+    # FY2016-FY2025 from the history lists, the FY2026 tabular, the FY2027 addenda
+    assert list(icd) == ["FY2026 (April 1, 2026 update)", *[f"FY{y}" for y in range(2016, 2026)], "FY2027"]
+    fy26 = icd["FY2026 (April 1, 2026 update)"]
+    assert icd["FY2027"].effective_from == date(2026, 10, 1) and fy26.effective_to == date(2026, 9, 30)
+    assert icd["FY2021"].effective_from == date(2020, 10, 1) and icd["FY2021"].effective_to == date(2021, 9, 30)
     assert loaded[("hcpcs", "")].checksum == "e0b73fad41d9fcacfffa73b118d4454aca6aa5e8a5e42f3a24cacb4a192e194e"
-    assert icd[0].row_count == 98186 and icd[1].counts["added"] == 238
+    assert fy26.row_count == 98186 and icd["FY2027"].counts["added"] == 238
+    # the yearly list sizes the history README gives (walked back from FY2026)
+    assert (icd["FY2016"].row_count, icd["FY2016"].counts["billable"]) == (91737, 69823)
+    assert (icd["FY2021"].row_count, icd["FY2025"].row_count) == (95352, 97584)
     assert loaded[("pfs", "")].row_count == 18865
     assert {("ncci", "practitioner"), ("ncci", "hospital"), ("mue", "practitioner"), ("mue", "hospital")} <= set(loaded)

@@ -118,7 +118,7 @@ def ensure_loaded(ctx) -> None:
     A fast no-op (one query) when every shipped set is present; used by
     ``mailbot serve`` when ``codes.load_on_serve`` is true."""
     with ctx.db.read() as session:
-        loaded = set(session.execute(select(CodeSetVersion.kind, CodeSetVersion.version)).tuples())
+        loaded = {(kind, version) for kind, version in session.execute(select(CodeSetVersion.kind, CodeSetVersion.version))}
     present = {kind for kind, _version in loaded}
     missing = [k for k in SHIPPED_KINDS if k not in present]
     if "icd10cm" in present and ("icd10cm", HISTORY_MARKER) not in loaded \
