@@ -37,7 +37,7 @@ _SPLIT = re.compile(r"[\s,;]+")
 _ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _US = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 # Words that introduce a date ("on", "DOS") or fill a sentence; never codes.
-_DATE_WORDS = {"on", "dos", "date", "for", "at", "dated"}
+_DATE_WORDS = DATE_WORDS = {"on", "dos", "date", "for", "at", "dated"}
 _SETTINGS = {"hospital": "hospital", "facility": "hospital", "outpatient": "hospital", "opps": "hospital",
              "practitioner": "practitioner", "physician": "practitioner", "professional": "practitioner"}
 # Level II modifiers are two letters (GA, RT, XS); everything else code-like has a digit.

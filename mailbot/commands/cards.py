@@ -171,6 +171,11 @@ def _related(items: Any) -> list[dict[str, str]]:
     return out
 
 
+def _on_text(data: dict[str, Any], on: date | None) -> str:
+    when = data.get("date") or (on or date.today()).isoformat()
+    return f"{when} (today; no date of service given)" if data.get("date_assumed") else when
+
+
 def card_view(card: Any, on: date | None = None) -> dict[str, Any]:
     """Everything the card partials show, from a CodeCard or its ``to_dict()``."""
     data = card.to_dict() if hasattr(card, "to_dict") else dict(card)
@@ -211,6 +216,13 @@ def card_view(card: Any, on: date | None = None) -> dict[str, Any]:
         "billable": billable,
         "valid": valid,
         "on": data.get("date") or (on or date.today()).isoformat(),
+        # "2026-12-02 (today; no date of service given)" when no date was given: a card
+        # never judges "the date of service" it was not told
+        "on_text": _on_text(data, on),
+        "date_assumed": bool(data.get("date_assumed")),
+        "since": data.get("since") or "",
+        "successors": [{"code": str(s.get("code", "")), "title": str(s.get("title") or ""),
+                        "why": str(s.get("why") or "")} for s in data.get("successors") or []],
         "version": _text(data.get("version")),
         "message": data.get("message") or "",
         "version_warning": data.get("version_warning") or "",

@@ -19,7 +19,7 @@ from mailbot.codes.edits import CheckError, check
 from mailbot.commands import Command, Reply, handler
 from mailbot.commands.arguments import CommandError, read_codes
 from mailbot.commands.cards import _text
-from mailbot.commands.lookup import lookup_cards, today
+from mailbot.commands.lookup import lookup_cards, on_text, today
 from mailbot.context import Context
 from mailbot.models import InboundMessage
 
@@ -62,20 +62,22 @@ def _mue_view(entries: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
-def check_view(session: Session, codes: list[str], on: date, setting: str) -> dict[str, Any]:
-    """Everything the check templates show; used by email and web alike."""
+def check_view(session: Session, codes: list[str], on: date | None, setting: str) -> dict[str, Any]:
+    """Everything the check templates show; used by email and web alike.
+    Without a date of service, today is used and the reply says so."""
+    given, on = on, on or today()
     try:
         data = check(session, codes, on=on, setting=setting).to_dict()
     except CheckError as exc:
         raise CommandError(str(exc), examples=EXAMPLES) from None
-    cards = lookup_cards(session, codes, on)
+    cards = lookup_cards(session, codes, given)
     pairs = [_pair_view(p) for p in data.get("pairs") or []]
     catalogue = Catalogue(session)
     return {
         # "no pair found" and "pairs not checked" must never read the same
         "ncci_checked": catalogue.has("ncci", setting), "mue_checked": catalogue.has("mue", setting),
         "cards": cards, "pairs": pairs, "mues": _mue_view(data.get("codes") or []),
-        "setting": setting, "on": on.isoformat(),
+        "setting": setting, "on": on_text(given),
         "ncci_version": catalogue.name_of("ncci", setting) or "",
         # the "not imported" notes are said in the sections themselves
         "notes": [str(n) for n in data.get("notes") or [] if n and not str(n).startswith(("NCCI ", "MUE "))],
@@ -86,5 +88,5 @@ def check_view(session: Session, codes: list[str], on: date, setting: str) -> di
 @handler("CHECK")
 def answer_check(ctx: Context, session: Session, inbound: InboundMessage, command: Command) -> Reply:
     request = read_codes(command, max_codes=ctx.settings.commands.max_codes, verb_examples=EXAMPLES)
-    view = check_view(session, request.codes, request.on or today(), request.setting)
+    view = check_view(session, request.codes, request.on, request.setting)
     return Reply("check", {**view, "ignored": request.ignored}, kind="check")

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from mailbot.codes.history import when_text
 from mailbot.codes.lookup import lookup
 from mailbot.commands import Command, Reply, handler
 from mailbot.commands.arguments import read_codes
@@ -28,18 +29,22 @@ def today() -> date:
 
 
 def lookup_cards(session: Session, codes: list[str], on: date | None = None) -> list[dict[str, Any]]:
-    """Card views for ``codes`` on ``on`` (today when None); used by the
-    email and the reviewer web page alike."""
+    """Card views for ``codes`` on ``on``; used by the email and the reviewer
+    web page alike.  Without a date the cards use today and say so."""
     when = on or today()
-    return [card_view(card, when) for card in lookup(session, codes, on=when)]
+    return [card_view(card, when) for card in lookup(session, codes, on=on)]
+
+
+def on_text(on: date | None) -> str:
+    """The date a reply speaks about: ``2021-06-01`` or ``2026-12-02 (today; no date of service given)``."""
+    return when_text(on or today(), on is None)
 
 
 @handler("LOOKUP")
 def answer_lookup(ctx: Context, session: Session, inbound: InboundMessage, command: Command) -> Reply:
     request = read_codes(command, max_codes=ctx.settings.commands.max_codes, verb_examples=EXAMPLES)
-    when = request.on or today()
-    cards = lookup_cards(session, request.codes, when)
+    cards = lookup_cards(session, request.codes, request.on)
     return Reply("lookup", {
-        "cards": cards, "on": when.isoformat(), "ignored": request.ignored,
+        "cards": cards, "on": on_text(request.on), "ignored": request.ignored,
         "found": sum(1 for c in cards if c["found"]), "codes": [c["code"] for c in cards],
     }, kind="lookup")

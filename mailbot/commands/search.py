@@ -7,15 +7,17 @@ and cites the code-set version -- the same guarantee LOOKUP gives.
 
 from __future__ import annotations
 
+import inspect
+from datetime import date
 from typing import Any
 
 from sqlmodel import Session
 
 from mailbot.codes.search import SearchError, search
 from mailbot.commands import Command, Reply, handler
-from mailbot.commands.arguments import CommandError, read_words
+from mailbot.commands.arguments import DATE_WORDS, CommandError, parse_date, read_words
 from mailbot.commands.cards import SYSTEM_LABELS
-from mailbot.commands.lookup import lookup_cards, today
+from mailbot.commands.lookup import lookup_cards, on_text
 from mailbot.context import Context
 from mailbot.models import InboundMessage
 
@@ -33,15 +35,37 @@ def split_system(query: str) -> tuple[str | None, str]:
     return (system, rest.strip()) if system and rest.strip() else (None, query)
 
 
-def search_results(session: Session, query: str, limit: int) -> tuple[str | None, str, list[dict[str, Any]]]:
+def split_date(query: str) -> tuple[str, date | None]:
+    """``"low back pain on 2021-06-01"`` -> ``("low back pain", 2021-06-01)``: the
+    ``on DATE`` (or ``DOS DATE``) qualifier, wherever it stands."""
+    words = query.split()
+    for i, word in enumerate(words):
+        when = parse_date(word)
+        if when is not None:
+            start = i - 1 if i > 0 and words[i - 1].lower() in DATE_WORDS else i
+            return " ".join(words[:start] + words[i + 1:]), when
+    return query, None
+
+
+def _takes_date() -> bool:
+    # the index learns dates in another change; until then hits are only verified for the date
+    return "on" in inspect.signature(search).parameters
+
+
+def search_results(session: Session, query: str, limit: int,
+                   on: date | None = None) -> tuple[str | None, str, list[dict[str, Any]]]:
     """Verified search results: (system filter, words searched, [{card, score}]);
-    used by the email and the reviewer web page alike."""
+    used by the email and the reviewer web page alike.  A date of service
+    (``on`` or an ``on DATE`` qualifier in the query) is passed to the search
+    and to the verification of every hit."""
+    query, asked = split_date(query)
+    on = on or asked
     system, words = split_system(query)
     try:
-        hits = search(session, words, system=system, limit=limit)
+        hits = search(session, words, system=system, limit=limit, **({"on": on} if on and _takes_date() else {}))
     except SearchError as exc:
         raise CommandError(f"We cannot search for {query!r}: {exc}.", examples=EXAMPLES) from None
-    cards = lookup_cards(session, [hit.code for hit in hits], today()) if hits else []
+    cards = lookup_cards(session, [hit.code for hit in hits], on) if hits else []
     results = []
     for hit, card in zip(hits, cards):
         if card["found"]:  # never show a code the lookup cannot confirm
@@ -53,11 +77,12 @@ def search_results(session: Session, query: str, limit: int) -> tuple[str | None
 def answer_search(ctx: Context, session: Session, inbound: InboundMessage, command: Command) -> Reply:
     settings = ctx.settings.commands
     query = read_words(command, max_words=settings.max_search_words, verb_examples=EXAMPLES)
-    system, words, results = search_results(session, query, settings.search_limit)
+    _words, on = split_date(query)
+    system, words, results = search_results(session, query, settings.search_limit, on)
     top = [r["card"]["code"] for r in results[:5]]
     return Reply("search", {
         "query": words, "system": SYSTEM_LABELS.get(system, system) if system else None,
-        "results": results, "on": today().isoformat(),
+        "results": results, "on": on_text(on),
         "lookup_hint": ("LOOKUP " + " ".join(top)) if top else "",
         "examples": EXAMPLES,
     }, kind="search")

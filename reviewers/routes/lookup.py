@@ -60,14 +60,15 @@ def lookup_page(request: Request, q: str = "", mode: str = "auto", on: str = "",
             values["when"] = (when or today()).isoformat()
             with ctx.db.read() as session:
                 if used == "search":
-                    values["system"], _, values["results"] = search_results(session, q, ctx.settings.commands.search_limit)
+                    values["system"], _, values["results"] = search_results(session, q, ctx.settings.commands.search_limit,
+                                                                            when)
                 else:
                     request_ = read_codes(Command(used.upper(), q), max_codes=ctx.settings.commands.max_codes,
                                           verb_examples=[])
                     when = when or request_.on
                     values["when"] = (when or today()).isoformat()
                     if used == "check":
-                        values["check"] = check_view(session, request_.codes, when or today(), setting)
+                        values["check"] = check_view(session, request_.codes, when, setting)
                     else:
                         values["cards"] = lookup_cards(session, request_.codes, when)
         except ValueError:

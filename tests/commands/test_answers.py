@@ -26,7 +26,9 @@ def test_validity_is_for_the_date_of_service_asked_about(answer):
     _, then, _ = answer("LOOKUP J1030 on 2024-01-15")
     _, now, _ = answer("LOOKUP J1030")
     assert "Valid on 2024-01-15" in then
-    assert "NOT VALID on" in now and "J1030 was valid until 2024-03-31" in now
+    # no date given: the reply says which date it assumed instead of "the date of service"
+    assert "NOT VALID on 2" in now and "(today; no date of service given)" in now
+    assert "J1030 was terminated: valid until 2024-03-31" in now
 
 
 def test_a_header_code_says_so_and_lists_the_codes_under_it(answer):
