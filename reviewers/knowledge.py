@@ -49,7 +49,8 @@ def facts(session: Session, codes: list[str], on: date | None = None) -> CodeFac
         for raw, card in zip(codes, lookup(session, codes, on=on)):
             data = card.to_dict()
             verdict = {"status": card.status, "message": card.message, "version": card.version,
-                       "system": card.system, "ok": card.status in OK_STATUSES}
+                       "system": card.system, "ok": card.status in OK_STATUSES, "since": card.since,
+                       "successors": card.successors, "date_assumed": card.date_assumed}
             for key in {raw, card.code}:
                 result.cards[key] = data
                 result.verdicts[key] = verdict

@@ -7,7 +7,7 @@ verdict is exactly what a LOOKUP shows.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
@@ -16,6 +16,8 @@ from sqlmodel import Session
 from mailbot.codes.lookup import lookup
 
 OK_STATUSES = frozenset({"ok", "unlicensed_descriptor"})
+# statuses: ok, unlicensed_descriptor, not_billable, terminated, not_yet_valid, unknown, invalid,
+# icd9_era (a date before 2015-10-01: ICD-10-CM did not apply, ICD-9-CM is not covered)
 
 
 @dataclass
@@ -27,6 +29,9 @@ class Verdict:
     message: str
     version: str | None
     title: str | None = None
+    since: str = ""                   # "header since FY2022 (2021-10-01), ..."
+    successors: list[dict[str, Any]] = field(default_factory=list)  # what to report instead
+    date_assumed: bool = False        # no date of service given: checked for today
 
     @property
     def ok(self) -> bool:
@@ -40,5 +45,11 @@ class Verdict:
 
 def verify(session: Session, codes: list[str], on: date | None = None) -> list[Verdict]:
     """One verdict per code, in order."""
-    return [Verdict(input=c.input, code=c.code, system=c.system, status=c.status, message=c.message,
-                    version=c.version, title=c.title) for c in lookup(session, codes, on)]
+    return [verdict_of(c) for c in lookup(session, codes, on)]
+
+
+def verdict_of(card) -> Verdict:
+    """The verdict part of a :class:`~mailbot.codes.lookup.CodeCard`."""
+    return Verdict(input=card.input, code=card.code, system=card.system, status=card.status, message=card.message,
+                   version=card.version, title=card.title, since=card.since, successors=list(card.successors),
+                   date_assumed=card.date_assumed)

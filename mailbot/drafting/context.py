@@ -4,7 +4,8 @@ For the (redacted) question text this gathers, all through the code
 knowledge base API (``mailbot.codes``):
 
 - every code mentioned, looked up for the date of service (descriptor or
-  licence note, billable, validity, RVU / global period, notes);
+  licence note, billable, validity with the code-set year, what to report
+  instead of a header / deleted / terminated code, RVU / global period, notes);
 - search results for the question's words (when it describes rather than
   names a condition or procedure);
 - NCCI pairs and MUEs among the mentioned procedure codes;
@@ -80,8 +81,8 @@ class DraftContext:
         return text if len(text) <= limit else text[:limit] + "...(truncated)"
 
 
-_PROMPT_KEYS = ("code", "system", "found", "title", "billable", "valid_on_date", "status", "message", "version",
-                "licence_note", "notes", "parent", "mue", "modifier")
+_PROMPT_KEYS = ("code", "system", "found", "title", "billable", "valid_on_date", "date", "date_assumed", "status",
+                "message", "since", "successors", "version", "licence_note", "notes", "parent", "mue", "modifier")
 
 
 def slim_card(card: dict[str, Any]) -> dict[str, Any]:

@@ -82,9 +82,15 @@ def describe_card(card: dict[str, Any]) -> str:
     if card.get("billable") is False:
         parts.append("not billable (a header; a more specific code is required)")
     if card.get("valid_on_date") is False:
-        parts.append("NOT valid on the date of service")
+        parts.append(f"NOT valid on {card.get('date')} (today; no date of service given)" if card.get("date_assumed")
+                     else "NOT valid on the date of service")
     if card.get("status") not in (None, "ok", "unlicensed_descriptor") and card.get("message"):
         parts.append(str(card["message"]).rstrip("."))
+    instead = [s for s in card.get("successors") or [] if isinstance(s, dict)]
+    if instead:
+        parts.append("report instead: " + ", ".join(f"{s.get('code')} {s.get('title') or ''}".strip()
+                                                    for s in instead[:8])
+                     + f" ({instead[0].get('why')})")
     rvus = [r for r in (card.get("rvu") or []) if isinstance(r, dict)]
     rvu = next((r for r in rvus if not r.get("modifier")), rvus[0] if rvus else None)
     if rvu:

@@ -77,8 +77,8 @@ def verify_answer(session: Session, cited: list[dict[str, Any]], answer: str,
 
     result = Verification()
     known = [e for e in entries if e["recognised"]]
-    verdicts = validate.verify(session, [e["base"] for e in known], on=on) if known else []
     cards = lookup.lookup(session, [e["base"] for e in known], on=on) if known else []
+    verdicts = [validate.verdict_of(c) for c in cards]  # one lookup serves both
     by_base = {e["base"]: (v, c.to_dict()) for e, v, c in zip(known, verdicts, cards)}
     for entry in entries:
         verdict, card = by_base.get(entry["base"], (None, {}))
@@ -90,7 +90,8 @@ def verify_answer(session: Session, cited: list[dict[str, Any]], answer: str,
             entry, system=getattr(verdict, "system", "") or card.get("system", ""), status=str(verdict.status),
             ok=bool(verdict.ok), message=getattr(verdict, "message", "") or "",
             version=str(getattr(verdict, "version", "") or card.get("version") or ""),
-            title=card.get("title") or "", licence_note=card.get("licence_note") or ""))
+            title=card.get("title") or "", licence_note=card.get("licence_note") or "",
+            since=verdict.since, successors=verdict.successors, date_assumed=verdict.date_assumed))
     procedures = [e["base"] for e in known if re.fullmatch(r"\d{4}[0-9FTUM]|[A-Z]\d{4}", e["base"])]
     if len(procedures) >= 1:
         check = edits.check(session, procedures, on=on).to_dict()
@@ -100,7 +101,8 @@ def verify_answer(session: Session, cited: list[dict[str, Any]], answer: str,
 
 def _row(entry: dict[str, Any], **facts: Any) -> dict[str, Any]:
     row = {"code": entry["code"], "role": entry["role"], "system": "", "status": "", "ok": False,
-           "message": "", "version": "", "title": "", "licence_note": ""}
+           "message": "", "version": "", "title": "", "licence_note": "", "since": "", "successors": [],
+           "date_assumed": False}
     row.update(facts)
     return row
 

@@ -26,6 +26,7 @@ STATUS_LABELS = {
     "ok": "verified", "unlicensed_descriptor": "verified (CPT descriptor needs an AMA licence)",
     "not_billable": "NOT BILLABLE (header code)", "terminated": "NOT VALID on the date of service",
     "not_yet_valid": "NOT YET VALID on the date of service",
+    "icd9_era": "NOT CHECKED: the date of service is before ICD-10-CM (ICD-9-CM era, not covered)",
     "invalid": "NOT FOUND in the code sets", "unknown": "NOT FOUND in the code sets",
     "unrecognised": "not a recognised code",
 }
@@ -72,6 +73,17 @@ def ack_message(settings: Settings, consultation: Consultation, inbound: Inbound
                  domain=settings.service.domain, kind="ack")
 
 
+def _status(item: dict[str, Any]) -> str:
+    """The status label, with the date actually used when none was given and what to report instead."""
+    label = STATUS_LABELS.get(item.get("status", ""), item.get("status") or "unverified")
+    if item.get("date_assumed"):
+        label = label.replace("on the date of service", "today (no date of service given)")
+    instead = [str(s.get("code")) for s in item.get("successors") or [] if isinstance(s, dict)]
+    if instead:
+        label += "; report instead: " + ", ".join(instead[:8]) + (" ..." if len(instead) > 8 else "")
+    return label
+
+
 def code_rows(verified: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The table of cited codes as the asker sees it (never a CPT descriptor
     unless a licensed title came from the knowledge base)."""
@@ -84,7 +96,7 @@ def code_rows(verified: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append({
             "code": item.get("code", ""), "system": SYSTEM_LABELS.get(system, system or "unknown"),
             "title": title, "version": item.get("version") or "not recorded",
-            "status": STATUS_LABELS.get(item.get("status", ""), item.get("status") or "unverified"),
+            "status": _status(item),
             "ok": bool(item.get("ok")),
         })
     return rows
