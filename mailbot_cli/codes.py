@@ -209,12 +209,14 @@ def check(codes: list[str] = typer.Argument(..., help="Codes billed together, e.
 
 @app.command()
 def versions(as_json: bool = JsonOption, config: str | None = ConfigOption) -> None:
-    """List loaded code-set versions with source, dates, row counts and checksum."""
+    """List every loaded code-set version: source, release, valid dates, in force or not, row counts."""
     from mailbot.codes import versions as loaded
+    from mailbot.codes.catalogue import version_table
 
     ctx = _context(config)
     with _loaded_session(ctx) as session:
         rows = loaded(session)
+        table_rows = version_table(session)
     items = [{"kind": v.kind, "version": v.version, "setting": v.setting or None, "source": v.source,
               "effective_from": v.effective_from, "effective_to": v.effective_to, "row_count": v.row_count,
               "counts": v.counts, "checksum": v.checksum, "imported_at": v.imported_at} for v in rows]
@@ -222,9 +224,9 @@ def versions(as_json: bool = JsonOption, config: str | None = ConfigOption) -> N
         _print_json(items)
         return
     table = Table()
-    for col in ("set", "version", "setting", "effective", "rows", "checksum"):
+    for col in ("set", "release", "setting", "valid", "today", "rows", "counts", "source", "checksum"):
         table.add_column(col)
-    for i in items:
-        table.add_row(i["kind"], i["version"], i["setting"] or "", f"{i['effective_from'] or ''}..{i['effective_to'] or ''}",
-                      f"{i['row_count']:,}", i["checksum"][:12])
+    for i in table_rows:
+        table.add_row(i["set"], i["version"], i["setting"], f"{i['effective_from'] or ''}..{i['effective_to'] or ''}",
+                      i["state"], f"{i['row_count']:,}", i["counts"], i["source"], i["checksum"][:12])
     out.print(table)

@@ -86,3 +86,29 @@ class Catalogue:
 def versions(session: Session) -> list[CodeSetVersion]:
     """Every loaded code-set version row (system/kind, version, dates, source, counts, checksum)."""
     return Catalogue(session).rows
+
+
+def version_table(session: Session, today: date | None = None) -> list[dict]:
+    """Every loaded version as a row for ``mailbot codes versions`` and the admin page:
+    set, release, setting, source, effective dates, whether it is in force
+    today, row count, the other counts, checksum and import time.  Sorted by
+    set, then effective date (ICD-10-CM FY2016 ... FY2027)."""
+    today = today or date.today()
+    rows = []
+    for v in versions(session):
+        if v.effective_from is None:
+            state = "undated"
+        elif v.effective_from > today:
+            state = "future"
+        elif v.effective_to is not None and v.effective_to < today:
+            state = "past"
+        else:
+            state = "in force"
+        counts = ", ".join(f"{k} {val:,}" if isinstance(val, int) else f"{k} {val}"
+                           for k, val in (v.counts or {}).items() if not isinstance(val, dict))
+        rows.append({"set": LABELS.get(v.kind, v.kind), "kind": v.kind, "version": v.version,
+                     "setting": v.setting or "", "source": v.source, "effective_from": v.effective_from,
+                     "effective_to": v.effective_to, "state": state, "row_count": v.row_count,
+                     "counts": counts, "checksum": v.checksum, "imported_at": v.imported_at})
+    rows.sort(key=lambda r: (r["kind"], r["setting"], r["effective_from"] or date.min, r["version"]))
+    return rows

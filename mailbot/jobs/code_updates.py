@@ -133,6 +133,8 @@ def claim_runs(session: Session, version_id: int | None = None, now: datetime | 
     for version in session.exec(query).all():
         if not has_predecessor(session, version):
             continue
+        if version.effective_to is not None and version.effective_to < now.date():
+            continue  # a past release (e.g. the ICD-10-CM history years) is not news
         subs = session.exec(
             select(Subscription.id, Subscription.subscriber_id)
             .join(Subscriber, Subscriber.id == Subscription.subscriber_id)

@@ -155,9 +155,9 @@ def codesets(request: Request) -> Response:
     problem, versions = "", []
     with _ctx(request).db.read() as session:
         try:
-            from mailbot.codes import versions as loaded_versions
+            from mailbot.codes.catalogue import version_table
 
-            versions = list(loaded_versions(session))
+            versions = version_table(session)
         except Exception as exc:  # the page explains instead of failing
             problem = f"Code-set versions unavailable: {exc}"
     return render(request, "web/admin_codesets.html", {"versions": versions, "problem": problem},
