@@ -99,7 +99,8 @@ def status_on(source: Session | Knowledge, system: str, code: str, on: date | No
     if current is None and row.valid_from > on:
         verdict.status = "not_yet_valid"
         verdict.since = f"added {year_label(knowledge, row)}"
-        verdict.message = f"{code} takes effect on {row.valid_from.isoformat()} ({verdict.since}); not valid on {when}"
+        verdict.message = (f"{code} takes effect on {row.valid_from.isoformat()} ({verdict.since}); not valid on "
+                           f"{when}{cite}")
     elif current is None:
         verdict.status = "terminated"
         verdict.since = f"ended {row.valid_to.isoformat()}"

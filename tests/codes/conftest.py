@@ -99,3 +99,29 @@ def small_pfs(tmp_path) -> Path:
     path = tmp_path / "mpfs_rvu_2025_small.csv"
     path.write_bytes(b"\r\n".join(lines) + b"\r\n")
     return path
+
+
+# A history consistent with TABULAR: E11.2 was billable until FY2019 (E11.22
+# added FY2020 under it), E11.28 existed until FY2025 (E11.29 replaced it in
+# FY2026), E11.9 had another title until FY2024.
+HISTORY = {
+    "added.csv": "fiscalYear,code,codeDotted,billable,category,shortTitle,longTitle\n"
+                 "2020,E1122,E11.22,true,E11,T2DM w diab CKD,Type 2 diabetes mellitus with diabetic chronic kidney disease\n"
+                 "2026,E1129,E11.29,true,E11,T2DM w oth diab kidney comp,Type 2 diabetes mellitus with other diabetic kidney complication\n",
+    "deleted.csv": "fiscalYear,code,codeDotted,wasBillable,category,shortTitle,longTitle\n"
+                   "2026,E1128,E11.28,true,E11,T2DM w synthetic old kidney,Type 2 diabetes mellitus with synthetic old kidney complication\n",
+    "revised.csv": "fiscalYear,code,codeDotted,billable,previousLongTitle,newLongTitle,previousShortTitle,newShortTitle\n"
+                   "2025,E119,E11.9,true,Type 2 diabetes mellitus without complication (old wording),"
+                   "Type 2 diabetes mellitus without complications,T2DM old,T2DM w/o comp\n",
+    "billable-status-changes.csv": "fiscalYear,code,codeDotted,previousBillable,newBillable,direction,longTitle\n"
+                                   "2020,E112,E11.2,true,false,billable-to-header,Type 2 diabetes mellitus with kidney complications\n",
+}
+
+
+@pytest.fixture
+def history(tmp_path) -> Path:
+    folder = tmp_path / "icd10cm-history"
+    folder.mkdir()
+    for name, text in HISTORY.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
