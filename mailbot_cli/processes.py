@@ -78,7 +78,8 @@ def start(ctx: Context, *, smtp: bool = False, web: bool = False, worker: bool =
             ensure_loaded(ctx)
         if worker:
             _start_worker(ctx, running)
-            _warm_knowledge(ctx)
+            if load_codes:  # `serve`: the process that answers LOOKUPs
+                _warm_knowledge(ctx)
         if smtp and ctx.settings.smtp.enabled:
             from mailbot.mail.smtp_listener import SmtpListener
 
