@@ -120,8 +120,11 @@ def test_prometheus_metrics_for_admins_and_listed_hosts_only(app, client, db, ad
 def test_code_set_versions_are_listed(client, codes_db, db, admin):
     sign_in(client, admin)
     page = client.get("/admin/codesets").text
-    assert "icd10cm" in page and "hcpcs" in page and "FY2027" in page
+    assert "ICD-10-CM" in page and "HCPCS Level II" in page and "FY2027" in page
     assert "No code sets are loaded" not in page
+    # every ICD-10-CM year with its valid dates, and which release is in force today
+    assert "FY2016" in page and "2015-10-01 – 2016-09-30" in page and "91,737" in page
+    assert "in force" in page and "past" in page
 
 
 def test_quarantined_inbound_is_replayed_through_the_inbound_service(client, db, admin):
