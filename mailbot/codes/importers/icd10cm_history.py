@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -148,8 +149,9 @@ def _check_summary(directory: Path, per_year: dict[str, dict[int, int]]) -> None
                                       f"{per_year[file].get(year, 0)} rows for FY{year} (truncated or wrong file?)")
 
 
-def walk_back(base: dict[str, tuple[str, bool]], history: History) -> dict[int, dict[str, tuple[str, bool]]]:
-    """Every fiscal year's ``code -> (title, billable)``, from FY2026 back to FY2016.
+def walk_back(base: dict[str, tuple[str, bool]], history: History) -> Iterator[tuple[int, dict[str, tuple[str, bool]]]]:
+    """Each fiscal year's ``code -> (title, billable)``, from FY2026 back to FY2016
+    (yielded one year at a time: only two years are held in memory).
 
     A list row that does not fit the year it is applied to (a deleted code
     still present, an added code absent) means a wrong base or a damaged
@@ -159,7 +161,7 @@ def walk_back(base: dict[str, tuple[str, bool]], history: History) -> dict[int, 
     for name, rows in history.changes.items():
         for change in rows:
             by_year[name].setdefault(change.year, []).append(change)
-    years = {BASE_FY: base}
+    yield BASE_FY, base
     state = base
     for year in range(BASE_FY, FIRST_FY, -1):
         prior = dict(state)
@@ -182,9 +184,8 @@ def walk_back(base: dict[str, tuple[str, bool]], history: History) -> dict[int, 
                 raise CodeImportError(f"{c.where}: {c.code} changed billable status in FY{year} but is not in "
                                       f"the FY{year - 1} list")
             prior[c.code] = (prior[c.code][0], _BOOLS[c.row["previousBillable"]])
-        years[year - 1] = prior
+        yield year - 1, prior
         state = prior
-    return years
 
 
 @dataclass
@@ -197,19 +198,29 @@ class Interval:
     valid_from: date
 
 
-def intervals(years: dict[int, dict[str, tuple[str, bool]]]) -> dict[str, list[Interval]]:
-    """Each code's runs of fiscal years with the same (title, billable), oldest first."""
-    codes: dict[str, list[Interval]] = {}
-    for year in range(FIRST_FY, BASE_FY + 1):
-        for code, (title, billable) in years[year].items():
-            runs = codes.setdefault(code, [])
-            last = runs[-1] if runs else None
-            if last and last.last_fy == year - 1 and last.title == title and last.billable == billable:
-                last.last_fy = year
-                continue
-            start = MIDYEAR.get((code, year), fy_start(year))
-            runs.append(Interval(code, title, billable, year, year, start))
-    return codes
+def intervals(years: Iterable[tuple[int, dict[str, tuple[str, bool]]]]) -> tuple[dict[str, list[Interval]], dict]:
+    """Each code's runs of fiscal years with the same (title, billable), oldest
+    first, from the years newest first; and each year's code and billable counts."""
+    codes: dict[str, list[Interval]] = {}  # newest run first while walking back
+    counts: dict[str, dict[str, int]] = {}
+    for year, state in years:
+        billable_count = 0
+        for code, (title, billable) in state.items():
+            billable_count += billable
+            runs = codes.get(code)
+            oldest = runs[-1] if runs else None
+            if oldest and oldest.first_fy == year + 1 and oldest.title == title and oldest.billable == billable:
+                oldest.first_fy = year
+            elif runs is None:
+                codes[code] = [Interval(code, title, billable, year, year, fy_start(year))]
+            else:
+                runs.append(Interval(code, title, billable, year, year, fy_start(year)))
+        counts[f"FY{year}"] = {"codes": len(state), "billable": billable_count}
+    for runs in codes.values():
+        runs.reverse()
+        for run in runs:
+            run.valid_from = MIDYEAR.get((run.code, run.first_fy), fy_start(run.first_fy))
+    return codes, counts
 
 
 def end_of(runs: list[Interval], i: int) -> date:
@@ -228,11 +239,11 @@ def history_rows(rows: dict[str, dict], history: History, version_ids: dict[int,
     ``version_ids`` maps a fiscal year to its ``code_set_version`` id.
     Returns ``(older rows, per-year counts)``."""
     base = {code: (row["title"], row["billable"]) for code, row in rows.items()}
-    years = walk_back(base, history)
+    runs_by_code, counts = intervals(walk_back(base, history))
     deleted_short = {c.code: c.row["shortTitle"] for c in history.changes["deleted.csv"]}
-    known = set().union(*[set(y) for y in years.values()])
+    known = set(runs_by_code)
     older: list[dict] = []
-    for code, runs in intervals(years).items():
+    for code, runs in runs_by_code.items():
         current = rows.get(code)
         for i, run in enumerate(runs):
             vid = version_ids[fiscal_year(run.valid_from)]
@@ -247,8 +258,6 @@ def history_rows(rows: dict[str, dict], history: History, version_ids: dict[int,
                 # the tabular of FY2026 is the only one shipped: its notes stand for the older years too
                 "notes": dict(current["notes"]) if current else {},
             })
-    counts = {f"FY{y}": {"codes": len(years[y]), "billable": sum(1 for _t, b in years[y].values() if b)}
-              for y in range(FIRST_FY, BASE_FY)}
     return older, counts
 
 
