@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from mailbot.codes.catalogue import Catalogue
+from mailbot.codes.dxedits import dx_facts
 from mailbot.codes.modifiers import explain
 from mailbot.codes.normalize import CPT, HCPCS, ICD10CM, MODIFIER, candidates, split_modifier
 from mailbot.models.codes import CodeEntry, MueLimit, NcciEdit, RvuEntry
@@ -55,6 +56,7 @@ class CodeCard:
     suggestions: list[dict[str, Any]] = field(default_factory=list)
     licence_note: str | None = None
     version_warning: str | None = None  # the date lies past the newest imported release
+    dx: dict[str, Any] | None = None  # CC/MCC, HCC, I/OCE edit flags (mailbot.codes.dxedits.dx_facts)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,6 +120,7 @@ def _card_for(session: Session, catalogue, raw: str, system: str, code: str, on:
                          "version": catalogue.name(r.version_id)} for r in rows]
     if system == ICD10CM:
         _icd_context(session, card, row, on)
+        card.dx = dx_facts(session, card.code, on)
     else:
         _public_facts(session, catalogue, card, base, on)
         card.version_warning = catalogue.staleness(system if system == HCPCS else "pfs", on)
