@@ -201,6 +201,12 @@ def check(codes: list[str] = typer.Argument(..., help="Codes billed together, e.
     for p in result.pairs:
         out.print(f"[bold]{p['column1']} / {p['column2']}[/] modifier indicator {p['modifier_indicator']}: "
                   f"{p['message']} ({p['rationale']})")
+    for other in result.other_settings:
+        for p in other["pairs"]:
+            out.print(f"[dim]{other['table']} (a {other['setting']} claim): {p['column1']} / {p['column2']} "
+                      f"modifier indicator {p['modifier_indicator']}[/]")
+    for addon in result.addons:
+        out.print(f"[{'red' if addon['missing_primary'] else 'green'}]add-on:[/] {addon['message']} ({addon['version']})")
     for note in result.notes:
         out.print(f"[yellow]note:[/] {note}")
     if unknown:

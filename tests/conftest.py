@@ -110,14 +110,16 @@ def truncate(database: Database) -> None:
 @pytest.fixture(scope="session")
 def codes_db(session_db) -> Database:
     """The session database with every shipped code set imported once per
-    backend, plus the synthetic NCCI/MUE files in tests/data/ncci.  Code
+    backend, plus the synthetic practitioner NCCI and MUE files in
+    tests/data/ncci (the hospital PTP table is the shipped one).  Code
     tables are reference data, so ``db`` keeps them after each test; request
     ``codes_db`` (then ``db`` as usual) in tests that need codes."""
     from mailbot.codes.importers import import_sets
 
     ncci_dir = DATA_DIR / "ncci"
     import_sets(session_db, source=TESTS_DIR.parent / "data" / "codesets",
-                ncci=sorted(ncci_dir.glob("*.txt")), mue=sorted(ncci_dir.glob("*.csv")))
+                ncci=sorted(p for p in ncci_dir.glob("*.txt") if "hospital" not in p.name),
+                mue=sorted(ncci_dir.glob("*.csv")))
     return session_db
 
 

@@ -15,7 +15,9 @@ from sqlmodel import Session
 from mailbot.models.codes import CodeSetVersion
 
 LABELS = {"icd10cm": "ICD-10-CM", "hcpcs": "HCPCS Level II", "pfs": "PFS RVU", "ncci": "NCCI PTP",
-          "mue": "MUE", "cpt": "CPT (licensed)", "modifier": "modifier"}
+          "mue": "MUE", "cpt": "CPT (licensed)", "modifier": "modifier", "addon": "Add-on code lists",
+          "icd10cm_edits": "I/OCE ICD-10-CM edits", "ms_drg": "MS-DRG", "cms_hcc": "CMS-HCC"}
+SETTING_LABELS = {"practitioner": "practitioner", "hospital": "hospital outpatient"}
 
 
 class Catalogue:
@@ -46,8 +48,9 @@ class Catalogue:
         v = self.by_id.get(version_id)
         if v is None:
             return None
-        setting = f" ({v.setting})" if v.setting else ""
-        return f"{self.label(v.kind)} {v.version}{setting}"
+        if v.setting:  # "NCCI PTP, hospital outpatient, April 2026"
+            return f"{self.label(v.kind)}, {SETTING_LABELS.get(v.setting, v.setting)}, {v.version}"
+        return f"{self.label(v.kind)} {v.version}"
 
     def has(self, kind: str, setting: str | None = None) -> bool:
         return any(v.kind == kind and (setting is None or v.setting == setting) for v in self.rows)
@@ -59,6 +62,12 @@ class Catalogue:
     def cite(self, system: str, on: date, fallback_id: int | None) -> str | None:
         """The version in force on ``on`` for ``system`` (ICD-10-CM has dated versions)."""
         kind = "hcpcs" if system == "modifier" else system
+        own = self.by_id.get(fallback_id)
+        if own is not None and own.kind == kind and own.effective_from and own.effective_from <= on \
+                and (own.effective_to is None or own.effective_to >= on) \
+                and not any(v.kind == kind and v.effective_from and own.effective_from < v.effective_from <= on
+                            and v.source.startswith("pyoce") == own.source.startswith("pyoce") for v in self.rows):
+            return self.name(own.id)
         dated = [v for v in self.rows if v.kind == kind and v.effective_from and v.effective_from <= on
                  and (v.effective_to is None or v.effective_to >= on)]
         if dated:

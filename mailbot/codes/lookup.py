@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
+from mailbot.codes.dxedits import dx_facts
 from mailbot.codes.history import status_on, when_text
 from mailbot.codes.knowledge import Knowledge, Row, get_knowledge
 from mailbot.codes.modifiers import explain
@@ -60,6 +61,7 @@ class CodeCard:
     since: str = ""  # "header since FY2022 (2021-10-01), billable until 2021-09-30"
     # what to report instead of a header / deleted / terminated code: [{code, title, why}]
     successors: list[dict[str, Any]] = field(default_factory=list)
+    dx: dict[str, Any] | None = None  # CC/MCC, HCC, I/OCE edit flags (mailbot.codes.dxedits.dx_facts)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +139,7 @@ def _card_for(session: Session, knowledge: Knowledge, raw: str, system: str, cod
                          "version": catalogue.name(r.version_id)} for r in rows]
     if system == ICD10CM:
         _icd_context(knowledge, card, row, on)
+        card.dx = dx_facts(session, card.code, on)
     else:
         _public_facts(session, catalogue, card, base, on)
         card.version_warning = catalogue.staleness(system if system == HCPCS else "pfs", on)

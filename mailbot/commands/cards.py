@@ -33,6 +33,8 @@ HCPCS_FACTS = (
     ("terminated", "Terminated"), ("coverage", "Medicare coverage"), ("pricing", "Pricing indicator"),
     ("betos", "BETOS"), ("type_of_service", "Type of service"), ("xref", "Cross reference"),
     ("asc_group", "ASC payment group"), ("processing_note", "Processing note"),
+    ("descriptor_source", "Descriptor shown"), ("short_descriptor_latest", "Newest short descriptor"),
+    ("in_ioce_since", "In the I/OCE"), ("terminated_source", "Termination"),
 )
 HCPCS_ACTIONS = {
     "A": "added", "B": "administrative data and long descriptor changed", "C": "long descriptor changed",
@@ -161,6 +163,22 @@ def _mue_rows(mues: list[dict[str, Any]]) -> list[dict[str, str]]:
     return rows
 
 
+def _dx_rows(dx: dict[str, Any] | None) -> list[dict[str, str]]:
+    """CC/MCC, HCC and the I/OCE edit flags of an ICD-10-CM code, each naming its source."""
+    if not dx:
+        return []
+    rows = []
+    cc = dx.get("cc_level")
+    if cc:
+        rows.append({"label": "CC/MCC", "value": f"{cc['level']} ({cc['meaning']}, {cc['note']}) -- {cc['source']}"})
+    hcc = dx.get("hcc")
+    if hcc:
+        rows.append({"label": "HCC", "value": f"{hcc['hcc']} {hcc['label']} -- {hcc['source']}"})
+    for edit in dx.get("edits") or []:
+        rows.append({"label": "Edit", "value": f"{edit['meaning']} -- {edit['source']}"})
+    return rows
+
+
 def _related(items: Any) -> list[dict[str, str]]:
     out = []
     for item in items or []:
@@ -229,6 +247,7 @@ def card_view(card: Any, on: date | None = None) -> dict[str, Any]:
         "notes": note_groups,
         "facts": facts,
         "rvu": _rvu_rows(data.get("rvu") or []),
+        "dx": _dx_rows(data.get("dx")),
         "ncci": _ncci_rows(data.get("ncci")),
         "mue": _mue_rows(data.get("mue") or []),
         "modifier": modifier_text,

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from mailbot.codes.catalogue import Catalogue
+from mailbot.codes.catalogue import SETTING_LABELS, Catalogue
 from mailbot.codes.edits import CheckError, check
 from mailbot.commands import Command, Reply, handler
 from mailbot.commands.arguments import CommandError, read_codes
@@ -78,7 +78,11 @@ def check_view(session: Session, codes: list[str], on: date | None, setting: str
         "ncci_checked": catalogue.has("ncci", setting), "mue_checked": catalogue.has("mue", setting),
         "cards": cards, "pairs": pairs, "mues": _mue_view(data.get("codes") or []),
         "setting": setting, "on": on_text(given),
-        "ncci_version": catalogue.name_of("ncci", setting) or "",
+        "ncci_version": data.get("ncci_table") or catalogue.name_of("ncci", setting) or "",
+        "setting_label": SETTING_LABELS.get(setting, setting),
+        "addons": [{"code": str(a.get("code", "")), "missing": bool(a.get("missing_primary")),
+                    "message": _text(a.get("message")), "version": _text(a.get("version"))}
+                   for a in data.get("addons") or []],
         # the "not imported" notes are said in the sections themselves
         "notes": [str(n) for n in data.get("notes") or [] if n and not str(n).startswith(("NCCI ", "MUE "))],
         "all_valid": all(c["found"] and c["valid"] is not False for c in cards),

@@ -107,7 +107,9 @@ def describe_card(card: dict[str, Any]) -> str:
 def ncci_pairs(check: dict[str, Any] | None) -> list[dict[str, Any]]:
     if not check:
         return []
-    return list(check.get("pairs") or check.get("ncci") or [])
+    # the other setting's pairs too: their messages name the table and setting
+    others = [p for o in check.get("other_settings") or [] for p in o.get("pairs") or []]
+    return list(check.get("pairs") or check.get("ncci") or []) + others
 
 
 def mues(check: dict[str, Any] | None) -> list[dict[str, Any]]:

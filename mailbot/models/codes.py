@@ -136,3 +136,29 @@ class MueLimit(SQLModel, table=True):
     adjudication: str = Field(default="", max_length=200)
     rationale: str = Field(default="", max_length=300)
     version_id: int = Field(foreign_key="code_set_version.id", index=True)
+
+
+class CodeFlag(SQLModel, table=True):
+    """A dated flag on a code from an edit or grouping table (one fact per row).
+
+    ICD-10-CM (``system`` icd10cm): ``age_range`` ("9-64"), ``sex``,
+    ``manifestation``, ``code_first``, ``unacceptable_pdx`` (I/OCE edit
+    flags), ``cc_level`` (CC / MCC, MS-DRG), ``hcc`` ("37|label", CMS-HCC
+    V28).  Procedures (``system`` proc, CPT and HCPCS alike): ``addon_primary``
+    (value = a primary code; one row per pair) and ``addon`` (value = the
+    add-on type, for add-on codes with no primary list)."""
+
+    __tablename__ = "code_flag"
+    __table_args__ = (
+        Index("ix_code_flag_lookup", "system", "code", "flag"),
+        {"info": REFERENCE},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    system: str = Field(max_length=10)
+    code: str = Field(max_length=10)
+    flag: str = Field(max_length=24)
+    value: str = Field(default="", max_length=200)
+    valid_from: date
+    valid_to: date | None = None  # inclusive; None = open
+    version_id: int = Field(foreign_key="code_set_version.id", index=True)

@@ -100,7 +100,7 @@ def test_truncated_tabular_is_rejected_with_nothing_written(fresh_db, tabular):
 
 def test_hcpcs_fixed_width_records_with_continuations(fresh_db, small_hcpcs):
     with fresh_db.session() as s:
-        result = import_hcpcs(s, small_hcpcs)
+        (result,) = import_hcpcs(s, small_hcpcs)
     assert result.counts["modifiers"] > 0 and result.counts["codes"] > 0
     mods = codes_of(fresh_db, "modifier")
     assert "A1" in mods and mods["A1"].title == "Dressing for one wound"

@@ -43,8 +43,9 @@ def test_hcpcs_card_with_dates_rvus_and_mue(session):
     assert j1010.status == "ok" and j1010.title == "Injection, methylprednisolone acetate, 1 mg"
     assert j1010.version == "HCPCS Level II 2025 Jan"
     assert j1010.mue and j1010.mue[0]["value"] == 80
-    # 2026 dates lie past the newest HCPCS release shipped (2025): say so instead of implying currency
-    assert "newest imported release" in j1010.version_warning
+    # HCPCS is current to April 2026 (I/OCE quarters); 2027 dates lie past it: say so
+    assert j1010.version_warning is None
+    assert "newest imported release" in lookup(session, ["J1010"], date(2027, 2, 1))[0].version_warning
     assert lookup(session, ["J1010"], date(2025, 6, 2))[0].version_warning is None
 
 
@@ -115,7 +116,9 @@ def test_versions_record_source_dates_counts_and_checksum(session):
     fy26 = icd["FY2026 (April 1, 2026 update)"]
     assert icd["FY2027"].effective_from == date(2026, 10, 1) and fy26.effective_to == date(2026, 9, 30)
     assert icd["FY2021"].effective_from == date(2020, 10, 1) and icd["FY2021"].effective_to == date(2021, 9, 30)
-    assert loaded[("hcpcs", "")].checksum == "e0b73fad41d9fcacfffa73b118d4454aca6aa5e8a5e42f3a24cacb4a192e194e"
+    hcpcs = [v for v in versions(session) if v.kind == "hcpcs"]
+    assert hcpcs[0].checksum == "e0b73fad41d9fcacfffa73b118d4454aca6aa5e8a5e42f3a24cacb4a192e194e"
+    assert hcpcs[1].version == "2026 Apr (I/OCE 27.1.0)" and hcpcs[1].counts["new_in_2026"] > 200
     assert fy26.row_count == 98186 and icd["FY2027"].counts["added"] == 238
     # the yearly list sizes the history README gives (walked back from FY2026)
     assert (icd["FY2016"].row_count, icd["FY2016"].counts["billable"]) == (91737, 69823)

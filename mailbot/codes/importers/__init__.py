@@ -6,6 +6,10 @@
 - :mod:`.pfs`: Physician Fee Schedule RVU CSV
 - :mod:`.ncci`: NCCI PTP tab-delimited tables; :mod:`.mue`: MUE CSV tables
 - :mod:`.cpt`: an operator's licensed CPT descriptor file
+- shipped derived files (``scripts/derive_pyoce.py``, ``scripts/derive_dx_groups.py``):
+  :mod:`.hcpcs_quarterly` (HCPCS quarters through April 2026), :mod:`.ncci_shipped`
+  (hospital outpatient PTP), :mod:`.code_flags` (add-on codes, ICD-10-CM edit
+  flags, CC/MCC, HCC V28)
 
 :func:`import_sets` is what ``mailbot codes import`` runs; :func:`ensure_loaded`
 is what ``serve`` runs (a single query when everything is there already).
@@ -28,7 +32,10 @@ from mailbot.models.codes import CodeSetVersion
 __all__ = ["CodeImportError", "ImportResult", "ensure_loaded", "import_sets", "shipped_sources"]
 
 log = logging.getLogger(__name__)
-SHIPPED_KINDS = ("icd10cm", "hcpcs", "pfs")
+# the shipped sets, in import order; "ncci" is the shipped hospital outpatient PTP table
+SHIPPED_KINDS = ("icd10cm", "hcpcs", "pfs", "ncci", "addon", "icd10cm_edits", "ms_drg", "cms_hcc")
+SHIPPED_NCCI = "pyoce/ncci-hospital-ptp.csv.xz"
+SHIPPED_HCPCS_UPDATE = "pyoce/hcpcs-level2.csv.gz"
 HISTORY_MARKER = "FY2016"  # the oldest ICD-10-CM year: present once the history is imported
 
 
@@ -41,9 +48,17 @@ def shipped_sources(data_dir: Path) -> dict[str, Path]:
     if not hcpcs or not pfs:
         raise CodeImportError(f"{data_dir}: shipped code sets not found (expected hcpcs/HCPC*_ANWEB*.txt and "
                               "pfs/*rvu*.csv); set codes.data_dir")
-    return {"icd10cm": shipped_tabular(), "icd10cm_addenda": data_dir / "icd10cm-fy2027",
-            "icd10cm_history": data_dir / "icd10cm-history",
-            "hcpcs": hcpcs[-1], "pfs": pfs[-1]}
+    from mailbot.codes.importers.code_flags import SETS
+
+    files = {"icd10cm": shipped_tabular(), "icd10cm_addenda": data_dir / "icd10cm-fy2027",
+             "icd10cm_history": data_dir / "icd10cm-history",
+             "hcpcs": hcpcs[-1], "hcpcs_update": data_dir / SHIPPED_HCPCS_UPDATE, "pfs": pfs[-1],
+             "ncci": data_dir / SHIPPED_NCCI}
+    files.update({spec.kind: data_dir / spec.folder / spec.file for spec in SETS})
+    for kind in ("hcpcs_update", "ncci", *(spec.kind for spec in SETS)):
+        if not files[kind].is_file():
+            raise CodeImportError(f"{files[kind]}: shipped code set not found; set codes.data_dir")
+    return files
 
 
 def _timed(fn: Callable[[], ImportResult | list[ImportResult]]) -> list[ImportResult]:
@@ -64,7 +79,8 @@ def import_sets(db: Database, *, source: Path | None = None, kinds: Sequence[str
     raises :class:`CodeImportError` and leaves that set as it was; sets
     imported before it stay imported."""
     from mailbot.codes.importers import cpt as cpt_mod
-    from mailbot.codes.importers import hcpcs, icd10cm, mue as mue_mod, ncci as ncci_mod, pfs
+    from mailbot.codes.importers import code_flags, hcpcs, icd10cm, ncci_shipped, pfs
+    from mailbot.codes.importers import mue as mue_mod, ncci as ncci_mod
 
     results: list[ImportResult] = []
     for path in [*ncci, *mue, *([cpt] if cpt else [])]:
@@ -80,9 +96,15 @@ def import_sets(db: Database, *, source: Path | None = None, kinds: Sequence[str
                     results += _timed(lambda: icd10cm.import_icd10cm(session, files["icd10cm"], addenda, progress,
                                                                      history))
                 elif kind == "hcpcs":
-                    results += _timed(lambda: hcpcs.import_hcpcs(session, files["hcpcs"], progress))
+                    results += _timed(lambda: hcpcs.import_hcpcs(session, files["hcpcs"], progress,
+                                                                 files["hcpcs_update"]))
                 elif kind == "pfs":
                     results += _timed(lambda: pfs.import_pfs(session, files["pfs"], progress))
+                elif kind == "ncci":
+                    results += _timed(lambda: ncci_shipped.import_shipped_ptp(session, files["ncci"], progress))
+                elif kind in code_flags.KINDS:
+                    results += _timed(lambda: code_flags.import_flags(session, code_flags.flag_set(kind),
+                                                                      files[kind], progress))
                 else:
                     raise CodeImportError(f"unknown code set {kind!r} (known: {', '.join(SHIPPED_KINDS)})")
     for path in ncci:
@@ -112,6 +134,19 @@ def operator_files(ncci_dir: str) -> tuple[list[Path], list[Path]]:
     return sorted(directory.glob("*.txt")), sorted(directory.glob("*.csv"))
 
 
+def _present(session) -> set[str]:
+    """The shipped sets already loaded.  NCCI counts only with a hospital table
+    (an operator's practitioner table is not the shipped one); HCPCS only with
+    its quarterly update (databases imported before it was shipped get it)."""
+    rows = session.execute(select(CodeSetVersion.kind, CodeSetVersion.setting, CodeSetVersion.source)).all()
+    present = {kind for kind, setting, _ in rows if kind not in ("ncci", "hcpcs")}
+    if any(kind == "ncci" and setting == "hospital" for kind, setting, _ in rows):
+        present.add("ncci")
+    if any(kind == "hcpcs" and source.startswith("pyoce") for kind, _, source in rows):
+        present.add("hcpcs")
+    return present
+
+
 def ensure_loaded(ctx) -> None:
     """Import the shipped sets (and configured operator files) if missing.
 
@@ -119,13 +154,15 @@ def ensure_loaded(ctx) -> None:
     ``mailbot serve`` when ``codes.load_on_serve`` is true."""
     with ctx.db.read() as session:
         loaded = {(kind, version) for kind, version in session.execute(select(CodeSetVersion.kind, CodeSetVersion.version))}
-    present = {kind for kind, _version in loaded}
+        present = _present(session)
     missing = [k for k in SHIPPED_KINDS if k not in present]
     if "icd10cm" in present and ("icd10cm", HISTORY_MARKER) not in loaded \
             and (ctx.settings.codes.data_dir / "icd10cm-history").is_dir():
         missing.append("icd10cm")  # installed before the history shipped: re-import ICD-10-CM with it
     cfg = ctx.settings.codes
-    ncci, mue = operator_files(cfg.ncci_dir) if "ncci" not in present or "mue" not in present else ([], [])
+    with ctx.db.read() as session:
+        kinds = {kind for (kind,) in session.execute(select(CodeSetVersion.kind).distinct())}
+    ncci, mue = operator_files(cfg.ncci_dir) if "ncci" not in kinds or "mue" not in kinds else ([], [])
     cpt = Path(cfg.cpt_file) if cfg.cpt_file and "cpt" not in present else None
     if not (missing or ncci or mue or cpt):
         return

@@ -121,14 +121,33 @@ def _iso(value: date | None) -> str:
     return value.isoformat() if value else ""
 
 
-def import_hcpcs(session: Session, path: Path, progress: Progress | None = None) -> ImportResult:
+def import_hcpcs(session: Session, path: Path, progress: Progress | None = None,
+                 quarterly: Path | None = None) -> list[ImportResult]:
+    """Import the January file and (if given) the I/OCE quarterly updates, in one transaction.
+
+    The updates mean nothing without the file they amend, so both versions
+    are written together (like the ICD-10-CM addenda); one result each."""
+    from mailbot.codes.importers import hcpcs_quarterly
+    from mailbot.codes.importers.derived_csv import manifest
+
     checksum = sha256_of(path)
     version = version_of(path)
-    if already_imported(session, KIND, checksum):
-        return ImportResult(KIND, version, source=str(path), skipped=True)
+    update = manifest(quarterly.parent) if quarterly else None
+    update_sum = sha256_of(quarterly) if quarterly else ""
+    update_version = f"{_quarter_name(update)} (I/OCE {update['latest_ioce_version']})" if update else ""
+    if already_imported(session, KIND, checksum) and (not quarterly or already_imported(session, KIND, update_sum)):
+        results = [ImportResult(KIND, version, source=str(path), skipped=True)]
+        if quarterly:
+            results.append(ImportResult(KIND, update_version, source=str(quarterly), skipped=True))
+        return results
     if progress:
         progress("HCPCS Level II", 0, 0)
     codes, modifiers = parse_hcpcs(path)
+    new: list[dict] = []
+    update_counts: dict = {}
+    if quarterly and update:
+        first = date.fromisoformat(update["quarters"][min(update["quarters"], key=int)]["start"])
+        new, update_counts = hcpcs_quarterly.merge(codes, quarterly, update["latest_quarter"], first)
     drop_kind(session, KIND, [CodeEntry])
     year = int(version[:4]) if version[:4].isdigit() else None
     vid = add_version(session, kind=KIND, version=version, source=f"CMS HCPCS Level II: {path.name}",
@@ -136,6 +155,23 @@ def import_hcpcs(session: Session, path: Path, progress: Progress | None = None)
                       row_count=len(codes) + len(modifiers), checksum=checksum,
                       counts={"codes": len(codes), "modifiers": len(modifiers)})
     rows = [{**row, "version_id": vid} for row in [*codes, *modifiers]]
+    results = [ImportResult(KIND, version, source=str(path), rows=len(rows),
+                            counts={"codes": len(codes), "modifiers": len(modifiers)})]
+    if quarterly and update:
+        # dated from the newest quarter, so answers for later dates cite it (and the
+        # staleness warning starts only after its year)
+        qid = add_version(session, kind=KIND, version=update_version,
+                          source=f"pyoce {update['pyoce_version']} (I/OCE quarterly HCPCS, short descriptors): "
+                                 f"{quarterly.name}",
+                          effective_from=date.fromisoformat(update["latest_quarter_start"]), effective_to=None,
+                          row_count=len(new), checksum=update_sum,
+                          counts={**update_counts, "wheel_sha256": update["wheel_sha256"]})
+        rows += [{**row, "version_id": qid} for row in new]
+        results.append(ImportResult(KIND, update_version, source=str(quarterly), rows=len(new), counts=update_counts))
     bulk_insert(session, CodeEntry, rows, progress, "HCPCS Level II", len(rows))
-    return ImportResult(KIND, version, source=str(path), rows=len(rows),
-                        counts={"codes": len(codes), "modifiers": len(modifiers)})
+    return results
+
+
+def _quarter_name(update: dict) -> str:
+    start = date.fromisoformat(update["latest_quarter_start"])
+    return f"{start.year} {start:%b}"
