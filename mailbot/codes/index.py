@@ -29,6 +29,7 @@ from sqlmodel import Session
 from mailbot.codes.synonyms import STOPWORDS
 from mailbot.models.codes import CodeEntry, CodeSetVersion
 
+_OPEN = date(9999, 12, 31).toordinal()
 FIELD_WEIGHTS = {"title": 1.0, "inclusion": 0.65, "short": 0.45}
 K1, B = 1.2, 0.5
 _SPLIT = re.compile(r"[^a-z0-9]+")
@@ -84,6 +85,13 @@ class CodeIndex:
     postings: dict[str, Postings]
     idf: dict[str, float]
     vocab: list[str]  # sorted, for prefix and typo matching
+    meanings: list[str] = field(default_factory=list)  # 7th-character meaning, lower case, else ""
+    # one entry per code_entry row: which document, valid from / to (date ordinals), billable then
+    iv_doc: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    iv_from: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    iv_to: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    iv_billable: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    _on_cache: dict = field(default_factory=dict)
     by_code: dict[str, int] = field(default_factory=dict)
     undotted: list[str] = field(default_factory=list)
 
@@ -92,6 +100,21 @@ class CodeIndex:
     @property
     def size(self) -> int:
         return len(self.codes)
+
+    def valid_on(self, on: date) -> tuple[np.ndarray, np.ndarray]:
+        """(valid, billable) boolean arrays over the documents for a date of service."""
+        key = on.toordinal()
+        cached = self._on_cache.get(key)
+        if cached is None:
+            live = (self.iv_from <= key) & (self.iv_to >= key)
+            valid = np.zeros(self.size, dtype=bool)
+            valid[self.iv_doc[live]] = True
+            billable = np.zeros(self.size, dtype=bool)
+            billable[self.iv_doc[live & self.iv_billable]] = True
+            if len(self._on_cache) > 32:
+                self._on_cache.clear()
+            cached = self._on_cache[key] = (valid, billable)
+        return cached
 
     def with_prefix(self, prefix: str) -> list[int]:
         """Document ids whose undotted code starts with ``prefix`` (upper case)."""
@@ -106,17 +129,28 @@ class CodeIndex:
         return out
 
 
-def build(session: Session, on: date | None = None) -> CodeIndex:
-    """Index every code (not modifiers) valid on ``on`` (today by default)."""
-    on = on or date.today()
-    rows = session.execute(
+def build(session: Session) -> CodeIndex:
+    """Index every code (not modifiers) that has any row, with its latest title.
+
+    Which codes are valid on a date is decided at query time
+    (:meth:`CodeIndex.valid_on`) from every row's validity interval, so one
+    index serves any date of service once history rows exist."""
+    all_rows = session.execute(
         select(CodeEntry.system, CodeEntry.code, CodeEntry.title, CodeEntry.short_title, CodeEntry.billable,
-               cast(CodeEntry.notes, Text))
-        .where(CodeEntry.system.in_(("icd10cm", "hcpcs", "cpt")), CodeEntry.valid_from <= on,
-               or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= on))
-        .order_by(CodeEntry.system, CodeEntry.code)
+               cast(CodeEntry.notes, Text), CodeEntry.valid_from, CodeEntry.valid_to)
+        .where(CodeEntry.system.in_(("icd10cm", "hcpcs", "cpt")))
+        .order_by(CodeEntry.system, CodeEntry.code, CodeEntry.valid_from)
     ).all()
-    codes, systems, titles, stems, billable = [], [], [], [], []
+    rows = []
+    intervals: list[tuple[int, int, int, bool]] = []  # doc, from, to (ordinals, inclusive), billable
+    for row in all_rows:
+        if not rows or rows[-1][:2] != row[:2]:
+            rows.append(row)
+        else:
+            rows[-1] = row  # the latest row gives the title
+        intervals.append((len(rows) - 1, row[6].toordinal(), row[7].toordinal() if row[7] else _OPEN, bool(row[4])))
+    rows = [r[:6] for r in rows]
+    codes, systems, titles, stems, billable, meanings = [], [], [], [], [], []
     token_ids: dict[str, int] = {}
     post_tok: list[int] = []  # parallel lists: token id, document id, field weight
     post_doc: list[int] = []
@@ -133,6 +167,7 @@ def build(session: Session, on: date | None = None) -> CodeIndex:
         billable.append(bool(is_billable))
         seventh = notes.get("seventh_character")
         stems.append(code[:-1] if seventh else "")
+        meanings.append(seventh["meaning"].lower() if seventh else "")
         if seventh and title.endswith(", " + seventh["meaning"]):
             # "<stem title>, <7th character meaning>": both parts repeat thousands of times
             title_tokens = _cached_tokens(title[: -len(seventh["meaning"]) - 2]) + _cached_tokens(seventh["meaning"])
@@ -170,8 +205,10 @@ def build(session: Session, on: date | None = None) -> CodeIndex:
         postings[token] = Postings(docs[lo:hi], weights[lo:hi])
         idf[token] = math.log(1 + (n - (hi - lo) + 0.5) / ((hi - lo) + 0.5))
     system_ids = {s: np.array([i for i, x in enumerate(systems) if x == s], dtype=np.int32) for s in set(systems)}
+    iv = np.array(intervals, dtype=np.int64).reshape(-1, 4)
     return CodeIndex(codes=codes, systems=systems, titles=titles, billable=np.array(billable, dtype=bool),
-                     stems=stems, system_ids=system_ids, postings=postings, idf=idf, vocab=sorted(postings),
+                     stems=stems, meanings=meanings, iv_doc=iv[:, 0].astype(np.int32), iv_from=iv[:, 1],
+                     iv_to=iv[:, 2], iv_billable=iv[:, 3].astype(bool), system_ids=system_ids, postings=postings, idf=idf, vocab=sorted(postings),
                      by_code={c: i for i, c in enumerate(codes)}, undotted=[c.replace(".", "") for c in codes],
                      sorted_undotted=sorted((c.replace(".", ""), i) for i, c in enumerate(codes)))
 
@@ -185,7 +222,7 @@ def generation(session: Session) -> tuple:
     """Changes whenever code-set versions are imported or replaced."""
     row = session.execute(select(func.count(CodeSetVersion.id), func.max(CodeSetVersion.id),
                                  func.sum(CodeSetVersion.row_count))).one()
-    return tuple(row) + (date.today(),)
+    return tuple(row)
 
 
 GENERATION_TTL = 2.0  # seconds between checks that the code sets did not change
