@@ -92,6 +92,7 @@ class CodeIndex:
     iv_to: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     iv_billable: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     _on_cache: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)  # search's per-document memo (title words, sides)
     by_code: dict[str, int] = field(default_factory=dict)
     undotted: list[str] = field(default_factory=list)
 

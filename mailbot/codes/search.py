@@ -41,6 +41,10 @@ _CONTEXT_CHAPTERS = {
     "P": {"newborn", "neonatal", "neonate", "perinatal", "baby", "infant", "fetus", "fetal", "birth", "preterm"},
 }
 _HISTORY_WORDS = {"history", "hx", "h/o", "past", "previous", "former", "old"}
+# title words that add no detail beyond what a plain query means
+_NEUTRAL = {"unspecified", "nos", "site", "organism", "type", "encounter", "initial", "disease", "disorder",
+            "condition", "acute", "primary", "essential", "elsewhere", "classified", "not", "specified"}
+_UNASKED = 0.98
 _ASKS_HEADER = {"category", "categories", "header", "headers", "subcategory", "family"}
 _QUALIFIED = {"type", "gestational", "secondary", "pregnancy", "neonatal", "induced", "due", "renovascular"}
 _SINGLE_WORD_KEYS = [k for k in SYNONYMS if " " not in k and len(k) >= 5]
@@ -246,6 +250,16 @@ def _score(index: CodeIndex, concepts: list[list[_Alt]]) -> tuple[np.ndarray, np
     return total, covered
 
 
+def _title_facts(index: CodeIndex, i: int) -> tuple[str, frozenset[str], set[str]]:
+    """Lower-case title, its word set and its sides; memoised per document (the rerank reads them often)."""
+    facts = index.facts.get(i)
+    if facts is None:
+        title = index.titles[i].lower()
+        title_words = frozenset(words(title))
+        facts = index.facts[i] = (title, title_words, qualifiers.title_sides(title_words))
+    return facts
+
+
 def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: int,
             quals: qualifiers.Qualifiers | None = None, headers_wanted: bool = False,
             billable: np.ndarray | None = None) -> list[SearchHit]:
@@ -263,8 +277,7 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
         score = float(final[i])
         if score <= 0:
             continue
-        title = index.titles[i].lower()
-        title_words = set(words(title))
+        title, title_words, sides = _title_facts(index, i)
         if index.stems[i]:
             meaning = index.meanings[i]
             kind = next((k for k in qualifiers.ENCOUNTERS if k in meaning), "")
@@ -272,7 +285,6 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
                 score *= 1.0 if kind in quals.encounter else 0.8
             elif not index.codes[i].endswith("A"):
                 score *= 0.9  # no encounter stated: the initial encounter is the usual question
-        sides = qualifiers.title_sides(title_words)
         if quals.sides:
             if sides & quals.sides:
                 score *= 1.06
@@ -306,6 +318,10 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
         category = index.codes[i][:3]
         if category in defaults:
             score *= 1.04
+        # detail the query did not ask for ("typhoid pneumonia" for "pneumonia") counts against a
+        # code: the coding default is the code that adds nothing the words do not say
+        unasked = len(title_words - query_set - _NEUTRAL - STOPWORDS)
+        score *= _UNASKED ** min(unasked, 6)
         unspecified = 0 if "unspecified" in title_words and not states_detail else 1
         extra = len(title_words - query_set)  # fewer words the query did not say = closer match
         ranked.append((round(score, 6), unspecified, extra, i))
