@@ -1,12 +1,15 @@
 """The in-process search index over the imported code sets.
 
-Built once per database from the code rows current today, cached, and
-rebuilt when a new code-set version is imported (the cache key includes the
+Built once per database, cached, and rebuilt when a new code-set version
+is imported (the cache key includes the
 version rows' ids).  Ranking is one Python implementation, so SQLite and
 PostgreSQL give the same answers.
 
-Each document is a code: its title, inclusion terms and Includes notes and
-(HCPCS) short descriptor, tokenised and lightly stemmed.  A token's postings
+Each document is a code: its title, inclusion terms and Includes notes,
+Alphabetic Index / drug / neoplasm table paths (when imported) and (HCPCS)
+short descriptor, tokenised and lightly stemmed.  Every code that has any
+row is indexed once, with its latest title; which codes are valid on a date
+of service is decided at query time from the rows' validity intervals.  A token's postings
 are a pair of numpy arrays (document ids, BM25-style weights); a query is
 scored by adding, per query concept, the best of its alternative phrasings.
 """
@@ -18,6 +21,7 @@ import math
 import re
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -27,12 +31,14 @@ from sqlalchemy import Text, cast, func, or_, select
 from sqlmodel import Session
 
 from mailbot.codes.synonyms import STOPWORDS
+from mailbot.models.code_index import IndexTerm
 from mailbot.models.codes import CodeEntry, CodeSetVersion
 
 _OPEN = date(9999, 12, 31).toordinal()
-FIELD_WEIGHTS = {"title": 1.0, "inclusion": 0.65, "short": 0.45}
+FIELD_WEIGHTS = {"title": 1.0, "index": 0.7, "inclusion": 0.65, "short": 0.45}
 K1, B = 1.2, 0.5
 _SPLIT = re.compile(r"[^a-z0-9]+")
+_POSSESSIVE = re.compile(r"(?<=\w)'s\b")
 
 
 @lru_cache(maxsize=200_000)
@@ -55,8 +61,14 @@ def stem(word: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """Lower-case words of ``text`` (apostrophes dropped: "Alzheimer's" -> "alzheimers")."""
-    return [w for w in _SPLIT.split(text.lower().replace("'", "").replace("\u2019", "")) if w]
+    """Lower-case words of ``text``: accents folded, possessives stripped ("Ménière's" -> "meniere")."""
+    text = text.lower()
+    if not text.isascii():
+        text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+        text = text.replace("\u2019", "'")
+    if "'" in text:
+        text = _POSSESSIVE.sub("", text).replace("'", "")
+    return [w for w in _SPLIT.split(text) if w]
 
 
 def tokens(text: str) -> list[str]:
@@ -151,6 +163,7 @@ def build(session: Session) -> CodeIndex:
             rows[-1] = row  # the latest row gives the title
         intervals.append((len(rows) - 1, row[6].toordinal(), row[7].toordinal() if row[7] else _OPEN, bool(row[4])))
     rows = [r[:6] for r in rows]
+    index_text, dashed = _index_terms(session)
     codes, systems, titles, stems, billable, meanings = [], [], [], [], [], []
     token_ids: dict[str, int] = {}
     post_tok: list[int] = []  # parallel lists: token id, document id, field weight
@@ -178,6 +191,8 @@ def build(session: Session) -> CodeIndex:
         lengths.append(max(1, len(seen)))
         extra = [(short, FIELD_WEIGHTS["short"]),
                  (" ".join(notes.get("inclusion_terms", []) + notes.get("includes", [])), FIELD_WEIGHTS["inclusion"])]
+        if system == "icd10cm" and (index_text or dashed):
+            extra.append((" ".join(_terms_for(code, index_text, dashed)), FIELD_WEIGHTS["index"]))
         for text, weight in extra:
             if text:
                 for token in tokens(text):
@@ -212,6 +227,30 @@ def build(session: Session) -> CodeIndex:
                      iv_to=iv[:, 2], iv_billable=iv[:, 3].astype(bool), system_ids=system_ids, postings=postings, idf=idf, vocab=sorted(postings),
                      by_code={c: i for i, c in enumerate(codes)}, undotted=[c.replace(".", "") for c in codes],
                      sorted_undotted=sorted((c.replace(".", ""), i) for i, c in enumerate(codes)))
+
+
+def _index_terms(session: Session) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Alphabetic Index / drug / neoplasm paths per code (when the operator imported them).
+
+    Returns (exact code -> texts, code stem of a "S52.50-" entry -> texts)."""
+    exact: dict[str, list[str]] = {}
+    dashed: dict[str, list[str]] = {}
+    for path, code, column in session.execute(select(IndexTerm.path, IndexTerm.code, IndexTerm.column)
+                                              .where(IndexTerm.code != "")):
+        text = f"{path} {column}" if column else path
+        if code.endswith("-"):
+            dashed.setdefault(code.rstrip("-").rstrip("."), []).append(text)
+        else:
+            exact.setdefault(code, []).append(text)
+    return exact, dashed
+
+
+def _terms_for(code: str, exact: dict[str, list[str]], dashed: dict[str, list[str]]) -> list[str]:
+    texts = list(exact.get(code, ()))
+    if dashed:
+        for n in range(3, len(code) + 1):  # every ancestor written with a dash ("S52.5-" covers S52.501A)
+            texts += dashed.get(code[:n].rstrip("."), ())
+    return texts[:20]
 
 
 _cache: dict[str, tuple[tuple, CodeIndex]] = {}

@@ -50,6 +50,7 @@ class Qualifiers:
     negated: bool = False
     with_: bool = False
     words_after_negation: set[str] = field(default_factory=set)
+    positive_text: str = ""  # the text without the negated words: what the codes must be about
 
 
 def fold(text: str) -> str:
@@ -81,6 +82,18 @@ def read(text: str, known=lambda w: True) -> Qualifiers:
     rewritten = " ".join(x for x in " ".join(out).split())
     q = Qualifiers(rewritten)
     ws = rewritten.split()
+    positive: list[str] = []
+    scope = 0  # words still inside a negation ("without status asthmaticus")
+    for j, w in enumerate(ws):
+        if w in NEGATIONS:
+            scope = 3
+        elif w in ("with", "and", "due") or w in SIDES or w in ENCOUNTERS:
+            scope = 0
+        elif scope:
+            scope -= 1
+            continue
+        positive.append(w)
+    q.positive_text = " ".join(positive)
     for j, w in enumerate(ws):
         if w in SIDES:
             q.sides.add(SIDES[w])
@@ -88,7 +101,7 @@ def read(text: str, known=lambda w: True) -> Qualifiers:
             q.encounter.add(w)
         if w in NEGATIONS:
             q.negated = True
-            q.words_after_negation.update(ws[j + 1 : j + 4])
+            q.words_after_negation.update(x for x in ws[j + 1 : j + 4] if x not in SIDES and x not in ENCOUNTERS)
         if w == "with":
             q.with_ = True
     for w in ws:

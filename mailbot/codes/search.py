@@ -45,6 +45,12 @@ _HISTORY_WORDS = {"history", "hx", "h/o", "past", "previous", "former", "old"}
 _NEUTRAL = {"unspecified", "nos", "site", "organism", "type", "encounter", "initial", "disease", "disorder",
             "condition", "acute", "primary", "essential", "elsewhere", "classified", "not", "specified"}
 _UNASKED = 0.98
+_NEGATIVE_TITLE = {"without", "no", "not", "uncomplicated"}
+_HEALING = {"routine", "delayed", "nonunion", "malunion", "healing"}
+
+
+def _stems(ws) -> set[str]:
+    return {stem(w) for w in ws}
 _ASKS_HEADER = {"category", "categories", "header", "headers", "subcategory", "family"}
 _QUALIFIED = {"type", "gestational", "secondary", "pregnancy", "neonatal", "induced", "due", "renovascular"}
 _SINGLE_WORD_KEYS = [k for k in SYNONYMS if " " not in k and len(k) >= 5]
@@ -97,8 +103,9 @@ def search(session: Session, query: str, system: str | None = None, limit: int =
     prefixes = [_undot(w) for w, flag in zip(parts, is_prefix) if flag]
     typed = " ".join(w for w, flag in zip(parts, is_prefix) if not flag)
     quals = qualifiers.read(typed, known=lambda w: w in index.postings or stem(w) in index.postings)
-    rest = quals.text
-    raw_words = words(rest)
+    # negated words are not what the code is about: they only steer away from "with ..." titles
+    rest = quals.positive_text if quals.positive_text.strip() else quals.text
+    raw_words = words(quals.text)
     mask = _mask(index, system, prefixes)
     mask = valid if mask is None else (mask & valid)
     concepts = _concepts(index, rest)
@@ -283,6 +290,14 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
             kind = next((k for k in qualifiers.ENCOUNTERS if k in meaning), "")
             if quals.encounter:
                 score *= 1.0 if kind in quals.encounter else 0.8
+            # a fracture not said to be open is coded closed, and healing not described is routine
+            # (ICD-10-CM guidelines I.C.19.c.1; the 7th-character defaults)
+            if "open" in meaning and "open" not in query_set:
+                score *= 0.97
+            if "healing" in meaning and "routine" not in meaning and not _HEALING & query_set:
+                score *= 0.98
+            if ("nonunion" in meaning or "malunion" in meaning) and not _HEALING & query_set:
+                score *= 0.98
             elif not index.codes[i].endswith("A"):
                 score *= 0.9  # no encounter stated: the initial encounter is the usual question
         if quals.sides:
@@ -293,11 +308,12 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
         elif sides:
             score *= 0.96  # no side stated: the unspecified side is the coding default
         if quals.negated:
-            if title_words & {"without", "no", "not"} or any(w.startswith("non") and w[3:] in quals.words_after_negation
-                                                           for w in title_words):
+            if title_words & _NEGATIVE_TITLE or any(w.startswith("non") and w[3:] in quals.words_after_negation
+                                                    for w in title_words):
                 score *= 1.1
             elif "with" in title_words:
-                score *= 0.85
+                # "asthma w/o status asthmaticus" must not answer "... with status asthmaticus"
+                score *= 0.6 if _stems(quals.words_after_negation) & _stems(title_words) else 0.85
         elif "without" in title_words and quals.with_:
             score *= 0.85
         for w in title_words:
@@ -305,7 +321,7 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
             if w.startswith("non") and w[3:] in query_set and w not in query_set:
                 score *= 0.85
         if not billable[i] and not headers_wanted:
-            score *= 0.8  # a header cannot be reported; shown only when asked for
+            score *= 0.6  # a header cannot be reported; shown only when asked for
         elif any(marker in title for marker in _DEFAULT_MARKERS) or title.endswith(" nos"):
             # a query without detail usually means the default (unspecified) code
             if not ({"unspecified"} & query_set) and not states_detail:

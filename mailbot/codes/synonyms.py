@@ -109,6 +109,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "wrist splint": ("wrist hand finger orthosis",), "ostomy bag": ("ostomy pouch",),
     "foley": ("indwelling catheter",), "catheter": ("catheter",), "hearing aid": ("hearing aid",),
     "glasses": ("spectacles lenses",), "eyeglass": ("spectacles",),
+    # anatomical position words as the tabular writes them
+    "distal": ("lower end", "distal"), "proximal": ("upper end", "proximal"), "distal radius": ("lower end radius",),
+    "distal ulna": ("lower end ulna",), "proximal humerus": ("upper end humerus",), "distal femur": ("lower end femur",),
+    "proximal tibia": ("upper end tibia",), "distal tibia": ("lower end tibia",), "hip fracture": ("fracture femur neck",),
     # brand drug names -> generic (HCPCS uses generics)
     "kenalog": ("triamcinolone acetonide",), "toradol": ("ketorolac tromethamine",),
     "rocephin": ("ceftriaxone sodium",), "depo provera": ("medroxyprogesterone acetate",),
