@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 from sqlmodel import Session
 
 from mailbot.codes import qualifiers
@@ -225,9 +226,13 @@ def _resolve(index: CodeIndex, token: str) -> list[tuple[str, float]]:
             return out[:6]
     if len(token) >= 4:
         cutoff = 80 if len(token) >= 6 else 75
-        for word, score, _ in process.extract(token, index.vocab, scorer=fuzz.ratio, limit=3, score_cutoff=cutoff):
-            if abs(len(word) - len(token)) <= 2:
-                out.append((word, 0.85 * score / 100))
+        # edit distance that counts a swapped pair as one slip ("pneumonai" -> "pneumonia", not "pneumonic")
+        found = process.extract(token, index.vocab, scorer=OSA.normalized_similarity, limit=4,
+                                score_cutoff=cutoff / 100)
+        best = found[0][1] if found else 0
+        for word, score, _ in found:
+            if abs(len(word) - len(token)) <= 2 and score >= best - 0.05:
+                out.append((word, 0.85 * score))
     return out
 
 
@@ -257,13 +262,16 @@ def _score(index: CodeIndex, concepts: list[list[_Alt]]) -> tuple[np.ndarray, np
     return total, covered
 
 
-def _title_facts(index: CodeIndex, i: int) -> tuple[str, frozenset[str], set[str]]:
+def _title_facts(index: CodeIndex, i: int) -> tuple[str, frozenset[str], set[str], frozenset[str]]:
     """Lower-case title, its word set and its sides; memoised per document (the rerank reads them often)."""
     facts = index.facts.get(i)
     if facts is None:
         title = index.titles[i].lower()
         title_words = frozenset(words(title))
-        facts = index.facts[i] = (title, title_words, qualifiers.title_sides(title_words))
+        meaning = index.meanings[i]
+        # the words before the 7th-character meaning: what the code is about (the meaning is ranked apart)
+        base = frozenset(words(title[: -len(meaning)])) if meaning and title.endswith(meaning) else title_words
+        facts = index.facts[i] = (title, title_words, qualifiers.title_sides(title_words), base)
     return facts
 
 
@@ -284,22 +292,20 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
         score = float(final[i])
         if score <= 0:
             continue
-        title, title_words, sides = _title_facts(index, i)
+        title, title_words, sides, base_words = _title_facts(index, i)
         if index.stems[i]:
             meaning = index.meanings[i]
             kind = next((k for k in qualifiers.ENCOUNTERS if k in meaning), "")
             if quals.encounter:
                 score *= 1.0 if kind in quals.encounter else 0.8
+            elif not index.codes[i].endswith("A"):
+                score *= 0.9  # no encounter stated: the initial encounter is the usual question
             # a fracture not said to be open is coded closed, and healing not described is routine
             # (ICD-10-CM guidelines I.C.19.c.1; the 7th-character defaults)
             if "open" in meaning and "open" not in query_set:
-                score *= 0.97
-            if "healing" in meaning and "routine" not in meaning and not _HEALING & query_set:
-                score *= 0.98
-            if ("nonunion" in meaning or "malunion" in meaning) and not _HEALING & query_set:
-                score *= 0.98
-            elif not index.codes[i].endswith("A"):
-                score *= 0.9  # no encounter stated: the initial encounter is the usual question
+                score *= 0.93
+            if "fracture with" in meaning and "routine" not in meaning and not _HEALING & query_set:
+                score *= 0.93
         if quals.sides:
             if sides & quals.sides:
                 score *= 1.06
@@ -336,7 +342,7 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
             score *= 1.04
         # detail the query did not ask for ("typhoid pneumonia" for "pneumonia") counts against a
         # code: the coding default is the code that adds nothing the words do not say
-        unasked = len(title_words - query_set - _NEUTRAL - STOPWORDS)
+        unasked = len(base_words - query_set - _NEUTRAL - STOPWORDS)
         score *= _UNASKED ** min(unasked, 6)
         unspecified = 0 if "unspecified" in title_words and not states_detail else 1
         extra = len(title_words - query_set)  # fewer words the query did not say = closer match
