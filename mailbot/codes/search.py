@@ -28,7 +28,7 @@ from sqlmodel import Session
 from mailbot.codes import qualifiers
 from mailbot.codes.index import CodeIndex, get_index, stem, tokens, words
 from mailbot.codes.normalize import CPT, HCPCS, ICD10CM
-from mailbot.codes.synonyms import DEFAULT_CATEGORIES, STOPWORDS, SYNONYMS
+from mailbot.codes.synonyms import ABBREVIATIONS, DEFAULT_CATEGORIES, STOPWORDS, SYNONYMS
 
 SYSTEMS = (ICD10CM, HCPCS, CPT)
 _CODE_PREFIX = re.compile(r"^(?:[a-z]\d[0-9a-z]?(?:\.[0-9a-z]{0,4})?|[a-v]\d{2,4}|\d{3,4}[0-9ftu]?)$")
@@ -52,6 +52,7 @@ _HEALING = {"routine", "delayed", "nonunion", "malunion", "healing"}
 
 def _stems(ws) -> set[str]:
     return {stem(w) for w in ws}
+_MAX_EXPANSIONS = 4
 _ASKS_HEADER = {"category", "categories", "header", "headers", "subcategory", "family"}
 _QUALIFIED = {"type", "gestational", "secondary", "pregnancy", "neonatal", "induced", "due", "renovascular"}
 _SINGLE_WORD_KEYS = [k for k in SYNONYMS if " " not in k and len(k) >= 5]
@@ -190,7 +191,14 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
             if word in STOPWORDS or (len(word) == 1 and not word.isdigit()):
                 continue
             alternatives = [word]
-            if len(word) >= 5 and stem(word) not in index.postings:
+            if word not in index.postings and stem(word) not in index.postings and word in ABBREVIATIONS:
+                # a coder's abbreviation the code sets never spell out ("pud", "cabg"): its expansions
+                # whose words the code sets use
+                expansions = [e for e in ABBREVIATIONS[word]
+                              if all(t in index.postings for t in tokens(e))][:_MAX_EXPANSIONS]
+                # the expansions replace the typed letters (which would only match as a word prefix)
+                alternatives = expansions or alternatives
+            elif len(word) >= 5 and stem(word) not in index.postings:
                 # a misspelt lay word ("colarbone") still reaches its synonyms
                 near = process.extractOne(word, _SINGLE_WORD_KEYS, scorer=fuzz.ratio, score_cutoff=85)
                 if near:
