@@ -1,35 +1,37 @@
-"""Search benchmark: our code search vs two baselines on lay/paraphrased queries.
+"""Search benchmark: our code search beside SQLite FTS5 and rapidfuzz, per query style.
 
-    .venv/bin/python bench/search.py [--database URL] [--queries bench/search_queries.csv]
+    .venv/bin/python bench/search.py [--database URL] [--no-rapidfuzz]
 
-Imports every shipped code set into a fresh database (timed: that is the
-"full import" figure), then runs each query of ``search_queries.csv``
-(written before the engine, from how coders and patients talk; expected
-codes were not copied from descriptors) through:
+Imports every shipped code set into a fresh database (timed: the "full
+import" figure), checks that every expected answer exists in the shipped
+data (else it stops), then runs every query through:
 
-- ``ours``: :func:`mailbot.codes.search.search`;
-- ``ours_no_synonyms``: the same engine with the synonym table emptied (shows
-  how much the hand-written table contributes -- it was written by the same
-  person as the queries, so read the gap with that in mind);
+- ``ours``: :func:`mailbot.codes.search.search` over the full index;
 - ``fts5_bm25``: SQLite FTS5, bm25 over the descriptors of the same codes,
   query words OR-ed (AND finds nothing for most lay queries);
-- ``rapidfuzz_token_set``: rapidfuzz ``token_set_ratio`` of the query against
-  every descriptor.
+- ``rapidfuzz_token_set``: rapidfuzz ``token_set_ratio`` against every
+  descriptor (slow; ``--no-rapidfuzz`` skips it).
 
-A second set, ``search_queries_holdout.csv``, was written after the engine
-existed and is reported separately; it was run once and never used to
-change the engine or the synonym table.
+Query sets: ``search_queries.csv`` and ``search_queries_holdout.csv`` were
+written by hand (lay words, abbreviations, drugs);
+``search_queries_generated.csv`` is written from the shipped data by
+``bench/search_cases.py`` (formal titles, coders' shorthand, typos,
+laterality / encounter detail, HCPCS descriptors) before tuning.  Each query
+has a style; about 30% of all queries, chosen by a hash of the query text
+(:func:`is_holdout`), form the hold-out part: it is scored but its misses
+are never printed or written, so tuning cannot look at them.
 
-An expected entry ending in ``*`` accepts any code under that prefix (used
-where a lay query cannot say more, e.g. "broken ankle").  Prints recall@1,
-recall@10, MRR and latency p50/p95 per engine and ratios against the
-baselines; writes ``bench/results/search.json``.
+An expected entry ending in ``*`` accepts any code under that prefix.
+Prints recall@1 / @10 and p95 latency per part and style for each engine;
+writes ``bench/results/search.json`` (tuning misses only).
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
+import hashlib
 import json
 import sqlite3
 import statistics
@@ -50,49 +52,91 @@ from mailbot.codes.importers import import_sets  # noqa: E402
 from mailbot.db import Database  # noqa: E402
 
 
-def load_queries(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [{"query": r["query"], "expected": r["expected"].split("|"), "system": r["system"]}
-                for r in csv.DictReader(fh)]
+STYLES = ("formal", "abbrev", "lay", "typo", "detail", "hcpcs")
+HOLDOUT_SHARE = 3  # of 10: queries whose hash lands here are the hold-out part
+# the hand-written sets' "note" column -> style (their HCPCS rows are the hcpcs style)
+_NOTE_STYLE = {"abbrev": "abbrev", "coder": "abbrev", "drug": "hcpcs"}
+
+
+def style_of(row: dict) -> str:
+    if row.get("style"):
+        return row["style"]
+    if row["system"] == "hcpcs":
+        return "hcpcs"
+    return _NOTE_STYLE.get(row.get("note", "").split(" ")[0], "lay")
+
+
+def is_holdout(query: str) -> bool:
+    """About 30% of the queries, fixed by a hash of the text (not by file or order)."""
+    key = " ".join(query.lower().split()).encode()
+    return int(hashlib.sha1(key).hexdigest()[:8], 16) % 10 < HOLDOUT_SHARE
+
+
+def load_queries(paths: list[Path]) -> list[dict]:
+    out = []
+    for path in paths:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                out.append({"query": r["query"], "expected": r["expected"].split("|"), "system": r["system"],
+                            "style": style_of(r), "holdout": is_holdout(r["query"])})
+    return out
+
+
+QUERY_FILES = ("search_queries.csv", "search_queries_holdout.csv", "search_queries_generated.csv")
 
 
 def matches(code: str, expected: list[str]) -> bool:
     return any(code.startswith(e[:-1]) if e.endswith("*") else code == e for e in expected)
 
 
-def evaluate(name: str, run, queries: list[dict]) -> dict:
+def evaluate(name: str, run, queries: list[dict], keep_misses: bool = True) -> dict:
     ranks, latencies, misses = [], [], []
     for q in queries:
         start = time.perf_counter()
-        codes = run(q["query"])
+        codes = run(q)
         latencies.append((time.perf_counter() - start) * 1000)
         rank = next((i + 1 for i, c in enumerate(codes[:10]) if matches(c, q["expected"])), None)
         ranks.append(rank)
-        if rank is None:
-            misses.append({"query": q["query"], "expected": q["expected"], "got": codes[:3]})
-    n = len(queries)
-    lat = sorted(latencies)
+        q.setdefault("ranks", {})[name] = rank
+        q.setdefault("ms", {})[name] = latencies[-1]
+        if rank != 1 and keep_misses:
+            misses.append({"query": q["query"], "style": q["style"], "expected": q["expected"][:4],
+                           "rank": rank, "got": codes[:3]})
+    return summary(name, ranks, latencies) | ({"misses": misses} if keep_misses else {})
+
+
+def summary(name: str, ranks: list, latencies: list) -> dict:
+    n = len(ranks) or 1
+    lat = sorted(latencies) or [0.0]
     return {
         "engine": name,
-        "queries": n,
+        "queries": len(ranks),
         "recall@1": round(sum(r == 1 for r in ranks) / n, 3),
         "recall@10": round(sum(r is not None for r in ranks) / n, 3),
         "mrr": round(sum(1 / r for r in ranks if r) / n, 3),
         "latency_ms_p50": round(statistics.median(lat), 2),
-        "latency_ms_p95": round(lat[int(0.95 * (n - 1))], 2),
-        "misses": misses,
+        "latency_ms_p95": round(lat[int(0.95 * (len(lat) - 1))], 2),
     }
+
+
+def by_style(queries: list[dict], engines: list[str]) -> dict:
+    table = {}
+    for part in ("tuning", "holdout"):
+        for style in (*STYLES, "all"):
+            qs = [q for q in queries if (q["holdout"] == (part == "holdout")) and style in (q["style"], "all")]
+            table[f"{part}/{style}"] = {e: summary(e, [q["ranks"][e] for q in qs], [q["ms"][e] for q in qs])
+                                        for e in engines if qs and e in qs[0]["ranks"]}
+    return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", help="database URL (default: a fresh SQLite file)")
-    parser.add_argument("--queries", default=str(ROOT / "bench" / "search_queries.csv"))
-    parser.add_argument("--holdout", default=str(ROOT / "bench" / "search_queries_holdout.csv"),
-                        help="second query set written after the engine and never used to tune it")
+    parser.add_argument("--queries", nargs="*", default=[str(ROOT / "bench" / name) for name in QUERY_FILES])
+    parser.add_argument("--no-rapidfuzz", action="store_true", help="skip the slow rapidfuzz baseline")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
     args = parser.parse_args()
-    queries = load_queries(Path(args.queries))
+    queries = load_queries([Path(p) for p in args.queries])
 
     tmp = tempfile.TemporaryDirectory()
     db = Database(args.database or f"sqlite:///{tmp.name}/bench.db")
@@ -106,74 +150,79 @@ def main() -> None:
         start = time.perf_counter()
         idx = index_mod.get_index(session)
         build_seconds = time.perf_counter() - start
+        known = sorted(idx.codes)
 
-        def ours(q: str) -> list[str]:
-            return [h.code for h in search_mod.search(session, q, limit=10)]
+        def exists(e: str) -> bool:
+            if not e.endswith("*"):
+                return e in idx.by_code
+            i = bisect.bisect_left(known, e[:-1])
+            return i < len(known) and known[i].startswith(e[:-1])
+
+        # a hand-written answer may list codes the shipped data lacks (CPT, ended
+        # HCPCS); they are dropped, and a query with no answer left stops the run
+        dropped = [f"{q['query']!r}: {e}" for q in queries for e in q["expected"] if not exists(e)]
+        for q in queries:
+            q["expected"] = [e for e in q["expected"] if exists(e)]
+        bad = [q["query"] for q in queries if not q["expected"]]
+        if bad:
+            sys.exit("queries without any expected code in the shipped data:\n" + "\n".join(bad))
+
+        def ours(q: dict) -> list[str]:
+            return [h.code for h in search_mod.search(session, q["query"], limit=10)]
 
         fts = sqlite3.connect(":memory:")
         fts.execute("CREATE VIRTUAL TABLE doc USING fts5(code UNINDEXED, title)")
         fts.executemany("INSERT INTO doc VALUES (?, ?)", list(zip(idx.codes, idx.titles)))
 
-        def fts5(q: str) -> list[str]:
-            terms = index_mod.words(q)
+        def fts5(q: dict) -> list[str]:
+            terms = index_mod.words(q["query"])
             if not terms:
                 return []
             match = " OR ".join(f'"{t}"' for t in terms)
             return [r[0] for r in fts.execute("SELECT code FROM doc WHERE doc MATCH ? ORDER BY bm25(doc) LIMIT 10",
                                               (match,))]
 
-        def fuzzy(q: str) -> list[str]:
-            return [idx.codes[i] for _t, _s, i in process.extract(q, idx.titles, scorer=fuzz.token_set_ratio,
+        def fuzzy(q: dict) -> list[str]:
+            return [idx.codes[i] for _t, _s, i in process.extract(q["query"], idx.titles, scorer=fuzz.token_set_ratio,
                                                                  limit=10)]
 
-        def run_all(qs: list[dict]) -> list[dict]:
-            out = [evaluate("ours", ours, qs)]
-            saved = (search_mod.SYNONYMS, search_mod._SINGLE_WORD_KEYS, search_mod.DEFAULT_CATEGORIES)
-            search_mod.SYNONYMS, search_mod._SINGLE_WORD_KEYS, search_mod.DEFAULT_CATEGORIES = {}, [], {}
-            try:
-                out.append(evaluate("ours_no_synonyms", ours, qs))
-            finally:
-                search_mod.SYNONYMS, search_mod._SINGLE_WORD_KEYS, search_mod.DEFAULT_CATEGORIES = saved
-            out.append(evaluate("fts5_bm25", fts5, qs))
-            out.append(evaluate("rapidfuzz_token_set", fuzzy, qs))
-            return out
+        engines = [("ours", ours), ("fts5_bm25", fts5)] + ([] if args.no_rapidfuzz else [("rapidfuzz_token_set",
+                                                                                           fuzzy)])
+        tuning = [q for q in queries if not q["holdout"]]
+        holdout = [q for q in queries if q["holdout"]]
+        overall = []
+        for name, run in engines:
+            overall.append(evaluate(name, run, tuning))
+            # the hold-out part is scored but its misses are never written or printed
+            evaluate(name, run, holdout, keep_misses=False)
+        table = by_style(queries, [name for name, _ in engines])
 
-        engines = run_all(queries)
-        holdout_path = Path(args.holdout)
-        holdout = run_all(load_queries(holdout_path)) if holdout_path.exists() else []
-
-    ours_r = engines[0]
     report = {
         "database": db.dialect,
         "queries": len(queries),
+        "tuning_queries": len(tuning),
+        "holdout_queries": len(holdout),
         "full_import_seconds": round(import_seconds, 1),
         "imported_rows": rows,
         "index_build_seconds": round(build_seconds, 2),
         "indexed_codes": idx.size,
-        "engines": engines,
-        "holdout": {"queries": holdout[0]["queries"] if holdout else 0, "engines": holdout},
-        "ratios": {
-            f"ours/{e['engine']}": {k: round(ours_r[k] / e[k], 2) if e[k] else None
-                                    for k in ("recall@1", "recall@10", "mrr")}
-            for e in engines[1:]
-        },
+        "by_style": table,
+        "answers_dropped_not_in_data": dropped,
+        "misses_tuning": overall[0]["misses"],
     }
     print(f"full import: {import_seconds:.1f}s ({rows} rows, {db.dialect}); index build {build_seconds:.2f}s "
-          f"over {idx.size} codes; {len(queries)} queries")
-    print(f"{'engine':24} {'R@1':>6} {'R@10':>6} {'MRR':>6} {'p50 ms':>8} {'p95 ms':>8}")
-    for e in engines:
-        print(f"{e['engine']:24} {e['recall@1']:6.3f} {e['recall@10']:6.3f} {e['mrr']:6.3f} "
-              f"{e['latency_ms_p50']:8.2f} {e['latency_ms_p95']:8.2f}")
-    if holdout:
-        print(f"hold-out set ({holdout[0]['queries']} queries, written after the engine, not used for tuning):")
-        for e in holdout:
-            print(f"{e['engine']:24} {e['recall@1']:6.3f} {e['recall@10']:6.3f} {e['mrr']:6.3f} "
-                  f"{e['latency_ms_p50']:8.2f} {e['latency_ms_p95']:8.2f}")
-    for name, ratio in report["ratios"].items():
-        print(f"{name:36} R@1 x{ratio['recall@1']}  R@10 x{ratio['recall@10']}  MRR x{ratio['mrr']}")
+          f"over {idx.size} codes; {len(queries)} queries ({len(tuning)} tuning, {len(holdout)} hold-out)")
+    print(f"{'part/style':16} {'n':>4} " + " ".join(f"{name[:10]:>10} R@1 R@10 p95ms" for name, _ in engines))
+    for key, row in table.items():
+        if not row:
+            continue
+        n = next(iter(row.values()))["queries"]
+        cells = " ".join(f"{'':>10} {r['recall@1']:.2f} {r['recall@10']:.2f} {r['latency_ms_p95']:5.1f}"
+                         for r in row.values())
+        print(f"{key:16} {n:4} {cells}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"misses (ours): {len(ours_r['misses'])}; written {args.out}")
+    print(f"tuning misses (ours, rank != 1): {len(overall[0]['misses'])}; written {args.out}")
     db.dispose()
 
 

@@ -1,6 +1,6 @@
 """`mailbot codes ...`: import the code sets, look up, search, check, list versions.
 
-    mailbot codes import [--source DIR] [--ncci FILE]... [--mue FILE]... [--cpt FILE]
+    mailbot codes import [--source DIR] [--ncci FILE]... [--mue FILE]... [--cpt FILE] [--index FILE]...
     mailbot codes lookup E11.22 j1030 99213-25 [--date 2026-10-01] [--json]
     mailbot codes search "sugar diabetes with kidney disease" [--system icd10cm] [--limit 10] [--json]
     mailbot codes check 20610 99213-25 [--date ...] [--setting practitioner|hospital] [--json]
@@ -77,6 +77,7 @@ def import_(
     mue: list[Path] = typer.Option([], "--mue", help="MUE table (CMS CSV); repeatable."),
     cpt: Path = typer.Option(None, "--cpt", help="Licensed CPT file: CODE<TAB>DESCRIPTOR or CODE,DESCRIPTOR."),
     setting: str = typer.Option(None, "--ncci-setting", help="practitioner|hospital when file names do not say."),
+    index: list[Path] = typer.Option([], "--index", help="CMS icd10cm_index/_drug/_neoplasm_YYYY.xml; repeatable."),
     config: str | None = ConfigOption,
 ) -> None:
     """Import the shipped code sets and any operator files (idempotent)."""
@@ -101,7 +102,7 @@ def import_(
 
         try:
             results = import_sets(ctx.db, source=Path(source), ncci=ncci, mue=mue, cpt=cpt,
-                                  ncci_setting=setting, progress=report)
+                                  ncci_setting=setting, progress=report, index=index)
         except CodeImportError as exc:
             progress.stop()
             _fail(f"{exc} (nothing of that code set was imported)")

@@ -1,12 +1,15 @@
 """The in-process search index over the imported code sets.
 
-Built once per database from the code rows current today, cached, and
-rebuilt when a new code-set version is imported (the cache key includes the
+Built once per database, cached, and rebuilt when a new code-set version
+is imported (the cache key includes the
 version rows' ids).  Ranking is one Python implementation, so SQLite and
 PostgreSQL give the same answers.
 
-Each document is a code: its title, inclusion terms and Includes notes and
-(HCPCS) short descriptor, tokenised and lightly stemmed.  A token's postings
+Each document is a code: its title, inclusion terms and Includes notes,
+Alphabetic Index / drug / neoplasm table paths (when imported) and (HCPCS)
+short descriptor, tokenised and lightly stemmed.  Every code that has any
+row is indexed once, with its latest title; which codes are valid on a date
+of service is decided at query time from the rows' validity intervals.  A token's postings
 are a pair of numpy arrays (document ids, BM25-style weights); a query is
 scored by adding, per query concept, the best of its alternative phrasings.
 """
@@ -18,6 +21,7 @@ import math
 import re
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -27,11 +31,14 @@ from sqlalchemy import Text, cast, func, or_, select
 from sqlmodel import Session
 
 from mailbot.codes.synonyms import STOPWORDS
+from mailbot.models.code_index import IndexTerm
 from mailbot.models.codes import CodeEntry, CodeSetVersion
 
-FIELD_WEIGHTS = {"title": 1.0, "inclusion": 0.65, "short": 0.45}
+_OPEN = date(9999, 12, 31).toordinal()
+FIELD_WEIGHTS = {"title": 1.0, "index": 0.7, "inclusion": 0.65, "short": 0.45}
 K1, B = 1.2, 0.5
 _SPLIT = re.compile(r"[^a-z0-9]+")
+_POSSESSIVE = re.compile(r"(?<=\w)'s\b")
 
 
 @lru_cache(maxsize=200_000)
@@ -54,8 +61,14 @@ def stem(word: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """Lower-case words of ``text`` (apostrophes dropped: "Alzheimer's" -> "alzheimers")."""
-    return [w for w in _SPLIT.split(text.lower().replace("'", "").replace("\u2019", "")) if w]
+    """Lower-case words of ``text``: accents folded, possessives stripped ("Ménière's" -> "meniere")."""
+    text = text.lower()
+    if not text.isascii():
+        text = "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+        text = text.replace("\u2019", "'")
+    if "'" in text:
+        text = _POSSESSIVE.sub("", text).replace("'", "")
+    return [w for w in _SPLIT.split(text) if w]
 
 
 def tokens(text: str) -> list[str]:
@@ -84,6 +97,14 @@ class CodeIndex:
     postings: dict[str, Postings]
     idf: dict[str, float]
     vocab: list[str]  # sorted, for prefix and typo matching
+    meanings: list[str] = field(default_factory=list)  # 7th-character meaning, lower case, else ""
+    # one entry per code_entry row: which document, valid from / to (date ordinals), billable then
+    iv_doc: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    iv_from: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    iv_to: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    iv_billable: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    _on_cache: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)  # search's per-document memo (title words, sides)
     by_code: dict[str, int] = field(default_factory=dict)
     undotted: list[str] = field(default_factory=list)
 
@@ -92,6 +113,21 @@ class CodeIndex:
     @property
     def size(self) -> int:
         return len(self.codes)
+
+    def valid_on(self, on: date) -> tuple[np.ndarray, np.ndarray]:
+        """(valid, billable) boolean arrays over the documents for a date of service."""
+        key = on.toordinal()
+        cached = self._on_cache.get(key)
+        if cached is None:
+            live = (self.iv_from <= key) & (self.iv_to >= key)
+            valid = np.zeros(self.size, dtype=bool)
+            valid[self.iv_doc[live]] = True
+            billable = np.zeros(self.size, dtype=bool)
+            billable[self.iv_doc[live & self.iv_billable]] = True
+            if len(self._on_cache) > 32:
+                self._on_cache.clear()
+            cached = self._on_cache[key] = (valid, billable)
+        return cached
 
     def with_prefix(self, prefix: str) -> list[int]:
         """Document ids whose undotted code starts with ``prefix`` (upper case)."""
@@ -106,17 +142,29 @@ class CodeIndex:
         return out
 
 
-def build(session: Session, on: date | None = None) -> CodeIndex:
-    """Index every code (not modifiers) valid on ``on`` (today by default)."""
-    on = on or date.today()
-    rows = session.execute(
+def build(session: Session) -> CodeIndex:
+    """Index every code (not modifiers) that has any row, with its latest title.
+
+    Which codes are valid on a date is decided at query time
+    (:meth:`CodeIndex.valid_on`) from every row's validity interval, so one
+    index serves any date of service once history rows exist."""
+    all_rows = session.execute(
         select(CodeEntry.system, CodeEntry.code, CodeEntry.title, CodeEntry.short_title, CodeEntry.billable,
-               cast(CodeEntry.notes, Text))
-        .where(CodeEntry.system.in_(("icd10cm", "hcpcs", "cpt")), CodeEntry.valid_from <= on,
-               or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= on))
-        .order_by(CodeEntry.system, CodeEntry.code)
+               cast(CodeEntry.notes, Text), CodeEntry.valid_from, CodeEntry.valid_to)
+        .where(CodeEntry.system.in_(("icd10cm", "hcpcs", "cpt")))
+        .order_by(CodeEntry.system, CodeEntry.code, CodeEntry.valid_from)
     ).all()
-    codes, systems, titles, stems, billable = [], [], [], [], []
+    rows = []
+    intervals: list[tuple[int, int, int, bool]] = []  # doc, from, to (ordinals, inclusive), billable
+    for row in all_rows:
+        if not rows or rows[-1][:2] != row[:2]:
+            rows.append(row)
+        else:
+            rows[-1] = row  # the latest row gives the title
+        intervals.append((len(rows) - 1, row[6].toordinal(), row[7].toordinal() if row[7] else _OPEN, bool(row[4])))
+    rows = [r[:6] for r in rows]
+    index_text, dashed = _index_terms(session)
+    codes, systems, titles, stems, billable, meanings = [], [], [], [], [], []
     token_ids: dict[str, int] = {}
     post_tok: list[int] = []  # parallel lists: token id, document id, field weight
     post_doc: list[int] = []
@@ -133,6 +181,7 @@ def build(session: Session, on: date | None = None) -> CodeIndex:
         billable.append(bool(is_billable))
         seventh = notes.get("seventh_character")
         stems.append(code[:-1] if seventh else "")
+        meanings.append(seventh["meaning"].lower() if seventh else "")
         if seventh and title.endswith(", " + seventh["meaning"]):
             # "<stem title>, <7th character meaning>": both parts repeat thousands of times
             title_tokens = _cached_tokens(title[: -len(seventh["meaning"]) - 2]) + _cached_tokens(seventh["meaning"])
@@ -142,6 +191,8 @@ def build(session: Session, on: date | None = None) -> CodeIndex:
         lengths.append(max(1, len(seen)))
         extra = [(short, FIELD_WEIGHTS["short"]),
                  (" ".join(notes.get("inclusion_terms", []) + notes.get("includes", [])), FIELD_WEIGHTS["inclusion"])]
+        if system == "icd10cm" and (index_text or dashed):
+            extra.append((" ".join(_terms_for(code, index_text, dashed)), FIELD_WEIGHTS["index"]))
         for text, weight in extra:
             if text:
                 for token in tokens(text):
@@ -170,10 +221,36 @@ def build(session: Session, on: date | None = None) -> CodeIndex:
         postings[token] = Postings(docs[lo:hi], weights[lo:hi])
         idf[token] = math.log(1 + (n - (hi - lo) + 0.5) / ((hi - lo) + 0.5))
     system_ids = {s: np.array([i for i, x in enumerate(systems) if x == s], dtype=np.int32) for s in set(systems)}
+    iv = np.array(intervals, dtype=np.int64).reshape(-1, 4)
     return CodeIndex(codes=codes, systems=systems, titles=titles, billable=np.array(billable, dtype=bool),
-                     stems=stems, system_ids=system_ids, postings=postings, idf=idf, vocab=sorted(postings),
+                     stems=stems, meanings=meanings, iv_doc=iv[:, 0].astype(np.int32), iv_from=iv[:, 1],
+                     iv_to=iv[:, 2], iv_billable=iv[:, 3].astype(bool), system_ids=system_ids, postings=postings, idf=idf, vocab=sorted(postings),
                      by_code={c: i for i, c in enumerate(codes)}, undotted=[c.replace(".", "") for c in codes],
                      sorted_undotted=sorted((c.replace(".", ""), i) for i, c in enumerate(codes)))
+
+
+def _index_terms(session: Session) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Alphabetic Index / drug / neoplasm paths per code (when the operator imported them).
+
+    Returns (exact code -> texts, code stem of a "S52.50-" entry -> texts)."""
+    exact: dict[str, list[str]] = {}
+    dashed: dict[str, list[str]] = {}
+    for path, code, column in session.execute(select(IndexTerm.path, IndexTerm.code, IndexTerm.column)
+                                              .where(IndexTerm.code != "")):
+        text = f"{path} {column}" if column else path
+        if code.endswith("-"):
+            dashed.setdefault(code.rstrip("-").rstrip("."), []).append(text)
+        else:
+            exact.setdefault(code, []).append(text)
+    return exact, dashed
+
+
+def _terms_for(code: str, exact: dict[str, list[str]], dashed: dict[str, list[str]]) -> list[str]:
+    texts = list(exact.get(code, ()))
+    if dashed:
+        for n in range(3, len(code) + 1):  # every ancestor written with a dash ("S52.5-" covers S52.501A)
+            texts += dashed.get(code[:n].rstrip("."), ())
+    return texts[:20]
 
 
 _cache: dict[str, tuple[tuple, CodeIndex]] = {}
@@ -185,7 +262,7 @@ def generation(session: Session) -> tuple:
     """Changes whenever code-set versions are imported or replaced."""
     row = session.execute(select(func.count(CodeSetVersion.id), func.max(CodeSetVersion.id),
                                  func.sum(CodeSetVersion.row_count))).one()
-    return tuple(row) + (date.today(),)
+    return tuple(row)
 
 
 GENERATION_TTL = 2.0  # seconds between checks that the code sets did not change

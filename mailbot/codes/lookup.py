@@ -21,7 +21,7 @@ from mailbot.codes.dxedits import dx_facts
 from mailbot.codes.history import status_on, when_text
 from mailbot.codes.knowledge import Knowledge, Row, get_knowledge
 from mailbot.codes.modifiers import explain
-from mailbot.codes.normalize import CPT, HCPCS, ICD10CM, MODIFIER, candidates, split_modifier
+from mailbot.codes.normalize import CPT, HCPCS, ICD10CM, MODIFIER, candidates, digit_slips, split_modifier
 from mailbot.models.codes import CodeEntry, MueLimit, NcciEdit, RvuEntry
 
 LICENCE_NOTE = ("CPT descriptors are copyrighted by the AMA and are not shipped; import a licensed CPT file "
@@ -107,8 +107,19 @@ def _card(session: Session, knowledge: Knowledge, raw: str, on: date) -> CodeCar
     system, code = readings[0]
     card = CodeCard(input=raw, code=code, system=system, found=False, date=on.isoformat(), status="unknown",
                     message=f"{code} is not in the imported {catalogue.label(system)} code set")
-    card.suggestions = _suggestions(session, system, split_modifier(code)[0] if system != ICD10CM else code, on)
+    card.suggestions = (_did_you_mean(session, knowledge, raw, on)
+                        or _suggestions(session, system, split_modifier(code)[0] if system != ICD10CM else code, on))
     return card
+
+
+def _did_you_mean(session: Session, knowledge: Knowledge, raw: str, on: date) -> list[dict[str, Any]]:
+    """A code the input becomes when letters that look like digits are read as digits ("J103O" -> J1030)."""
+    out = []
+    for system, code in digit_slips(raw):
+        card = _card_for(session, knowledge, raw, system, code, on)
+        if card.found:
+            out.append({"code": card.code, "system": system, "title": card.title, "did_you_mean": True})
+    return out[:3]
 
 
 def _card_for(session: Session, knowledge: Knowledge, raw: str, system: str, code: str, on: date) -> CodeCard:

@@ -86,6 +86,27 @@ def candidates(text: str) -> list[tuple[str, str]]:
     return out
 
 
+# Letters typed where a digit belongs: O for 0, I / L for 1, S for 5, B for 8, Z for 2.
+_DIGIT_SLIPS = str.maketrans({"O": "0", "I": "1", "L": "1", "S": "5", "B": "8", "Z": "2"})
+
+
+def digit_slips(text: str) -> list[tuple[str, str]]:
+    """Readings of ``text`` with letters that look like digits read as digits, for "did you mean".
+
+    ``J103O`` (letter O) -> ``[("hcpcs", "J1030"), ...]``; the first character
+    (the code's letter) is kept.  Empty when nothing changes."""
+    s = _squash(text or "").replace(" ", "")
+    if len(s) < 4:
+        return []
+    fixed = s[0] + s[1:].translate(_DIGIT_SLIPS)
+    if fixed == s:
+        return []
+    # an ICD-10-CM code keeps letters after its 3rd character (S52.521A, E11.A), so those stay
+    icd = s[0] + s[1:3].translate(_DIGIT_SLIPS) + s[3:]
+    readings = candidates(fixed) + ([r for r in candidates(icd) if r[0] == ICD10CM] if icd != s else [])
+    return list(dict.fromkeys(r for r in readings if r not in candidates(s)))
+
+
 def normalize(text: str) -> tuple[str, str] | None:
     """``(system_guess, canonical_code)`` for a typed code, or None if it is not code-shaped."""
     found = candidates(text)

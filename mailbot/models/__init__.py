@@ -34,3 +34,4 @@ from mailbot.models.people import Reviewer, ReviewerRole  # noqa: F401
 from mailbot.models import codes as _codes  # noqa: F401,E402
 from mailbot.models import jobs as _jobs  # noqa: F401,E402
 from mailbot.models import imap as _imap  # noqa: F401,E402
+from mailbot.models import code_index as _code_index  # noqa: F401,E402

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from mailbot.commands import Command
-from mailbot.commands.arguments import CommandError, parse_date, read_codes, read_words
+from mailbot.commands.arguments import CommandError, parse_date, read_codes, read_search, read_words
 
 
 def codes(argument: str, body: str = "", max_codes: int = 20):
@@ -58,9 +58,18 @@ def test_an_impossible_date_is_an_error():
 def test_search_words_come_from_the_line_or_the_body_and_are_limited():
     assert read_words(Command("SEARCH", "renal  cryoablation"), max_words=5, verb_examples=[]) == "renal cryoablation"
     assert read_words(Command("SEARCH", "", body="\nknee injection\nthanks"), max_words=5, verb_examples=[]) == "knee injection"
-    with pytest.raises(CommandError) as err:
-        read_words(Command("SEARCH", "a b c d e f"), max_words=5, verb_examples=[])
-    assert "6 words" in err.value.problem
+    # too many words are trimmed, filler first, not refused (issue 15)
+    request = read_search(Command("SEARCH", "please the code for left knee pain with swelling today"), max_words=5,
+                          verb_examples=[])
+    assert request.query == "left knee pain with swelling" and request.left_out == ["please", "the", "code", "for",
+                                                                                    "today"]
+    # "Subject: SEARCH" with the query (or "SEARCH query") in the body never searches the word SEARCH
+    assert read_words(Command("SEARCH", "", body="SEARCH knee injection\nthanks"), max_words=5,
+                      verb_examples=[]) == "knee injection"
+    assert read_words(Command("SEARCH", "", body="search: knee injection"), max_words=5,
+                      verb_examples=[]) == "knee injection"
+    dated = read_search(Command("SEARCH", "low back pain on 2021-06-01"), max_words=5, verb_examples=[])
+    assert dated.query == "low back pain" and dated.on == date(2021, 6, 1)
     with pytest.raises(CommandError):
         read_words(Command("SEARCH", ""), max_words=5, verb_examples=[])
 

@@ -132,12 +132,12 @@ def test_a_malformed_lookup_gets_a_helpful_reply(service, db):
     assert reply.message["X-Mailbot-Kind"] == "command-error"
 
 
-def test_too_many_words_in_a_search_are_refused_with_the_limit(service, db):
-    words = " ".join(f"word{i}" for i in range(13))
-    message_id = service.send(f"SEARCH {words}", "")
+def test_a_13_word_search_is_trimmed_to_its_meaningful_words_not_refused(service, db):
+    message_id = service.send("SEARCH please i need the code for type 2 diabetes with chronic kidney disease", "")
     [reply] = service.replies_to(message_id)
     text, _ = bodies(reply.message)
-    assert "13 words" in text and "at most 12" in text
+    assert "more than 12 words" in text and "left out: please, i, need, the, code" in text
+    assert 'matches for "type 2 diabetes with chronic kidney disease"' in text and "E11.22" in text
 
 
 def test_auto_replies_get_no_answer(service, db):

@@ -10,6 +10,7 @@
   :mod:`.hcpcs_quarterly` (HCPCS quarters through April 2026), :mod:`.ncci_shipped`
   (hospital outpatient PTP), :mod:`.code_flags` (add-on codes, ICD-10-CM edit
   flags, CC/MCC, HCC V28)
+- :mod:`.icd10cm_index`: the CMS Alphabetic Index, drug and neoplasm table XML (operator files)
 
 :func:`import_sets` is what ``mailbot codes import`` runs; :func:`ensure_loaded`
 is what ``serve`` runs (a single query when everything is there already).
@@ -72,7 +73,8 @@ def _timed(fn: Callable[[], ImportResult | list[ImportResult]]) -> list[ImportRe
 
 def import_sets(db: Database, *, source: Path | None = None, kinds: Sequence[str] = SHIPPED_KINDS,
                 ncci: Sequence[Path] = (), mue: Sequence[Path] = (), cpt: Path | None = None,
-                ncci_setting: str | None = None, progress: Progress | None = None) -> list[ImportResult]:
+                ncci_setting: str | None = None, progress: Progress | None = None,
+                index: Sequence[Path] = ()) -> list[ImportResult]:
     """Import the chosen shipped sets from ``source`` plus operator files.
 
     Each code set (and each operator file) is its own transaction: a bad file
@@ -83,7 +85,7 @@ def import_sets(db: Database, *, source: Path | None = None, kinds: Sequence[str
     from mailbot.codes.importers import mue as mue_mod, ncci as ncci_mod
 
     results: list[ImportResult] = []
-    for path in [*ncci, *mue, *([cpt] if cpt else [])]:
+    for path in [*ncci, *mue, *([cpt] if cpt else []), *index]:
         if not Path(path).is_file():
             raise CodeImportError(f"{path}: no such file")
     if source is not None and kinds:
@@ -116,6 +118,11 @@ def import_sets(db: Database, *, source: Path | None = None, kinds: Sequence[str
     if cpt:
         with db.session() as session:
             results += _timed(lambda: cpt_mod.import_cpt(session, Path(cpt), progress=progress))
+    if index:
+        from mailbot.codes.importers import icd10cm_index
+
+        with db.session() as session:  # the three files are one set: one transaction
+            results += _timed(lambda: icd10cm_index.import_index(session, [Path(p) for p in index], progress))
     if any(not r.skipped for r in results):
         from mailbot.codes import index, knowledge
 

@@ -1,0 +1,120 @@
+"""What a query says beyond its topic: shorthand, side, encounter, negation.
+
+:func:`read` rewrites the shorthand coders type into the words the code
+sets use ("lt distal radius fx init closed" -> "left distal radius fracture
+initial encounter closed") and notes the qualifiers the ranking must honour:
+the side (left / right / bilateral -> the laterality digit), the encounter
+(initial / subsequent / sequela -> the 7th character), negation ("without",
+"w/o", "no", "not", "non-") and whether "with" was said.
+
+Everything here is a table: add a row, not a branch.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+# Written forms with punctuation, replaced before the text is split into words.
+PUNCTUATED = [
+    (r"\bw/o\b", " without "), (r"\bw/\s*", " with "), (r"\bb/l\b", " bilateral "), (r"\bd/o\b", " disorder "),
+    (r"\bh/o\b", " history of "), (r"\bs/p\b", " status post "), (r"\bn/v\b", " nausea vomiting "),
+    (r"\bc/o\b", " complaint of "), (r"\bf/u\b", " follow up "), (r"\bx-?ray\b", " radiograph "),
+]
+# Single shorthand words -> the code sets' words (coding practice; the
+# medical abbreviation table in synonyms adds clinical terms on top).
+SHORTHAND = {
+    "lt": "left", "l": "left", "rt": "right", "r": "right", "bilat": "bilateral", "bil": "bilateral",
+    "bl": "bilateral", "both": "bilateral", "wo": "without", "w": "with", "fx": "fracture", "fxs": "fracture",
+    "init": "initial encounter", "initial": "initial encounter", "inital": "initial encounter",
+    "subs": "subsequent encounter", "subseq": "subsequent encounter", "subsq": "subsequent encounter",
+    "subsequent": "subsequent encounter", "seq": "sequela", "sequelae": "sequela", "enc": "encounter",
+    "unsp": "unspecified", "unspec": "unspecified", "nos": "unspecified", "abd": "abdominal",
+    "hx": "history", "dx": "", "disp": "displaced", "nondisp": "nondisplaced", "nec": "other",
+    "lle": "left lower limb", "rle": "right lower limb", "lue": "left upper limb", "rue": "right upper limb",
+    "ext": "external", "sx": "symptoms", "dz": "disease", "inj": "injury",
+}
+SIDES = {"left": "left", "right": "right", "bilateral": "bilateral"}
+ENCOUNTERS = ("initial", "subsequent", "sequela")
+NEGATIONS = {"without", "no", "not", "absent", "negative", "denies", "never"}
+# "non displaced", "non-traumatic", "un complicated": joined when the code sets know the joined word
+JOINABLE = ("non", "un")
+
+
+@dataclass
+class Qualifiers:
+    text: str                                   # the query rewritten into code-set words
+    sides: set[str] = field(default_factory=set)
+    encounter: set[str] = field(default_factory=set)
+    negated: bool = False
+    with_: bool = False
+    words_after_negation: set[str] = field(default_factory=set)
+    positive_text: str = ""  # the text without the negated words: what the codes must be about
+
+
+def fold(text: str) -> str:
+    """Accents folded, possessives stripped, lower case: "Ménière's" -> "meniere"."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.replace("\u2019", "'").lower()
+    return re.sub(r"(\w)'s\b", r"\1", text).replace("'", "")
+
+
+def read(text: str, known=lambda w: True) -> Qualifiers:
+    """Rewrite ``text`` and collect its qualifiers; ``known(word)`` says whether the code sets use a word."""
+    text = fold(text)
+    for pattern, repl in PUNCTUATED:
+        text = re.sub(pattern, repl, text)
+    raw = re.split(r"[^a-z0-9]+", text)
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        w = raw[i]
+        i += 1
+        if not w:
+            continue
+        if w in JOINABLE and i < len(raw) and raw[i] and known(w + raw[i]):
+            out.append(w + raw[i])
+            i += 1
+            continue
+        out.append(SHORTHAND.get(w, w) if not (w in ("l", "r", "w") and _is_code_context(raw, i)) else w)
+    rewritten = " ".join(x for x in " ".join(out).split())
+    q = Qualifiers(rewritten)
+    ws = rewritten.split()
+    positive: list[str] = []
+    scope = 0  # words still inside a negation ("without status asthmaticus")
+    for j, w in enumerate(ws):
+        if w in NEGATIONS:
+            scope = 3
+        elif w in ("with", "and", "due") or w in SIDES or w in ENCOUNTERS:
+            scope = 0
+        elif scope:
+            scope -= 1
+            continue
+        positive.append(w)
+    q.positive_text = " ".join(positive)
+    for j, w in enumerate(ws):
+        if w in SIDES:
+            q.sides.add(SIDES[w])
+        if w in ENCOUNTERS:
+            q.encounter.add(w)
+        if w in NEGATIONS:
+            q.negated = True
+            q.words_after_negation.update(x for x in ws[j + 1 : j + 4] if x not in SIDES and x not in ENCOUNTERS)
+        if w == "with":
+            q.with_ = True
+    for w in ws:
+        if w.startswith("non") and len(w) > 5:
+            q.words_after_negation.add(w[3:])
+    return q
+
+
+def _is_code_context(raw: list[str], i: int) -> bool:
+    # "type r" or a single letter between digits is not a side
+    prev = raw[i - 2] if i >= 2 else ""
+    return prev.isdigit() or prev == "type"
+
+
+def title_sides(title_words: set[str]) -> set[str]:
+    return {SIDES[w] for w in title_words if w in SIDES}
