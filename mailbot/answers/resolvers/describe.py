@@ -1,0 +1,87 @@
+"""The code for a described condition, procedure or supply: a knowledge-base search.
+
+The question's describing words (without codes, dates, doses or the way
+coders ask -- "what's the ICD-10 for", "dx code please") are searched in the
+code system the question is about: ICD-10-CM for a diagnosis, HCPCS Level II
+for a supply, drug or Medicare G-code.  The best billable hit valid on the
+date is recommended, the next ones are alternatives; a header hit is replaced
+by its default billable code.  Candidates from another system are never offered.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mailbot.answers.kb import KB
+from mailbot.answers.model import ALTERNATIVE, RECOMMENDED, Answer, Line
+from mailbot.answers.resolvers import pick_by_words
+
+# How coders ask, not what they ask about.
+_ASKING = re.compile(
+    r"\b(?:what(?:'s| is| are)?|which|need|needs|the|a|an|icd[- ]?10(?:[- ]?cm)?|icd|dx|diagnosis|hcpcs|cpt|"
+    r"code|codes|please|pls|pt|patient|seen|for|do|i|we|use|using|only|one|to|us|tell|me|help|correct|right|"
+    r"bill|billed|billing|report|dos|date|of|service|is|there|any|thanks|hi|hello|options|what|should|be|"
+    r"would|could|can|with|dx code|documented|doc|chart|encounter for)\b", re.I)
+_HCPCS_CUES = re.compile(r"\bhcpcs\b|\bdme\b|\bsuppl(?:y|ies)\b|\bwheelchair|\bwalker|\bcane\b|\bstrips?\b|"
+                         r"\bnebuli[sz]er|\bG-?code|\bmedicare (?:visit|clinic)|\bclinic visit\b|\bwellness visit|"
+                         r"\bflu shot admin|\bvaccine admin|\borthosis|\bprosthe|\bcrutch|\boxygen\b", re.I)
+_ICD_CUES = re.compile(r"\bicd|\bdx\b|\bdiagnos|\bcondition\b", re.I)
+_CODE_OR_DATE = re.compile(r"\b[A-Za-z]\d[0-9A-Za-z](?:\.[0-9A-Za-z]{1,4})?\b|\b\d{4,5}(?:-\w\w)?\b|"
+                           r"\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b\d{4}-\d{2}-\d{2}\b")
+ALTERNATIVES = 3
+
+
+def system_of(text: str) -> str:
+    """The code system a describing question is about."""
+    if _HCPCS_CUES.search(text) and not _ICD_CUES.search(text):
+        return "hcpcs"
+    return "icd10cm"
+
+
+def query_words(text: str) -> str:
+    text = _CODE_OR_DATE.sub(" ", text)
+    text = re.sub(r"[?!:;()\[\]\"]|\s-\s", " ", text)
+    kept = [w for w in text.split() if not _ASKING.fullmatch(w.strip(",.'").lower())]
+    return " ".join(w.strip(",.") for w in kept if w.strip(",."))[:300]
+
+
+def resolve(kb: KB, facts, answer: Answer) -> None:
+    if any(line.role == RECOMMENDED for line in answer.lines):
+        return  # the named codes answered it; search candidates are added by the engine's fallback
+    add_candidates(kb, facts, answer, recommend=True)
+
+
+def add_candidates(kb: KB, facts, answer: Answer, *, recommend: bool) -> None:
+    system = answer.system or system_of(facts.text)
+    answer.system = system
+    query = query_words(facts.text)
+    answer.search_query = query
+    if len(query) < 3:
+        return
+    hits = [h for h in kb.search(query, system, limit=8) if h.get("system") == system]
+    if not hits:
+        answer.ask_once("What exactly was documented (condition, site, laterality, encounter)? The code sets "
+                        "found nothing matching the question's words.")
+        return
+    chosen = 0
+    for hit in hits:
+        code = hit["code"]
+        if not hit.get("billable"):
+            rows = kb.billable_under(code)
+            row, _ = pick_by_words(facts.text, rows, hit.get("title") or "")
+            if row is None:
+                continue
+            code, title = row.code, row.title
+        else:
+            title = hit.get("title") or ""
+        if not kb.reportable(code) or answer.line(code):
+            continue
+        role = RECOMMENDED if recommend and chosen == 0 else ALTERNATIVE
+        why = (f'best match in {kb.version(code) or system} for "{query}"' if role == RECOMMENDED
+               else f'another match for "{query}"; confirm against the record')
+        answer.add(Line(code, system, role, why, title, version=kb.version(code), source="describe"))
+        chosen += 1
+        if chosen > ALTERNATIVES:
+            break
+    answer.facts["search_top_score"] = hits[0].get("score", 0)
+    answer.facts["search_margin"] = (hits[0].get("score", 0) - hits[1].get("score", 0)) if len(hits) > 1 else 99
