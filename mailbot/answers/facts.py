@@ -100,6 +100,7 @@ class Dose:
     unit: str            # mg, mcg, g, ml, units, ...
     text: str
     wasted: bool = False
+    billed: bool = False     # "J1010 x 100 units": billing units stated, not a dose
 
 
 @dataclass
@@ -126,11 +127,15 @@ class Facts:
 
     @property
     def given_dose(self) -> Dose | None:
-        return next((d for d in self.doses if not d.wasted), None)
+        return next((d for d in self.doses if not d.wasted and not d.billed), None)
 
     @property
     def wasted_dose(self) -> Dose | None:
-        return next((d for d in self.doses if d.wasted), None)
+        return next((d for d in self.doses if d.wasted and not d.billed), None)
+
+    @property
+    def billed_units(self) -> int | None:
+        return next((int(d.amount) for d in self.doses if d.billed), None)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -251,6 +256,7 @@ def _doses(body: str, no_waste: bool) -> list[Dose]:
         # "20 mg wasted", "wasted 20 mg", "discarded: 20 mg" -- the words right next to the dose
         window = body[max(0, m.start() - 12):m.start()] + " " + body[m.end():m.end() + 14]
         wasted = bool(_WASTE.search(window)) and not no_waste
-        doses.append(Dose(amount, unit, m.group(0), wasted))
+        billed = unit == "units" and bool(re.search(r"(?:\bx|\*)\s*$", body[max(0, m.start() - 4):m.start()]))
+        doses.append(Dose(amount, unit, m.group(0), wasted, billed))
     # "1 gram" etc. stay as stated; conversion happens against the descriptor's unit
     return doses

@@ -92,7 +92,7 @@ def run_draft(ctx: Context, cid: int, *, force_offline: bool = False) -> list[Po
         if not move(session, cid, (S.DRAFTING,), S.AWAITING_REVIEW, flags=result.verification.flags,
                     date_of_service=result.date_of_service,
                     code_systems=sorted({c["system"] for c in result.cited if c.get("system")}),
-                    failure_reason=result.llm_failure[:2000]):
+                    intents=result.intents, failure_reason=result.llm_failure[:2000]):
             return []  # someone else finished or reopened it; this draft is dropped
         _store_draft(session, cid, result)
         if result.llm_failure:

@@ -12,7 +12,7 @@ import re
 from mailbot.answers.kb import KB
 from mailbot.answers.model import NOT_RECOMMENDED, RECOMMENDED, Answer, Line
 
-EM = re.compile(r"^99(?:2[0-9]{3}|4[0-9]{3})$")
+EM = re.compile(r"^99(?:2\d{2}|4\d{2})$")
 OFFICE_EM = re.compile(r"^992(?:0[2-5]|1[1-5])$")
 GLOBAL_MEANING = {
     "000": "0-day global period: endoscopy or minor procedure; the same-day E/M is included unless significant "
@@ -47,8 +47,8 @@ def resolve(kb: KB, facts, answer: Answer) -> None:
                     answer.ask_once(f"{line.code} is an add-on code: which primary procedure was reported with it "
                                     f"({', '.join(primaries[:6])})?")
             _postop_visit(kb, facts, answer, line, days)
-    codes = [line.code for line in procedures if not line.code.startswith("J") or len(procedures) > 1]
-    if len(codes) >= 2:
+    codes = list(dict.fromkeys(line.code for line in procedures))
+    if codes:
         result = kb.check(codes, setting=setting)
         for pair in result.get("pairs") or []:
             answer.rule(pair.get("message") or f"NCCI pair {pair['column1']} / {pair['column2']}",
@@ -60,12 +60,27 @@ def resolve(kb: KB, facts, answer: Answer) -> None:
                 if col2 is not None and not EM.match(col2.code):
                     col2.role, col2.why = NOT_RECOMMENDED, (f"bundled into {pair['column1']} (NCCI indicator 0: "
                                                             "no modifier allows both)")
+        _mues(answer, result, setting)
         for note in result.get("notes") or []:
-            if "NCCI" in note:
+            if "NCCI" in note and len(codes) >= 2:
                 answer.rule(note.replace("(mailbot codes import --ncci FILE)", "").strip()
                             + "; the answer rests on the coding rules below", "code sets loaded")
     _one_em_per_day(answer)
     _hospital_clinic_visit(kb, facts, answer)
+
+
+def _mues(answer: Answer, result: dict, setting: str) -> None:
+    for entry in result.get("codes") or []:
+        mue = entry.get("mue")
+        if not isinstance(mue, dict):
+            continue
+        answer.rule(f"MUE for {entry['code']}: {mue.get('value')} units per day"
+                    + (f" ({mue['adjudication']})" if mue.get("adjudication") else ""),
+                    f"MUE {setting} table, {mue.get('version') or ''}")
+        line = answer.line(entry["code"])
+        if line is not None and line.units and mue.get("value") and line.units > int(mue["value"]):
+            answer.ask_once(f"{line.billed} exceeds the MUE of {mue['value']} units per day: is there documentation "
+                            "of medical necessity for the extra units (or a second date of service)?")
 
 
 def _postop_visit(kb: KB, facts, answer: Answer, line: Line, days: str) -> None:

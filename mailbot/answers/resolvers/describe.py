@@ -40,9 +40,45 @@ def system_of(text: str) -> str:
 
 def query_words(text: str) -> str:
     text = _CODE_OR_DATE.sub(" ", text)
+    # "no complications", "w/o hematuria": the code sets say "without"
+    text = re.sub(r"\b(?:no|w/o)\b", "without", text, flags=re.I)
     text = re.sub(r"[?!:;()\[\]\"]|\s-\s", " ", text)
     kept = [w for w in text.split() if not _ASKING.fullmatch(w.strip(",.'").lower())]
     return " ".join(w.strip(",.") for w in kept if w.strip(",."))[:300]
+
+
+def _prefer_side(hits: list[dict], side: str) -> list[dict]:
+    """A stated side outranks a close hit for the other or an unspecified side (the search
+    engine does not yet weigh laterality)."""
+    if side not in ("right", "left", "bilateral") or not hits:
+        return hits
+    top = hits[0].get("score", 0) or 0
+
+    def key(item: tuple[int, dict]) -> tuple[int, int]:
+        index, hit = item
+        close = (hit.get("score", 0) or 0) >= 0.7 * top
+        return (0 if close and side in (hit.get("title") or "").lower() else 1, index)
+
+    return [hit for _, hit in sorted(enumerate(hits), key=key)]
+
+
+def _prefer_negation(hits: list[dict], query: str) -> list[dict]:
+    """ "without complications" outranks "with ... complication" among close hits."""
+    negated = [w[:6] for w in re.findall(r"\bwithout (\w+)", query.lower())]
+    if not negated or not hits:
+        return hits
+    top = hits[0].get("score", 0) or 0
+
+    def key(item: tuple[int, dict]) -> tuple[int, int]:
+        index, hit = item
+        title = (hit.get("title") or "").lower()
+        if (hit.get("score", 0) or 0) < 0.5 * top:
+            return (0, index)
+        says = sum(1 if re.search(rf"\bwithout\b[^,;]*{w}|\bno {w}", title) else -1 if w in title else 0
+                   for w in negated)
+        return (-says, index)
+
+    return [hit for _, hit in sorted(enumerate(hits), key=key)]
 
 
 def resolve(kb: KB, facts, answer: Answer) -> None:
@@ -63,6 +99,7 @@ def add_candidates(kb: KB, facts, answer: Answer, *, recommend: bool) -> None:
         answer.ask_once("What exactly was documented (condition, site, laterality, encounter)? The code sets "
                         "found nothing matching the question's words.")
         return
+    hits = _prefer_negation(_prefer_side(hits, facts.laterality), query)
     chosen = 0
     for hit in hits:
         code = hit["code"]

@@ -17,7 +17,7 @@ from mailbot.answers.kb import KB
 from mailbot.answers.model import RECOMMENDED, Answer, Line
 from mailbot.codes.modifiers import explain
 
-EM = re.compile(r"^99(?:2[0-9]{3}|4[0-9]{3})$")
+EM = re.compile(r"^99(?:2\d{2}|4\d{2})$")
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,9 @@ def expand(text: str) -> str:
 
 
 def words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", text.lower()))
+    """Lower-case words, a plural "s" dropped ("ulcers" = "ulcer")."""
+    return {w[:-1] if len(w) > 4 and w.endswith("s") and not w.endswith("ss") else w
+            for w in re.findall(r"[a-z0-9]+", text.lower())}
 
 
 def resolve(kb: KB, facts, answer: Answer) -> None:
@@ -164,7 +166,8 @@ def _partner(kb, facts, asked, asked_words, answer, line, key, text, owner) -> N
         title_words = words(row.title)
         extra = " ".join((row.notes or {}).get("inclusion_terms", []))
         distinct = (title_words | words(extra)) - (common or set()) - _GENERIC
-        score = 2 * len(distinct & asked_words)
+        score = 2 * len({w for w in distinct & asked_words if not w.isdigit()})
+        score += 2 * sum(1 for w in distinct if w.isdigit() and _number_stated(row.title, w, asked))
         for lo, hi in _RANGE_IN_TITLE.findall(row.title):
             if any(float(lo) <= n <= float(hi) + 0.099 for n in numbers):
                 score += 3
@@ -177,7 +180,8 @@ def _partner(kb, facts, asked, asked_words, answer, line, key, text, owner) -> N
         if len(candidates) == 1:
             row = candidates[0]
         else:
-            answer.ask_once(f"{line.code} needs an additional code to identify {subject.strip()}: which one does "
+            need = re.sub(r"^\s*code,?\s*(?:if applicable,?\s*)?to identify\s*", "", subject).strip()
+            answer.ask_once(f"{line.code} needs an additional code for the {need}: which one does "
                             f"the record document ({_REF.search(text).group(1) if _REF.search(text) else ''})?")
             return
     answer.add(Line(row.code, "icd10cm", RECOMMENDED,
@@ -185,6 +189,17 @@ def _partner(kb, facts, asked, asked_words, answer, line, key, text, owner) -> N
                     version=kb.version(row.code), source="sequence"))
     _order(answer, line, key, row.code)
     answer.rule(f"{owner}: {key.replace('_', ' ')} {text}", f"{line.version or 'ICD-10-CM'} tabular")
+
+
+def _number_stated(title: str, number: str, asked: str) -> bool:
+    """A bare number counts only after the same word ("stage 4"; "CKD 4" for a stage), not "type 2"."""
+    m = re.search(rf"([a-z]+)\W+{number}\b", title.lower())
+    if not m:
+        return False
+    before = m.group(1)
+    if re.search(rf"\b{before}\s+{number}\b", asked):
+        return True
+    return before == "stage" and bool(re.search(rf"\b(?:ckd|disease)\s+{number}\b", asked))
 
 
 def _order(answer: Answer, line: Line, key: str, partner: str) -> None:

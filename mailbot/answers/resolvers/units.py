@@ -56,6 +56,11 @@ def resolve(kb: KB, facts, answer: Answer) -> None:
         if per is None:
             continue
         replaced = (answer.facts.get("replaced") or {}).get(line.code)
+        if given is None and facts.billed_units is not None:
+            line.units = facts.billed_units
+            answer.rule(f"{line.code} is billed per {per.text}: {facts.billed_units} units stand for "
+                        f"{facts.billed_units * per.amount:g} {per.unit}", f"HCPCS descriptor, {line.version}")
+            continue
         if given is not None:
             units = units_for(given.amount, given.unit, per)
             if units is None:
