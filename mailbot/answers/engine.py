@@ -21,7 +21,7 @@ from mailbot.answers.kb import KB
 from mailbot.answers.model import ALTERNATIVE, NOT_RECOMMENDED, RECOMMENDED, Answer
 from mailbot.answers.resolvers.describe import add_candidates, system_of
 
-ORDER = ("valid", "replaced", "children", "describe", "sequence", "units", "modifier", "bundle")
+ORDER = ("valid", "replaced", "children", "units", "describe", "sequence", "modifier", "bundle")
 
 
 def answer(session: Session, text: str, *, message_date: date | None = None, on: date | None = None,
@@ -40,6 +40,7 @@ def answer(session: Session, text: str, *, message_date: date | None = None, on:
     kb = KB(session, dos)
     fired = detect(facts)
     names = {f["intent"] for f in fired}
+    result.facts["asked_intents"] = sorted(names)   # fired by the question itself, not by the code sets
     for name in ORDER:
         trigger = _code_set_trigger(name, kb, facts, result) if name not in names else ""
         if name not in names and not trigger:
@@ -101,6 +102,8 @@ def _code_set_trigger(name: str, kb: KB, facts: Facts, result: Answer) -> str:
     if name == "units" and any(line.system == "hcpcs" and descriptor_dose(line.title)
                                for line in result.recommended) and facts.doses:
         return "code sets: a drug code billed per dose, and a dose is stated"
+    if name == "units" and result.facts.get("replaced"):
+        return "code sets: the successor is billed per a different dose"
     if name == "bundle" and len([line for line in result.recommended if line.system in ("cpt", "hcpcs")]) >= 2:
         return "code sets: two or more procedure codes"
     return ""

@@ -83,7 +83,7 @@ _WASTE = re.compile(r"wast|discard|thrown|unused|left over|leftover", re.I)
 _NO_WASTE = re.compile(r"\b(?:no|nothing|none|not|without)\b[\w\s-]{0,20}\b(?:wast|discard)|"
                        r"\b(?:wast|discard)\w*\s*(?::\s*)?(?:none|0|zero)\b", re.I)
 ROUTES = (
-    ("intra-articular", re.compile(r"\bintra[- ]?articular\b|\binto (?:the |a |r |l |right |left )?"
+    ("intra-articular", re.compile(r"\bintra[- ]?articular\b|\binto (?:\w+ ){0,2}"
                                    r"(?:knee|shoulder|hip|joint)|\bjoint injection\b", re.I)),
     ("IV", re.compile(r"\bIV\b|\bintravenous(?:ly)?\b|\binfusion\b|\bIVP\b|\bpush\b", re.I)),
     ("IM", re.compile(r"\bIM\b|\bintramuscular(?:ly)?\b", re.I)),

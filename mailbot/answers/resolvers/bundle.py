@@ -65,6 +65,10 @@ def resolve(kb: KB, facts, answer: Answer) -> None:
             if "NCCI" in note and len(codes) >= 2:
                 answer.rule(note.replace("(mailbot codes import --ncci FILE)", "").strip()
                             + "; the answer rests on the coding rules below", "code sets loaded")
+    if not any(m in answer.modifiers for m in ("24", "25", "57")):
+        from mailbot.answers.resolvers.modifier import em_with_procedure
+
+        em_with_procedure(kb, facts, answer, set())
     _one_em_per_day(answer)
     _hospital_clinic_visit(kb, facts, answer)
 

@@ -95,7 +95,7 @@ def resolve(kb: KB, facts, answer: Answer) -> None:
             continue
         used_groups.add(situation.group)
         _apply(kb, facts, answer, situation.modifier, situation.applies_to, situation.why)
-    _em_with_procedure(kb, facts, answer, used_groups)
+    em_with_procedure(kb, facts, answer, used_groups)
     _laterality(kb, facts, answer)
     for raw in facts.codes:
         if re.fullmatch(r"-?[0-9A-Z]{2}", raw) and explain(raw):
@@ -138,7 +138,7 @@ def _apply(kb: KB, facts, answer: Answer, modifier: str, applies_to: str, why: s
     answer.rule(f"modifier {modifier}: {why}. {explain(modifier) or ''}".strip(), "mailbot modifier guidance")
 
 
-def _em_with_procedure(kb: KB, facts, answer: Answer, used: set[str]) -> None:
+def em_with_procedure(kb: KB, facts, answer: Answer, used: set[str]) -> None:
     """An E/M named with a minor procedure (global 000 / 010) the same day takes 25; with a
     major one (090) the decision for surgery takes 57 (already handled by words)."""
     if "em" in used or "global" in used:

@@ -35,6 +35,9 @@ _NOTE_FILLER = {"code", "to", "identify", "the", "if", "applicable", "known", "u
                 "underlying", "condition", "a", "an", "and", "with", "using", "ncp", "nos"}
 _GENERIC = {"and", "or", "of", "the", "with", "without", "in", "a", "to", "for", "nos", "other", "classified",
             "elsewhere"}
+# compared with stemmed words (see words())
+_NOTE_FILLER = {w[:6] for w in _NOTE_FILLER}
+_GENERIC = {w[:6] for w in _GENERIC}
 _REF = re.compile(r"\(([A-Z]\d[0-9A-Z](?:\.[0-9A-Z-]*)?(?:\s*[-,]\s*[A-Z]\d[0-9A-Z](?:\.[0-9A-Z-]*)?)*)\)")
 _RANGE_IN_TITLE = re.compile(r"(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)")
 
@@ -84,8 +87,9 @@ def expand(text: str) -> str:
 
 
 def words(text: str) -> set[str]:
-    """Lower-case words, a plural "s" dropped ("ulcers" = "ulcer")."""
-    return {w[:-1] if len(w) > 4 and w.endswith("s") and not w.endswith("ss") else w
+    """Lower-case words cut to 6 letters, a crude stem both sides share ("ulcers" = "ulcer",
+    "diabetic" = "diabetes", "hypertensive" = "hypertension")."""
+    return {(w[:-1] if len(w) > 4 and w.endswith("s") and not w.endswith("ss") else w)[:6]
             for w in re.findall(r"[a-z0-9]+", text.lower())}
 
 
@@ -146,7 +150,12 @@ def _partner(kb, facts, asked, asked_words, answer, line, key, text, owner) -> N
     subject_words = words(expand(subject)) - _NOTE_FILLER
     if not subject_words:
         return
-    present = len(subject_words & asked_words) / len(subject_words)
+    # what the note adds beyond the code itself must be stated: N18.31 "code first hypertensive
+    # chronic kidney disease" needs "hypertensive"; E11.22 "stage of chronic kidney disease" always applies
+    key_words = (subject_words - words(line.title)) or subject_words
+    if words(line.title) >= subject_words:
+        key_words = set()
+    present = len(key_words & asked_words) / len(key_words) if key_words else 1.0
     if present < 0.6:
         return
     candidates = [row for row in _refs(kb, text) if row.code != line.code]
@@ -181,6 +190,10 @@ def _partner(kb, facts, asked, asked_words, answer, line, key, text, owner) -> N
             row = candidates[0]
         else:
             need = re.sub(r"^\s*code,?\s*(?:if applicable,?\s*)?to identify\s*", "", subject).strip()
+            if "sequence" not in answer.facts.get("asked_intents", []):
+                # not what was asked: say it, do not ask it
+                answer.rule(f"{owner}: {key.replace('_', ' ')} {text}", f"{line.version or 'ICD-10-CM'} tabular")
+                return
             answer.ask_once(f"{line.code} needs an additional code for the {need}: which one does "
                             f"the record document ({_REF.search(text).group(1) if _REF.search(text) else ''})?")
             return
