@@ -123,7 +123,10 @@ def _llm_or_offline(ctx: Context, context: DraftContext, force_offline: bool) ->
     if settings.base_url and not force_offline:
         client = LlmClient(settings)
         try:
-            answer = client.draft(context.question, context.to_prompt_text())
+            from mailbot.drafting.tools import ToolBox
+
+            toolbox = ToolBox(ctx.db.read, context.date_of_service or date.today())
+            answer = client.draft(context.question, context.to_prompt_text(), tools=toolbox)
             out = answer.output
             return DraftResult("llm", out.answer, [c.model_dump() for c in out.cited_codes], out.questions,
                                out.confidence, answer.model, "", [], answer.prompt, answer.response)
@@ -132,6 +135,6 @@ def _llm_or_offline(ctx: Context, context: DraftContext, force_offline: bool) ->
             failure, prompt, response = str(exc), exc.prompt, exc.response
         finally:
             client.close()
-    composed = offline.draft(context, llm_failure=failure)
+    composed = offline.draft(context, llm_failure=failure)  # the failure goes in the metadata, not the text
     return DraftResult("offline", composed["answer"], composed["cited_codes"], composed["questions"],
                        composed["confidence"], "offline", "", [], prompt, response, llm_failure=failure)
