@@ -146,6 +146,8 @@ def _refs(kb: KB, text: str) -> list:
 
 
 def _partner(kb, facts, asked, asked_words, answer, line, key, text, owner) -> None:
+    # cite the note through the reported code: a category (a header) is not written into the answer
+    owner = line.code if owner == line.code else f"{line.code} (note of its category)"
     subject = text.split("(")[0]
     subject_words = words(expand(subject)) - _NOTE_FILLER
     if not subject_words:

@@ -32,6 +32,7 @@ def resolve(kb: KB, facts, answer: Answer) -> None:
             why = f"valid and billable on {kb.on.isoformat()} ({version or label})"
             answer.add(Line(base, system, RECOMMENDED, why, title, modifiers=[mod] if mod else [],
                             version=version, source="valid"))
+            continue
         else:
             answer.add(Line(base, system, NOT_RECOMMENDED, str(card.get("message") or card.get("status")),
                             title, version=version, source="valid"))
