@@ -73,3 +73,17 @@ def test_no_header_or_invalid_code_unless_marked_not_to_report(session):
         if {"M54.5", "J1030"} & set(find_codes(line)):
             assert any(w in line.lower() for w in ("not report", "ended", "instead", "header", "not valid",
                                                    "not billable")), line
+
+
+def test_recommendation_problems_for_the_approval_guard(session):
+    from mailbot.drafting.verify import recommendation_problems
+
+    assert recommendation_problems(session, "Report E11.22 and N18.31.", [], DOS) == []
+    problems = recommendation_problems(session, "Report M54.5.", [{"code": "M54.5", "role": "recommended"}], DOS)
+    assert problems and "header" in problems[0]
+    assert recommendation_problems(session, "Report J1010 x 40 units; do not report J1030 (ended 2024-03-31).",
+                                   [], DOS) == []
+    assert "not valid" in recommendation_problems(session, "Report J1030.", [], DOS)[0]
+    assert "indicator 0" in " ".join(recommendation_problems(session, "Report 20610 and 20604.", [], DOS))
+    assert recommendation_problems(session, "Report 99213 with 20610-59 per the NCCI edit.", [], DOS) == []
+    assert "label" in recommendation_problems(session, offline.LABEL + "\nReport E11.22.", [], DOS)[0]
