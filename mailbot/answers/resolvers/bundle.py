@@ -63,8 +63,8 @@ def resolve(kb: KB, facts, answer: Answer) -> None:
         _mues(answer, result, setting)
         for note in result.get("notes") or []:
             if "NCCI" in note and len(codes) >= 2:
-                answer.rule(note.replace("(mailbot codes import --ncci FILE)", "").strip()
-                            + "; the answer rests on the coding rules below", "code sets loaded")
+                answer.rule(note.replace("(mailbot codes import --ncci FILE)", "").strip(),
+                            "code sets loaded in this installation")
     if not any(m in answer.modifiers for m in ("24", "25", "57")):
         from mailbot.answers.resolvers.modifier import em_with_procedure
 

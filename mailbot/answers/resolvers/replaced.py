@@ -31,4 +31,4 @@ def resolve(kb: KB, facts, answer: Answer) -> None:
                 answer.facts.setdefault("replaced", {})[new.code] = {"old": line.code,
                                                                       "units_per_old_unit": succ.units_per_old_unit}
         line.why += f"; report {chosen.code} instead"
-        answer.rule(chosen.why, f"{kb.version(chosen.code) or line.system} (successor derived from the code set rows)")
+        answer.rule(chosen.why, f"{kb.version(chosen.code) or line.system}, codes ended and added")

@@ -24,7 +24,7 @@ def resolve(kb: KB, facts, answer: Answer) -> None:
             if base in facts.loose_codes:
                 continue  # a loose reading that is no code ("I10 2 times"): not what was meant
             answer.add(Line(base, system, NOT_RECOMMENDED, f"{base} is not in the loaded code sets", source="valid"))
-            answer.rule(f"{base}: {card.get('message') or 'not found'}", "code sets loaded")
+            answer.rule(f"{base}: {card.get('message') or 'not found'}", "code sets loaded in this installation")
             continue
         title = card.get("title") or ""
         label = SYSTEM_NAMES.get(system, system)
