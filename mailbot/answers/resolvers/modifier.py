@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from mailbot.answers.kb import KB
-from mailbot.answers.model import RECOMMENDED, Answer, Line
+from mailbot.answers.model import Answer, Line
 from mailbot.codes.modifiers import explain
 
 EM = re.compile(r"^99(?:2\d{2}|4\d{2})$")
