@@ -19,7 +19,7 @@ from mailbot.answers.facts import Facts, extract
 from mailbot.answers.intents import detect
 from mailbot.answers.kb import KB
 from mailbot.answers.model import ALTERNATIVE, NOT_RECOMMENDED, RECOMMENDED, Answer
-from mailbot.answers.resolvers.describe import add_candidates, system_of
+from mailbot.answers.resolvers.describe import add_candidates, diagnosis_beside_procedure, system_of
 
 ORDER = ("valid", "replaced", "children", "units", "describe", "sequence", "modifier", "bundle")
 
@@ -50,6 +50,8 @@ def answer(session: Session, text: str, *, message_date: date | None = None, on:
             names.add(name)
         module = importlib.import_module(f"mailbot.answers.resolvers.{name}")
         module.resolve(kb, facts, result)
+    if facts.codes:
+        diagnosis_beside_procedure(kb, facts, result)
     if facts.codes and "describe" in names and len(result.with_role(ALTERNATIVE)) < 2:
         # a question that names a code and also describes: keep the search candidates
         add_candidates(kb, facts, result, recommend=not result.recommended)

@@ -191,3 +191,10 @@ def test_confidence_is_computed(session):
 def test_the_answer_is_deterministic(session):
     text = "Pt got Kenalog 40 mg into R knee (20610) plus an E/M 99213 for separate HTN management"
     assert render(ask(session, text)) == render(ask(session, text))
+
+
+def test_a_diagnosis_described_beside_a_named_procedure_is_coded(session):
+    result = ask(session, "Chest x-ray 71046 interpretation only for pneumonia, unspecified organism")
+    assert {"71046-26", "J18.9"} <= set(billed(result))
+    only_procedure = ask(session, "Is 20610 billable for Medicare?")
+    assert [line.system for line in only_procedure.recommended] == ["cpt"]

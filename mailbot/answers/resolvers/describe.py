@@ -87,6 +87,28 @@ def resolve(kb: KB, facts, answer: Answer) -> None:
     add_candidates(kb, facts, answer, recommend=True)
 
 
+_FOR_DIAGNOSIS = re.compile(r"\bfor (?:a |an |the )?(?:dx (?:of )?|diagnosis (?:of )?)?([a-z][a-z ,'/-]{4,80})", re.I)
+MIN_DIAGNOSIS_SCORE = 15.0
+
+
+def diagnosis_beside_procedure(kb: KB, facts, answer: Answer) -> None:
+    """ "71046 interpretation only for pneumonia, unspecified organism": the procedure is named,
+    the diagnosis described -- search it in ICD-10-CM, and keep it only on a strong match."""
+    if any(line.system == "icd10cm" for line in answer.lines) or not any(
+            line.system in ("cpt", "hcpcs") for line in answer.recommended):
+        return
+    m = _FOR_DIAGNOSIS.search(facts.text)
+    if not m:
+        return
+    query = query_words(m.group(1))
+    hits = [h for h in kb.search(query, "icd10cm", limit=3) if h.get("billable")] if len(query) >= 4 else []
+    if hits and (hits[0].get("score") or 0) >= MIN_DIAGNOSIS_SCORE and kb.reportable(hits[0]["code"]):
+        code = hits[0]["code"]
+        answer.add(Line(code, "icd10cm", RECOMMENDED, f'the diagnosis described ("{query}"), best match in '
+                        f"{kb.version(code)}", hits[0].get("title") or "", version=kb.version(code),
+                        source="describe"))
+
+
 def add_candidates(kb: KB, facts, answer: Answer, *, recommend: bool) -> None:
     system = answer.system or system_of(facts.text)
     answer.system = system
