@@ -127,6 +127,8 @@ class LlmSettings(_Section):
     timeout_seconds: float = Field(60.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)
     temperature: float = Field(0.1, ge=0, le=2)
+    tools: bool = True                     # offer the knowledge base as tool calls (falls back when unsupported)
+    max_tool_rounds: int = Field(6, ge=0, le=20)
 
 
 class GuardSettings(_Section):
@@ -142,6 +144,7 @@ class CodeSettings(_Section):
     cpt_file: str = ""
     ncci_dir: str = ""
     load_on_serve: bool = True
+    instant_facts_in_ack: bool = True   # the acknowledgement states what the code sets say about named codes
 
 
 class CommandSettings(_Section):

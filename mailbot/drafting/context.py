@@ -10,7 +10,10 @@ knowledge base API (``mailbot.codes``):
   names a condition or procedure);
 - NCCI pairs and MUEs among the mentioned procedure codes;
 - plain-language explanations of the modifiers mentioned;
-- the thread's earlier messages, for follow-ups.
+- the thread's earlier messages, for follow-ups;
+- the answer engine's proposed answer (:mod:`mailbot.answers`): what is
+  asked (intents), the recommended codes with roles, units and modifiers,
+  and the rules behind them.
 
 The result is plain data (:class:`DraftContext`): the LLM gets it as text,
 the offline drafter composes from it, the reviewer page can show it.
@@ -53,6 +56,10 @@ class DraftContext:
     check: dict[str, Any] | None = None
     modifiers: dict[str, str] = field(default_factory=dict)
     history: list[dict[str, str]] = field(default_factory=list)   # [{"who", "text"}], redacted
+    engine: dict[str, Any] = field(default_factory=dict)           # the engine's answer, as data
+    proposed: str = ""                                            # the engine's answer, as draft text
+    intents: list[dict[str, str]] = field(default_factory=list)   # what the question asks, and why
+    engine_answer: Any = field(default=None, repr=False, compare=False)   # the Answer object itself
 
     @property
     def versions(self) -> list[str]:
@@ -63,7 +70,12 @@ class DraftContext:
         return list(seen)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        held, self.engine_answer = self.engine_answer, None
+        try:
+            data = asdict(self)
+        finally:
+            self.engine_answer = held
+        data.pop("engine_answer", None)
         data["date_of_service"] = self.date_of_service.isoformat() if self.date_of_service else None
         return data
 
@@ -76,6 +88,7 @@ class DraftContext:
             "ncci_and_mue_among_mentioned_codes": self.check,
             "modifier_guidance": self.modifiers,
             "earlier_messages_in_thread": self.history,
+            "proposed_answer": self.proposed,
         }
         text = json.dumps(facts, default=str, ensure_ascii=False, separators=(",", ":"))
         return text if len(text) <= limit else text[:limit] + "...(truncated)"
@@ -115,9 +128,11 @@ def modifiers_in(text: str, codes: list[str]) -> list[str]:
     return list(found)
 
 
-def search_words(text: str, max_words: int = 12) -> str:
-    """The describing words of a question, for a knowledge-base search."""
+def search_words(text: str, max_words: int = 60) -> str:
+    """The describing words of a question, for a knowledge-base search (the
+    literal "Subject:" label is not one of them)."""
     text = _PLACEHOLDER.sub(" ", text)
+    text = re.sub(r"(?im)^\s*subject\s*:", " ", text)
     words = [w for w in re.findall(r"[A-Za-z][A-Za-z'-]+", text)
              if w.lower() not in _STOP and len(w) > 2 and not re.search(r"\d", w)]
     return " ".join(words[:max_words])
@@ -125,20 +140,34 @@ def search_words(text: str, max_words: int = 12) -> str:
 
 def build_context(session: Session, question: str, *, on: date | None = None,
                   history: list[dict[str, str]] | None = None, search_limit: int = 5,
-                  max_codes: int = 20) -> DraftContext:
-    """Gather the knowledge-base facts for ``question`` (already redacted)."""
+                  max_codes: int = 20, message_date: date | None = None) -> DraftContext:
+    """Gather the knowledge-base facts for ``question`` (already redacted).
+
+    ``on`` is the date of service when known; else the engine takes the one
+    the question states, else ``message_date`` (said as an assumption)."""
+    from mailbot.answers import answer as run_engine
+    from mailbot.answers.compose import render
+    from mailbot.answers.facts import tidy_codes
     from mailbot.codes import edits, lookup, modifiers, search
     from mailbot.codes.extract import find_codes
 
-    ctx = DraftContext(question=question, date_of_service=on, history=list(history or []))
-    ctx.codes = find_codes(question)[:max_codes]
+    result = run_engine(session, question, message_date=message_date, on=on, history=history)
+    on = result.date_of_service
+    ctx = DraftContext(question=question, date_of_service=on, history=list(history or []),
+                       engine=result.to_dict(), proposed=render(result), intents=list(result.intents),
+                       engine_answer=result)
+    ctx.codes = find_codes(tidy_codes(question)[0])[:max_codes]
     bases = list(dict.fromkeys(base_code(c) for c in ctx.codes))
     if bases:
         ctx.cards = [card.to_dict() for card in lookup.lookup(session, bases, on=on)]
     ctx.search_query = search_words(question)
     # A question that names its codes is searched only when it also describes something.
     if ctx.search_query and (not bases or len(ctx.search_query.split()) >= 2):
-        ctx.search_hits = [hit.to_dict() for hit in search.search(session, ctx.search_query, limit=search_limit)]
+        try:  # candidates only from the code system the question is about
+            ctx.search_hits = [hit.to_dict() for hit in search.search(
+                session, ctx.search_query, system=result.system or None, limit=search_limit)]
+        except search.SearchError:
+            ctx.search_hits = []
     procedures = [c for c in bases if _is_procedure(c)]
     if procedures:
         ctx.check = edits.check(session, procedures, on=on).to_dict()

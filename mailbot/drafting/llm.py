@@ -11,6 +11,12 @@ client itself with exponential backoff (``llm.max_retries``, honouring
 Output that is not the JSON we asked for is :class:`LlmBadOutput`.  Both
 carry the prompt and whatever came back, so the audit trail keeps them.
 
+With a :class:`~mailbot.drafting.tools.ToolBox` (and ``llm.tools`` on), the
+model gets the answer engine's proposed answer with the facts, plus the
+knowledge base as OpenAI tool calls, for at most ``llm.max_tool_rounds``
+rounds; then it must answer with the JSON object.  A server that refuses
+tools (HTTP 400) gets today's single JSON prompt instead.
+
 The question is untrusted input.  The system prompt says so, the email is
 fenced as data, and nothing the model writes is sent without a reviewer.
 """
@@ -44,6 +50,10 @@ Rules:
    ask for it and do not guess it.
 5. If facts needed for a correct answer are missing, say so and list the
    questions to ask the sender.
+6. The facts include "proposed_answer", composed by a deterministic engine from
+   the code sets. Start from it; correct it only where the code sets (or the
+   tools, when offered: lookup, search, check, successors) show it is wrong.
+   Lead the answer with what to report. No greeting or signature.
 
 Reply with ONE JSON object and nothing else:
 {"answer": "<plain-text answer for the sender, a few short paragraphs>",
@@ -117,8 +127,21 @@ class LlmClient:
             max_retries=settings.max_retries,
         )
 
-    def draft(self, redacted_question: str, context_text: str) -> LlmDraft:
+    def draft(self, redacted_question: str, context_text: str, tools=None) -> LlmDraft:
         messages = build_messages(redacted_question, context_text)
+        if tools is not None and self.settings.tools and self.settings.max_tool_rounds > 0:
+            try:
+                return self._draft_with_tools(messages, tools)
+            except openai.BadRequestError:
+                # no tool support on this server: the single JSON prompt below
+                messages = build_messages(redacted_question, context_text)
+            except (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
+                    openai.InternalServerError) as exc:
+                raise LlmUnavailable(f"LLM endpoint unavailable after {self.settings.max_retries} retries: {exc}",
+                                     prompt=messages) from exc
+            except openai.APIStatusError as exc:
+                raise LlmUnavailable(f"LLM endpoint refused the request ({exc.status_code}): {exc.message}",
+                                     prompt=messages) from exc
         try:
             try:
                 completion = self._create(messages, json_mode=True)
@@ -135,6 +158,29 @@ class LlmClient:
             raise LlmUnavailable(f"LLM endpoint refused the request ({exc.status_code}): {exc.message}",
                                  prompt=messages) from exc
         choice = completion.choices[0] if completion.choices else None
+        raw = (choice.message.content or "") if choice else ""
+        return LlmDraft(parse_output(raw, messages), completion.model or self.model, messages, raw)
+
+    def _draft_with_tools(self, messages: list[dict[str, Any]], tools) -> LlmDraft:
+        """The bounded tool loop: the model calls tools until it answers, or the rounds run out."""
+        completion = None
+        for round_no in range(self.settings.max_tool_rounds + 1):
+            last = round_no == self.settings.max_tool_rounds
+            completion = self._client.chat.completions.create(
+                model=self.model, messages=messages, temperature=self.settings.temperature,
+                tools=tools.specs, tool_choice="none" if last else "auto")
+            choice = completion.choices[0] if completion.choices else None
+            calls = list(getattr(choice.message, "tool_calls", None) or []) if choice else []
+            if not calls or last:
+                break
+            messages.append({"role": "assistant", "content": choice.message.content or "",
+                             "tool_calls": [{"id": c.id, "type": "function",
+                                             "function": {"name": c.function.name,
+                                                          "arguments": c.function.arguments}} for c in calls]})
+            for call in calls:
+                messages.append({"role": "tool", "tool_call_id": call.id,
+                                 "content": tools.run(call.function.name, call.function.arguments)})
+        choice = completion.choices[0] if completion and completion.choices else None
         raw = (choice.message.content or "") if choice else ""
         return LlmDraft(parse_output(raw, messages), completion.model or self.model, messages, raw)
 

@@ -1,12 +1,13 @@
-"""The offline drafter: a deterministic draft from knowledge-base facts only.
+"""The offline drafter: a deterministic draft from the answer engine, without an LLM.
 
 Used when no LLM is configured (the embedded default) and as the fallback
 when the configured one is unavailable, so the reviewer always has a start.
-It states facts -- what each mentioned code is, whether it is billable on the
-date of service, NCCI pairs and MUEs among the codes, modifier guidance,
-search candidates for described conditions -- and asks back for what is
-missing.  It never reasons beyond the facts, and its draft says so in a
-first line the reviewer sees (and is expected to replace).
+The draft is the engine's answer (:mod:`mailbot.answers`): it leads with
+what to report, then why, then the facts and rules used, and asks ONE
+specific question when a needed fact is missing.  It carries no greeting or
+signature (the reply template adds them) and no "offline draft" label: that
+the draft is offline is in its metadata (``source``, ``offline``, and the
+LLM failure when there was one), where the reviewer sees it.
 """
 
 from __future__ import annotations
@@ -15,60 +16,27 @@ from typing import Any
 
 from mailbot.drafting.context import DraftContext, base_code
 
+# Kept for drafts stored before the label moved to the metadata: approval
+# refuses a body that still carries it (see verify.recommendation_problems).
 LABEL = "[Offline draft: composed from the code knowledge base without an LLM. Review and rewrite before sending.]"
 LLM_DOWN_LABEL = "[LLM unavailable: {reason}. This offline draft was composed from the code knowledge base instead.]"
+LABEL_PREFIXES = ("[Offline draft:", "[LLM unavailable:")
 
 SYSTEM_NAMES = {"icd10cm": "ICD-10-CM", "cpt": "CPT", "hcpcs": "HCPCS Level II", "modifier": "modifier"}
 
 
 def draft(context: DraftContext, *, llm_failure: str = "") -> dict[str, Any]:
-    """Compose ``{"answer", "cited_codes", "confidence", "questions"}`` from ``context``."""
-    lines = [LLM_DOWN_LABEL.format(reason=llm_failure) if llm_failure else LABEL, ""]
-    cited: list[dict[str, str]] = []
-    questions: list[str] = []
+    """Compose ``{"answer", "cited_codes", "confidence", "questions", "offline", "llm_failure"}``."""
+    from mailbot.answers.compose import render
 
-    if context.cards:
-        lines.append("What the code sets say about the codes in your question"
-                     + (f" (date of service {context.date_of_service.isoformat()}):" if context.date_of_service else ":"))
-        for card in context.cards:
-            lines.append("- " + describe_card(card))
-            if card.get("found"):
-                cited.append({"code": card.get("code") or card.get("input", ""), "role": "mentioned"})
-        lines.append("")
-
-    for pair in ncci_pairs(context.check):
-        lines.append("- " + describe_pair(pair))
-    for mue in mues(context.check):
-        lines.append(f"- MUE for {mue.get('code')}: {mue.get('value')} unit(s) per day"
-                     + (f" ({mue['indicator']})" if mue.get("indicator") else "") + ".")
-    if context.check and (ncci_pairs(context.check) or mues(context.check)):
-        lines.append("")
-
-    if context.modifiers:
-        lines.append("Modifier guidance:")
-        for mod, text in context.modifiers.items():
-            lines.append(f"- {mod}: {text}")
-        lines.append("")
-
-    if not context.cards and context.search_hits:
-        lines.append(f"Codes that may match \"{context.search_query}\" (candidates to confirm against the record):")
-        for hit in context.search_hits[:5]:
-            title = hit.get("title") or "descriptor requires an AMA CPT licence"
-            lines.append(f"- {hit.get('code')} ({SYSTEM_NAMES.get(hit.get('system', ''), hit.get('system', ''))}): {title}")
-            cited.append({"code": hit.get("code", ""), "role": "candidate"})
-        lines.append("")
-
-    if not context.cards and not context.search_hits:
-        lines.append("The knowledge base found no codes or matching descriptors in this question.")
-        questions.append("Which codes are you considering, or what exactly was documented?")
-    if context.date_of_service is None:
-        questions.append("What is the date of service? Code validity depends on it.")
-    if questions:
-        lines.append("To answer precisely we need:")
-        lines.extend(f"- {q}" for q in questions)
-
-    return {"answer": "\n".join(lines).strip(), "cited_codes": cited, "confidence": 0.3 if cited else 0.1,
-            "questions": questions}
+    result = context.engine_answer
+    if result is None:
+        return {"answer": "The question could not be read.", "cited_codes": [], "confidence": 0.05,
+                "questions": ["Which codes are you considering, or what exactly was documented?"],
+                "offline": True, "llm_failure": llm_failure}
+    cited = [{"code": line.code, "role": line.role} for line in result.lines]
+    return {"answer": render(result), "cited_codes": cited, "confidence": result.confidence,
+            "questions": [result.ask] if result.ask else [], "offline": True, "llm_failure": llm_failure}
 
 
 def describe_card(card: dict[str, Any]) -> str:

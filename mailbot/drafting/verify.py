@@ -120,3 +120,63 @@ def codes_still_in(body: str, cited: list[dict[str, Any]]) -> list[dict[str, Any
         return base_code(found[1] if found else code.strip().upper())
 
     return [c for c in cited if canonical(str(c.get("code", ""))) in present]
+
+
+def recommendation_problems(session: Session, body: str, cited: list[dict[str, Any]],
+                            on: date | None = None, setting: str = "practitioner") -> list[str]:
+    """Why an answer may not be sent as it stands: one sentence per problem, empty when none.
+
+    For the approval guard (the reviewer may override with an audited reason):
+
+    - a code the answer recommends (role ``recommended``, or written in the body
+      without a "do not report" / "not" on its line) is a header, not valid on the
+      date of service, or unknown;
+    - two recommended procedure codes form an NCCI pair the answer does not address
+      (no modifier on the column 2 code, no mention of the edit, or indicator 0);
+    - the offline-draft label is still in the text.
+    """
+    from mailbot.codes import edits, lookup
+    from mailbot.codes.extract import find_codes
+    from mailbot.codes.normalize import normalize
+    from mailbot.drafting.offline import LABEL_PREFIXES
+
+    problems: list[str] = []
+    if any(prefix in body for prefix in LABEL_PREFIXES):
+        problems.append("the offline-draft label is still in the text; remove it before sending")
+    recommended: dict[str, str] = {}   # base code -> as written
+    for item in cited:
+        if str(item.get("role") or "") == "recommended" and str(item.get("code") or "").strip():
+            found = normalize(str(item["code"]))
+            if found:
+                recommended.setdefault(base_code(found[1]), found[1])
+    for line in body.splitlines():
+        if re.search(r"\b(?:do not|don't|not to be|never|instead of|no longer|ended|terminated|header)\b", line,
+                     re.I):
+            continue   # a line marking codes not to report
+        for code in find_codes(line):
+            recommended.setdefault(base_code(code), code)
+    if not recommended:
+        return problems
+    cards = lookup.lookup(session, list(recommended), on=on)
+    for card in cards:
+        if card.status == "not_billable":
+            problems.append(f"{card.code} is a header on the date of service: report a code under it")
+        elif card.status in ("terminated", "not_yet_valid"):
+            problems.append(f"{card.code} is not valid on the date of service ({card.message})")
+        elif not card.found:
+            problems.append(f"{card.input} is not in the loaded code sets")
+    procedures = [c for c in recommended if re.fullmatch(r"\d{4}[0-9FTUM]|[A-Z]\d{4}", c)]
+    if len(procedures) >= 2:
+        written = {base_code(c): c for c in find_codes(body)}
+        check = edits.check(session, [written.get(c, recommended[c]) for c in procedures], on=on,
+                            setting=setting).to_dict()
+        for pair in check.get("pairs") or []:
+            col1, col2 = pair["column1"], pair["column2"]
+            if pair.get("modifier_indicator") == "9":
+                continue
+            if pair.get("modifier_indicator") == "0":
+                problems.append(f"NCCI: {col2} is bundled into {col1} and no modifier allows both (indicator 0)")
+            elif not pair.get("bypassed_by_modifier") and "NCCI" not in body:
+                problems.append(f"NCCI: {col2} is bundled into {col1}; the answer neither adds a modifier to "
+                                f"{col2} nor addresses the edit")
+    return problems

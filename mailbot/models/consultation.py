@@ -56,6 +56,8 @@ class Consultation(SQLModel, table=True):
     date_of_service: date | None = None
     code_systems: list[str] = json_field()             # systems of the codes mentioned/cited
     flags: int = 0                                     # count of verification problems
+    # what the answer engine read the question as: [{"intent", "trigger"}], in table order
+    intents: list[dict[str, Any]] = json_field()
     claimed_by_id: int | None = Field(default=None, foreign_key="reviewer.id", index=True)
     claimed_at: datetime | None = None
     approved_by_id: int | None = Field(default=None, foreign_key="reviewer.id")

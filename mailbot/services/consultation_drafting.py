@@ -46,6 +46,7 @@ class DraftResult:
     verification: Verification = field(default_factory=Verification)
     llm_failure: str = ""
     context: dict[str, Any] = field(default_factory=dict)
+    intents: list[dict[str, str]] = field(default_factory=list)   # what the engine read the question as
 
 
 def question_text(inbound: InboundMessage | None, consultation: Consultation) -> str:
@@ -71,6 +72,19 @@ def thread_history(session: Session, consultation: Consultation, latest_id: int 
     return [{"who": who, "text": redact(text[:HISTORY_CHARS]).text} for _, who, text in items if text.strip()]
 
 
+def message_date(inbound: InboundMessage | None) -> date | None:
+    """The question's Date header (else when it arrived): the date of service when none is stated."""
+    if inbound is None:
+        return None
+    try:
+        header = email.message_from_bytes(inbound.raw or b"", policy=policy.default).get("Date")
+        if header is not None and getattr(header, "datetime", None) is not None:
+            return header.datetime.date()
+    except (TypeError, ValueError, IndexError):
+        pass  # a malformed Date header: fall back to the arrival time
+    return inbound.received_at.date() if inbound.received_at else None
+
+
 def _text_part(raw: bytes) -> str:
     message = email.message_from_bytes(raw, policy=policy.default)
     part = message.get_body(preferencelist=("plain",))
@@ -87,13 +101,16 @@ def make_draft(ctx: Context, consultation_id: int, *, force_offline: bool = Fals
         on = consultation.date_of_service or redaction.date_of_service
         context = build_context(session, redaction.text, on=on, history=history,
                                 search_limit=min(5, ctx.settings.commands.search_limit),
-                                max_codes=ctx.settings.commands.max_codes)
+                                max_codes=ctx.settings.commands.max_codes,
+                                message_date=message_date(inbound))
+        on = context.date_of_service
 
     result = _llm_or_offline(ctx, context, force_offline)
     result.redacted_question = redaction.text
     result.redactions = redaction.summary()
     result.date_of_service = on
     result.context = context.to_dict()
+    result.intents = context.intents
     with ctx.db.read() as session:
         result.verification = verify_answer(session, result.cited, result.body, on)
     result.cited = result.verification.codes
@@ -106,7 +123,10 @@ def _llm_or_offline(ctx: Context, context: DraftContext, force_offline: bool) ->
     if settings.base_url and not force_offline:
         client = LlmClient(settings)
         try:
-            answer = client.draft(context.question, context.to_prompt_text())
+            from mailbot.drafting.tools import ToolBox
+
+            toolbox = ToolBox(ctx.db.read, context.date_of_service or date.today())
+            answer = client.draft(context.question, context.to_prompt_text(), tools=toolbox)
             out = answer.output
             return DraftResult("llm", out.answer, [c.model_dump() for c in out.cited_codes], out.questions,
                                out.confidence, answer.model, "", [], answer.prompt, answer.response)
@@ -115,6 +135,6 @@ def _llm_or_offline(ctx: Context, context: DraftContext, force_offline: bool) ->
             failure, prompt, response = str(exc), exc.prompt, exc.response
         finally:
             client.close()
-    composed = offline.draft(context, llm_failure=failure)
+    composed = offline.draft(context, llm_failure=failure)  # the failure goes in the metadata, not the text
     return DraftResult("offline", composed["answer"], composed["cited_codes"], composed["questions"],
                        composed["confidence"], "offline", "", [], prompt, response, llm_failure=failure)

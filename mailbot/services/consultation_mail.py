@@ -67,8 +67,11 @@ def _base(settings: Settings, consultation: Consultation) -> dict[str, Any]:
     }
 
 
-def ack_message(settings: Settings, consultation: Consultation, inbound: InboundMessage | None) -> EmailMessage:
-    context = _base(settings, consultation) | {"sla_hours": settings.web.sla_hours}
+def ack_message(settings: Settings, consultation: Consultation, inbound: InboundMessage | None,
+                instant_facts: dict[str, Any] | None = None) -> EmailMessage:
+    context = _base(settings, consultation) | {"sla_hours": settings.web.sla_hours,
+                                               "instant": instant_facts if instant_facts and
+                                               instant_facts.get("codes") else None}
     return build(render("ack", context), _envelope(settings, consultation, inbound, auto_reply=True),
                  domain=settings.service.domain, kind="ack")
 

@@ -13,6 +13,7 @@ safe to run twice, by two workers, or again after a crash.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -30,6 +31,8 @@ from mailbot.services.consultation_state import (
 )
 from mailbot.services.delivery import queue_message
 from mailbot.services.quarantine import quarantine
+
+log = logging.getLogger(__name__)
 
 
 def advance(ctx: Context, cid: int) -> list[Poke]:
@@ -54,7 +57,8 @@ def _acknowledge(ctx: Context, cid: int) -> list[Poke]:
             OutboundMessage.consultation_id == cid, OutboundMessage.kind == "ack",
             OutboundMessage.inbound_id == (inbound.id if inbound else None))).first()
         if inbound is not None and inbound.auto_reply_ok and already is None:
-            message = mails.ack_message(ctx.settings, consultation, inbound)
+            message = mails.ack_message(ctx.settings, consultation, inbound, ack_facts(ctx, session, consultation,
+                                                                                     inbound))
             row = queue_message(session, message, kind="ack", consultation_id=cid, inbound_id=inbound.id)
             session.exec(update(Consultation).where(Consultation.id == cid).values(
                 thread_message_ids=add_thread_id(consultation, row.message_id)))
@@ -62,6 +66,21 @@ def _acknowledge(ctx: Context, cid: int) -> list[Poke]:
         audit(session, cid, "system", "acknowledged", ack_sent=bool(pokes),
               reason="" if pokes else "no automatic reply allowed (cap, auto-submitted, or already sent)")
     return pokes + [Poke("advance_consultation", cid)]
+
+
+def ack_facts(ctx: Context, session, consultation: Consultation, inbound) -> dict | None:
+    """The instant facts the acknowledgement states (``codes.instant_facts_in_ack``); a failure
+    here never holds the acknowledgement back."""
+    if not ctx.settings.codes.instant_facts_in_ack:
+        return None
+    from mailbot.answers.instant import instant_facts
+    from mailbot.services.consultation_drafting import message_date, question_text  # noqa: I001
+
+    try:
+        return instant_facts(session, question_text(inbound, consultation), message_date=message_date(inbound))
+    except Exception:  # noqa: BLE001 -- the acknowledgement matters more than its extras
+        log.exception("instant facts for consultation %s failed; acknowledging without them", consultation.id)
+        return None
 
 
 def _start_drafting(ctx: Context, cid: int) -> list[Poke]:
@@ -92,7 +111,7 @@ def run_draft(ctx: Context, cid: int, *, force_offline: bool = False) -> list[Po
         if not move(session, cid, (S.DRAFTING,), S.AWAITING_REVIEW, flags=result.verification.flags,
                     date_of_service=result.date_of_service,
                     code_systems=sorted({c["system"] for c in result.cited if c.get("system")}),
-                    failure_reason=result.llm_failure[:2000]):
+                    intents=result.intents, failure_reason=result.llm_failure[:2000]):
             return []  # someone else finished or reopened it; this draft is dropped
         _store_draft(session, cid, result)
         if result.llm_failure:

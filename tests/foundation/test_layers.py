@@ -18,6 +18,8 @@ FORBIDDEN = {
     "reviewers": ("mailbot_cli",),
     "mailbot/codes": ("workflows", "reviewers", "mailbot.mail", "mailbot.services", "fastapi", "dramatiq"),
     "mailbot/drafting/llm.py": ("workflows", "reviewers", "mailbot.mail", "mailbot.services", "fastapi", "dramatiq"),
+    "mailbot/drafting/tools.py": ("workflows", "reviewers", "mailbot.mail", "mailbot.services", "fastapi", "dramatiq"),
+    "mailbot/answers": ("workflows", "reviewers", "mailbot.mail", "mailbot.services", "fastapi", "dramatiq"),
 }
 
 

@@ -7,6 +7,7 @@ It speaks just enough of ``POST /v1/chat/completions`` for the real
     llm.script(FakeLlm.status(429), FakeLlm.status(500), FakeLlm.json(...))
     llm.script(FakeLlm.garbage("not json"))
     llm.script(FakeLlm.delay(5.0, FakeLlm.json(...)))  # slow answer (timeouts, kills)
+    llm.script(FakeLlm.tool_calls(("lookup", {"codes": ["J1030"]})))   # the model calls tools
 
 With nothing queued it answers ``default`` (a plain valid draft).  Every
 request body is kept in ``requests`` so tests can check what the model saw.
@@ -120,6 +121,19 @@ class FakeLlm:
     @classmethod
     def json(cls, draft: dict[str, Any]) -> Step:
         return Step(200, cls.completion(json.dumps(draft)))
+
+    @staticmethod
+    def tool_calls(*calls: tuple[str, dict[str, Any]], model: str = "fake-model") -> Step:
+        """A completion that calls tools instead of answering (OpenAI ``tool_calls``)."""
+        return Step(200, json.dumps({
+            "id": "chatcmpl-tools", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": None,
+                "tool_calls": [{"id": f"call_{i}", "type": "function",
+                                "function": {"name": name, "arguments": json.dumps(args)}}
+                               for i, (name, args) in enumerate(calls)]}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }))
 
     @classmethod
     def garbage(cls, content: str = "Sure! Here is your answer: 20610 is fine.") -> Step:

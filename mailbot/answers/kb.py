@@ -1,0 +1,123 @@
+"""Adapters over the code knowledge base (``mailbot.codes``): the engine's only way in.
+
+Small functions with plain-dict results, so when the code-knowledge work
+lands (history, successors, NCCI hospital table, add-on lists, diagnosis
+edit flags) only this module and :mod:`mailbot.answers.successors` change.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlmodel import Session
+
+from mailbot.models.codes import CodeEntry, RvuEntry
+
+SYSTEM_NAMES = {"icd10cm": "ICD-10-CM", "cpt": "CPT", "hcpcs": "HCPCS Level II", "modifier": "modifier"}
+OK_STATUSES = frozenset({"ok", "unlicensed_descriptor"})
+
+
+class KB:
+    """The knowledge base for one question: a session and the date of service."""
+
+    def __init__(self, session: Session, on: date) -> None:
+        self.session = session
+        self.on = on
+        self._cards: dict[str, dict[str, Any]] = {}
+
+    # -- cards ------------------------------------------------------------
+    def card(self, code: str) -> dict[str, Any]:
+        """The lookup card of ``code`` on the date of service (cached)."""
+        if code not in self._cards:
+            from mailbot.codes.lookup import lookup
+
+            self._cards[code] = lookup(self.session, [code], on=self.on)[0].to_dict()
+        return self._cards[code]
+
+    def reportable(self, code: str) -> bool:
+        card = self.card(code)
+        return bool(card.get("found")) and card.get("status") in OK_STATUSES
+
+    def title(self, code: str) -> str:
+        return self.card(code).get("title") or ""
+
+    # -- rows -------------------------------------------------------------
+    def rows(self, system: str, code: str) -> list[CodeEntry]:
+        return list(self.session.execute(select(CodeEntry).where(
+            CodeEntry.system == system, CodeEntry.code == code).order_by(CodeEntry.valid_from)).scalars())
+
+    def children(self, code: str, system: str = "icd10cm") -> list[CodeEntry]:
+        """Direct children valid on the date (ICD-10-CM hierarchy)."""
+        return list(self.session.execute(select(CodeEntry).where(
+            CodeEntry.system == system, CodeEntry.parent == code, CodeEntry.valid_from <= self.on,
+            or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= self.on)).order_by(CodeEntry.code)).scalars())
+
+    def billable_under(self, code: str, limit: int = 60) -> list[CodeEntry]:
+        """Billable descendants valid on the date, breadth first."""
+        out: list[CodeEntry] = []
+        frontier = [code]
+        while frontier and len(out) < limit:
+            nxt: list[str] = []
+            for parent in frontier:
+                for child in self.children(parent):
+                    (out if child.billable else []).append(child)
+                    if not child.billable:
+                        nxt.append(child.code)
+            frontier = nxt
+        return out[:limit]
+
+    def in_range(self, start: str, end: str, system: str = "icd10cm") -> list[CodeEntry]:
+        """Billable codes from ``start`` to ``end`` inclusive (``end`` also covers its subcodes)."""
+        return list(self.session.execute(select(CodeEntry).where(
+            CodeEntry.system == system, CodeEntry.billable.is_(True), CodeEntry.code >= start,
+            or_(CodeEntry.code <= end, CodeEntry.code.like(end + "%")), CodeEntry.valid_from <= self.on,
+            or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= self.on)).order_by(CodeEntry.code)
+            .limit(200)).scalars())
+
+    def hcpcs_titled(self, words: list[str], limit: int = 40) -> list[CodeEntry]:
+        """HCPCS codes valid on the date whose descriptor holds every word."""
+        query = select(CodeEntry).where(CodeEntry.system == "hcpcs", CodeEntry.valid_from <= self.on,
+                                        or_(CodeEntry.valid_to.is_(None), CodeEntry.valid_to >= self.on))
+        for word in words:
+            query = query.where(CodeEntry.title.ilike(f"%{word}%"))
+        return list(self.session.execute(query.order_by(CodeEntry.code).limit(limit)).scalars())
+
+    # -- fee schedule -----------------------------------------------------
+    def rvu(self, code: str) -> dict[str, Any] | None:
+        """The Physician Fee Schedule row (no modifier) of ``code``: status, global days, indicators."""
+        row = self.session.execute(select(RvuEntry).where(RvuEntry.code == code, RvuEntry.modifier == "")
+                                   .order_by(RvuEntry.version_id.desc())).scalars().first()
+        if row is None:
+            return None
+        from mailbot.codes.catalogue import Catalogue
+
+        return {"status": row.status, "global_days": row.global_days, "indicators": dict(row.indicators or {}),
+                "version": Catalogue(self.session).name(row.version_id) or "PFS"}
+
+    # -- search and checks ------------------------------------------------
+    def search(self, query: str, system: str | None = None, limit: int = 8) -> list[dict[str, Any]]:
+        from mailbot.codes.search import SearchError, search
+
+        try:
+            return [hit.to_dict() for hit in search(self.session, query, system=system, limit=limit)]
+        except SearchError:
+            return []
+
+    def check(self, codes: list[str], setting: str = "practitioner") -> dict[str, Any]:
+        from mailbot.codes.edits import CheckError, check
+
+        try:
+            return check(self.session, codes, on=self.on, setting=setting).to_dict()
+        except CheckError as exc:
+            return {"pairs": [], "codes": [], "notes": [str(exc)]}
+
+    def addon_primaries(self, code: str) -> list[str]:
+        """Primary codes of an add-on code.  The CMS add-on lists arrive with the
+        code-knowledge work; until then none are known (the PFS ``ZZZ`` global
+        still says a code is an add-on)."""
+        return []
+
+    def version(self, code: str) -> str:
+        return str(self.card(code).get("version") or "")
