@@ -26,6 +26,7 @@ from reviewers.auth import current_reviewer
 # Messages shown after a redirect, chosen by key so no text from the URL is shown.
 NOTICES = {
     "saved": "Draft saved.",
+    "restored": "That version is the current draft again (the versions in between are kept).",
     "approved": "Approved: the answer is on its way to the asker.",
     "info_requested": "Question sent to the asker; the consultation waits for their reply.",
     "rejected": "Consultation rejected.",

@@ -54,7 +54,13 @@ def _acknowledge(ctx: Context, cid: int) -> list[Poke]:
             OutboundMessage.consultation_id == cid, OutboundMessage.kind == "ack",
             OutboundMessage.inbound_id == (inbound.id if inbound else None))).first()
         if inbound is not None and inbound.auto_reply_ok and already is None:
-            message = mails.ack_message(ctx.settings, consultation, inbound)
+            # A reply in a thread we already acknowledged (a follow-up, the
+            # answer to our question back) gets the short note, not the
+            # full new-question acknowledgement again.
+            acked_before = session.exec(select(OutboundMessage.id).where(
+                OutboundMessage.consultation_id == cid, OutboundMessage.kind == "ack")).first()
+            message = (mails.followup_ack_message(ctx.settings, consultation, inbound) if acked_before
+                       else mails.ack_message(ctx.settings, consultation, inbound))
             row = queue_message(session, message, kind="ack", consultation_id=cid, inbound_id=inbound.id)
             session.exec(update(Consultation).where(Consultation.id == cid).values(
                 thread_message_ids=add_thread_id(consultation, row.message_id)))

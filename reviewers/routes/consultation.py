@@ -20,6 +20,8 @@ from sqlmodel import select
 
 from mailbot.models import Attachment, Consultation, InboundMessage, Reviewer, ReviewerRole
 from mailbot.services import claims
+from mailbot.services import consultation_mail as mails
+from mailbot.services import draft_versions
 from reviewers import knowledge, thread
 from reviewers.auth import require_admin, require_reviewer
 from reviewers.pages import render
@@ -50,7 +52,7 @@ def _cited(draft) -> list[str]:
 
 
 def _page(request: Request, reviewer: Reviewer, cid: int, *, status_code: int = 200, error: str = "",
-          kept: dict[str, str] | None = None) -> Response:
+          kept: dict[str, str] | None = None, problems: list | None = None) -> Response:
     ctx = _ctx(request)
     with ctx.db.read() as session:
         loaded = thread.load(session, cid)
@@ -60,6 +62,7 @@ def _page(request: Request, reviewer: Reviewer, cid: int, *, status_code: int = 
         mentioned = [code for e in loaded.entries for code in e.codes]
         facts = knowledge.facts(session, cited or mentioned, on=loaded.consultation.date_of_service)
         panel = knowledge.quick_lookup(session, request.query_params.get("q", ""))
+        frame = mails.frame(ctx.settings, loaded.consultation, reviewer)
         others = []
         if reviewer.role == ReviewerRole.ADMIN:
             others = session.exec(select(Reviewer.id, Reviewer.name).where(Reviewer.active.is_(True))
@@ -68,7 +71,7 @@ def _page(request: Request, reviewer: Reviewer, cid: int, *, status_code: int = 
     return render(request, "web/detail.html", {
         "t": loaded, "c": c, "facts": facts, "panel": panel, "cited": cited, "mentioned": mentioned,
         "mine": c.claimed_by_id == reviewer.id, "others": others,
-        "kept": kept or {}, "stored_verdicts": {d.get("code"): d for d in (loaded.draft.cited_codes if loaded.draft else [])
+        "kept": kept or {}, "problems": problems or [], "frame": frame, "stored_verdicts": {d.get("code"): d for d in (loaded.draft.cited_codes if loaded.draft else [])
                                                  if isinstance(d, dict)},
         "sla_hours": ctx.settings.web.sla_hours, "system_labels": SYSTEM_LABELS,
     }, title=f"{c.reference} {c.subject}"[:120], status_code=status_code, error=error)
@@ -79,21 +82,27 @@ def detail(cid: int, request: Request, reviewer: Reviewer = Depends(require_revi
     return _page(request, reviewer, cid)
 
 
+def _not_holder(request: Request, reviewer: Reviewer, cid: int) -> str:
+    """Why ``reviewer`` may not change ``cid`` (empty: they hold the claim)."""
+    with _ctx(request).db.read() as session:
+        c = session.get(Consultation, cid)
+        if c is None:
+            raise HTTPException(404, f"There is no consultation Q-{cid}.")
+        holder = session.get(Reviewer, c.claimed_by_id) if c.claimed_by_id else None
+    if holder is not None and holder.id == reviewer.id:
+        return ""
+    who = f"{holder.name} <{holder.email}>" if holder else "nobody"
+    return (f"Q-{cid} is claimed by {who}. Claim it before changing it." if holder is None else
+            f"Q-{cid} is claimed by {who}; only they can change it (an admin can reassign it).")
+
+
 def _act(request: Request, reviewer: Reviewer, cid: int, call: Callable[[], list], done: str,
          kept: dict[str, str] | None = None, need_claim: bool = True) -> Response:
     """Run a service call for the claim holder; map the service's refusals to a clear page."""
     service = _service()
     if need_claim:
-        with _ctx(request).db.read() as session:
-            c = session.get(Consultation, cid)
-            if c is None:
-                raise HTTPException(404, f"There is no consultation Q-{cid}.")
-            holder = session.get(Reviewer, c.claimed_by_id) if c.claimed_by_id else None
-        if holder is None or holder.id != reviewer.id:
-            who = f"{holder.name} <{holder.email}>" if holder else "nobody"
-            message = (f"Q-{cid} is claimed by {who}. Claim it before changing it."
-                       if holder is None else
-                       f"Q-{cid} is claimed by {who}; only they can change it (an admin can reassign it).")
+        message = _not_holder(request, reviewer, cid)
+        if message:
             return _page(request, reviewer, cid, status_code=409, error=message, kept=kept)
     try:
         pokes = call()
@@ -101,6 +110,9 @@ def _act(request: Request, reviewer: Reviewer, cid: int, call: Callable[[], list
         return _page(request, reviewer, cid, status_code=409, kept=kept, error=(
             "Someone changed this consultation after you opened it. Your text is kept in the editor below; "
             "compare it with the latest version (see the audit log) and save again."))
+    except service.ApprovalRefused as exc:
+        return _page(request, reviewer, cid, status_code=422, kept=kept, problems=exc.problems, error=(
+            "Not sent: " + str(exc) + ". Fix the answer, or give a reason to send it anyway."))
     except service.InvalidTransition as exc:
         return _page(request, reviewer, cid, status_code=409, kept=kept,
                      error=f"That action is not possible now: {exc}")
@@ -121,12 +133,80 @@ def save(cid: int, request: Request, body: str = Form(""), version: int = Form(.
 
 @router.post("/consultations/{cid}/approve")
 def approve(cid: int, request: Request, body: str = Form(""), version: int = Form(...),
-            reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+            override_reason: str = Form(""), reviewer: Reviewer = Depends(require_reviewer)) -> Response:
     ctx = _ctx(request)
     if not body.strip():
         return _page(request, reviewer, cid, status_code=422, error="The answer is empty.", kept={"body": body})
-    return _act(request, reviewer, cid, lambda: _service().approve(ctx, cid, reviewer.id, body, version),
-                "approved", kept={"body": body})
+    return _act(request, reviewer, cid,
+                lambda: _service().approve(ctx, cid, reviewer.id, body, version, override_reason=override_reason),
+                "approved", kept={"body": body, "override_reason": override_reason})
+
+
+# The preview page shows the mail's own HTML in a sandboxed srcdoc frame.  A
+# srcdoc document inherits this page's policy, so this one page lets inline
+# styles through (the mail's CSS is inlined); scripts stay blocked twice over
+# (script-src 'self' and the frame's empty sandbox).
+PREVIEW_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+               "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+@router.post("/consultations/{cid}/preview")
+def preview(cid: int, request: Request, body: str = Form(""), version: int = Form(...),
+            reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    """The exact mail approval would send for ``body``, and the final confirm."""
+    ctx = _ctx(request)
+    kept = {"body": body}
+    message = _not_holder(request, reviewer, cid)
+    if message:
+        return _page(request, reviewer, cid, status_code=409, error=message, kept=kept)
+    if not body.strip():
+        return _page(request, reviewer, cid, status_code=422, error="The answer is empty.", kept=kept)
+    try:
+        shown = _service().preview_answer(ctx, cid, reviewer.id, body)
+    except _service().ConsultationError as exc:
+        return _page(request, reviewer, cid, status_code=422, error=f"No preview: {exc}.", kept=kept)
+    with ctx.db.read() as session:
+        c = session.get(Consultation, cid)
+    response = render(request, "web/preview.html", {
+        "c": c, "body": body, "version": version, "mail": shown,
+        "blocking": [p for p in shown["problems"] if not p.overridable],
+        "overridable": [p for p in shown["problems"] if p.overridable],
+    }, title=f"Preview {c.reference}")
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    return response
+
+
+@router.get("/consultations/{cid}/drafts")
+def drafts(cid: int, request: Request, a: int | None = None, b: int | None = None,
+           reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    """Every version of the answer; two of them compared line by line."""
+    with _ctx(request).db.read() as session:
+        c = session.get(Consultation, cid)
+        if c is None:
+            raise HTTPException(404, f"There is no consultation Q-{cid}.")
+        rows = draft_versions.versions(session, cid)
+    by_id = {r["draft"].id: r for r in rows}
+    if (a is not None and a not in by_id) or (b is not None and b not in by_id):
+        raise HTTPException(404, f"No such draft version of Q-{cid}.")
+    current = draft_versions.current([r["draft"] for r in rows])
+    right = by_id[b]["draft"] if b is not None else current
+    left = by_id[a]["draft"] if a is not None else next(
+        (r["draft"] for r in rows if right is not None and r["draft"].id != right.id), None)
+    compared = draft_versions.diff(left.body if left else "", right.body if right else "",
+                                   f"version {left.id}" if left else "nothing",
+                                   f"version {right.id}" if right else "nothing")
+    return render(request, "web/drafts.html", {
+        "c": c, "rows": rows, "left": left, "right": right, "compared": compared,
+        "current_id": current.id if current else None, "mine": c.claimed_by_id == reviewer.id,
+    }, title=f"Draft versions {c.reference}")
+
+
+@router.post("/consultations/{cid}/drafts/{did}/restore")
+def restore_draft(cid: int, did: int, request: Request, version: int = Form(...),
+                  reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    ctx = _ctx(request)
+    return _act(request, reviewer, cid, lambda: draft_versions.restore(ctx, cid, reviewer.id, did, version),
+                "restored")
 
 
 @router.post("/consultations/{cid}/request-info")
