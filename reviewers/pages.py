@@ -26,6 +26,7 @@ from reviewers.auth import current_reviewer
 # Messages shown after a redirect, chosen by key so no text from the URL is shown.
 NOTICES = {
     "saved": "Draft saved.",
+    "phi_purged": "Patient data redacted from this consultation (see the audit log for what changed).",
     "restored": "That version is the current draft again (the versions in between are kept).",
     "approved": "Approved: the answer is on its way to the asker.",
     "info_requested": "Question sent to the asker; the consultation waits for their reply.",
@@ -65,11 +66,20 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
 
 
+def redacted(text: str | None) -> str:
+    """``text`` with patient identifiers replaced by ``[KIND]`` (queue rows,
+    page titles: places a passer-by or the browser history sees)."""
+    from mailbot.drafting.redact import redact
+
+    return redact(text).text if text else ""
+
+
 def _environment():
     env = environment()
     # Filters only (no per-request globals): the environment is shared with mail templates.
     env.filters.setdefault("age", age)
     env.filters.setdefault("when", when)
+    env.filters.setdefault("redacted", redacted)
     return env
 
 

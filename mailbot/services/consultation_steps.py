@@ -19,6 +19,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from mailbot.context import Context
+from mailbot.models.consultation import FINAL_STATES
 from mailbot.models import (
     AuditEvent, Consultation, ConsultationState as S, Draft, InboundMessage, OutboundMessage, OutboundState, utcnow,
 )
@@ -95,7 +96,8 @@ def run_draft(ctx: Context, cid: int, *, force_offline: bool = False) -> list[Po
             attempts=Consultation.attempts + 1, state_changed_at=utcnow()))
     result = make_draft(ctx, cid, force_offline=force_offline)
     with ctx.db.session() as session:
-        if not move(session, cid, (S.DRAFTING,), S.AWAITING_REVIEW, flags=result.verification.flags,
+        phi = {"has_phi": True} if result.redactions else {}   # once seen, the flag stays (until a purge)
+        if not move(session, cid, (S.DRAFTING,), S.AWAITING_REVIEW, flags=result.verification.flags, **phi,
                     date_of_service=result.date_of_service,
                     code_systems=sorted({c["system"] for c in result.cited if c.get("system")}),
                     failure_reason=result.llm_failure[:2000]):
@@ -175,11 +177,17 @@ def followup(ctx: Context, inbound_id: int) -> list[Poke]:
         if state == S.APPROVED:
             raise NotYetDelivered(f"Q-{cid}: reopen after the approved answer is delivered")
         moved = True
+        # An open item keeps its place in the oldest-first queue (its
+        # waiting_since); only a closed one (answered, rejected) starts a new wait.
+        now = utcnow()
+        clock = {"waiting_since": now} if state in FINAL_STATES else {}
         if state == S.DRAFTING:
             # Abandon the draft in flight: it cannot have seen this message.
-            moved = move(session, cid, (S.DRAFTING,), S.ACKNOWLEDGED, waiting_since=utcnow())
+            moved = move(session, cid, (S.DRAFTING,), S.ACKNOWLEDGED, new_reply_at=now)
         elif state not in (S.RECEIVED, S.ACKNOWLEDGED):
-            moved = move(session, cid, (state,), S.RECEIVED, waiting_since=utcnow(), failure_reason="")
+            moved = move(session, cid, (state,), S.RECEIVED, failure_reason="", new_reply_at=now, **clock)
+        else:
+            session.exec(update(Consultation).where(Consultation.id == cid).values(new_reply_at=now))
         if not moved:
             raise TryLater(f"Q-{cid} changed state while reopening; try again")
         audit(session, cid, inbound.from_addr or "asker", "followup", before=state, inbound_id=inbound_id)

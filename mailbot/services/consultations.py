@@ -51,7 +51,8 @@ def _reviewer_move(session: Session, cid: int, reviewer_id: int, action: str, al
                         f"you edited version {expected_version}); reload to see the changes")
     if consultation.state not in allowed:
         raise InvalidTransition(f"cannot {action} Q-{cid} while it is {consultation.state}")
-    if not move(session, cid, allowed, to_state, expected_version=expected_version, **values):
+    # A reviewer acting on the item has seen the asker's latest reply: the queue's "new reply" mark goes.
+    if not move(session, cid, allowed, to_state, expected_version=expected_version, new_reply_at=None, **values):
         raise StaleEdit(f"Q-{cid} was changed by someone else just now; reload to see the changes")
     return consultation, reviewer
 

@@ -24,7 +24,7 @@ from mailbot.services import consultation_mail as mails
 from mailbot.services import draft_versions
 from reviewers import knowledge, thread
 from reviewers.auth import require_admin, require_reviewer
-from reviewers.pages import render
+from reviewers.pages import redacted, render
 from workflows.actors import dispatch
 
 router = APIRouter()
@@ -74,7 +74,7 @@ def _page(request: Request, reviewer: Reviewer, cid: int, *, status_code: int = 
         "kept": kept or {}, "problems": problems or [], "frame": frame, "stored_verdicts": {d.get("code"): d for d in (loaded.draft.cited_codes if loaded.draft else [])
                                                  if isinstance(d, dict)},
         "sla_hours": ctx.settings.web.sla_hours, "system_labels": SYSTEM_LABELS,
-    }, title=f"{c.reference} {c.subject}"[:120], status_code=status_code, error=error)
+    }, title=f"{c.reference} {redacted(c.subject)}"[:120], status_code=status_code, error=error)
 
 
 @router.get("/consultations/{cid}")
@@ -269,6 +269,18 @@ def reassign(cid: int, request: Request, to_reviewer_id: int = Form(...),
              admin: Reviewer = Depends(require_admin)) -> Response:
     return _claim_action(request, admin, cid,
                          lambda: claims.reassign(_ctx(request), cid, admin.id, to_reviewer_id), "reassigned")
+
+
+@router.post("/consultations/{cid}/purge-phi")
+def purge_phi(cid: int, request: Request, admin: Reviewer = Depends(require_admin)) -> Response:
+    """Admins only: redact patient data stored for this consultation (audited)."""
+    from mailbot.services import phi
+
+    try:
+        phi.purge(_ctx(request), cid, admin.id)
+    except _service().ConsultationError as exc:
+        return _page(request, admin, cid, status_code=422, error=f"Not done: {exc}.")
+    return RedirectResponse(f"/consultations/{cid}?done=phi_purged", status_code=303)
 
 
 @router.get("/consultations/{cid}/attachments/{aid}")

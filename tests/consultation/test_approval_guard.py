@@ -188,3 +188,32 @@ def test_a_follow_up_keeps_the_reviewers_saved_text_current(cctx, llm, sink, rev
     assert len(again) == len(drafts) + 1
     with pytest.raises(svc.StaleEdit):
         draft_versions.restore(cctx, c.id, reviewer, drafts[0].id, version)
+
+
+def test_a_patient_name_in_the_subject_is_not_echoed_and_the_item_is_marked(cctx, llm, sink, reviewer, db):
+    from tests.consultation.drive import question, receive
+
+    llm.script(llm.json(ANSWER))
+    receive(cctx, question("Coding question for patient John Smith", "Can 20610 and 99213 be billed together?"))
+    c = _consultation(db)
+    [ack] = sink.messages
+    assert "John Smith" not in ack.message["Subject"]
+    assert ack.message["Subject"] == f"Re: Coding question for patient [NAME] [#Q-{c.id}]"
+    assert c.has_phi
+
+
+def test_a_follow_up_keeps_the_items_place_in_the_queue_and_marks_a_new_reply(cctx, llm, sink, reviewer, db):
+    from tests.consultation.drive import question, receive
+
+    c = ask(cctx, llm)
+    waiting = c.waiting_since
+    drive(cctx, svc.request_info(cctx, c.id, reviewer, "Which knee?", c.version))
+    llm.script(llm.json(ANSWER))
+    receive(cctx, question("Re: Billing", "Left knee.", message_id="<q2@example.org>",
+                           headers={"In-Reply-To": sink.messages[-1].message["Message-ID"]}))
+    again = _consultation(db)
+    assert again.state == "awaiting_review"
+    assert again.waiting_since == waiting and again.new_reply_at is not None
+    drive(cctx, svc.save_draft(cctx, c.id, reviewer, "Seen the reply; modifier 25 on 99213 with 20610.",
+                               again.version))
+    assert _consultation(db).new_reply_at is None          # a reviewer acted on it
