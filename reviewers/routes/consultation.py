@@ -312,9 +312,34 @@ def audit(cid: int, request: Request, reviewer: Reviewer = Depends(require_revie
         loaded = thread.load(session, cid, audit_limit=None)
     if loaded is None:
         raise HTTPException(404, f"There is no consultation Q-{cid}.")
-    events = [{"e": e, "diff": _diff(e.before, e.after)} for e in loaded.audit]
+    events = [{"e": e, "diff": _diff(e.before, e.after), "details": _details(e.detail or {})} for e in loaded.audit]
     return render(request, "web/audit.html", {"c": loaded.consultation, "events": events},
                   title=f"Audit log {loaded.consultation.reference}")
+
+
+# Audit detail keys as a reviewer reads them; unknown keys fall back to words.
+DETAIL_LABELS = {
+    "outbound_id": "outgoing mail no.", "inbound_id": "incoming mail no.", "ack_sent": "acknowledgement sent",
+    "reply_sent": "reply sent to the asker", "flags": "code problems", "source": "drafted by",
+    "llm_failure": "LLM failure", "offline": "offline drafter", "message_id": "Message-ID",
+    "reason": "reason", "draft_id": "restored version", "problems": "overridden problems",
+    "identifiers": "identifiers redacted", "messages": "messages changed", "attachments": "attachments deleted",
+    "drafts": "drafts changed", "audit_texts": "audit texts changed", "subject": "subject changed",
+}
+
+
+def _details(detail: dict[str, Any]) -> list[tuple[str, str]]:
+    """``[(label, value)]`` for an audit row's detail, in words; empty values left out."""
+    out = []
+    for key, value in detail.items():
+        if value in ("", None, [], {}):
+            continue
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        elif key == "problems" and isinstance(value, list):
+            value = "; ".join(str(p.get("reason", p)) if isinstance(p, dict) else str(p) for p in value)
+        out.append((DETAIL_LABELS.get(key, key.replace("_", " ")), str(value)))
+    return out
 
 
 def _diff(before: str, after: str) -> list[str]:

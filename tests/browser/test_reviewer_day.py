@@ -123,3 +123,43 @@ def test_the_reject_reply_box_is_hidden_until_ticked(live, page, db):
     expect(page.locator("#reject-reply")).to_be_hidden()
     page.check("input[name=send_reply]")
     expect(page.locator("#reject-reply")).to_be_visible()
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+def test_at_390_px_the_queue_filters_do_not_overlap_the_buttons(live, browser, db):
+    alice = add_reviewer(db, "alice@coders.example", "Alice Moreau")
+    seed_consultation(db, cited=[])
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    phone = context.new_page()
+    try:
+        log_in(phone, live.url, alice.email)
+        take_next = phone.locator("#take-next").bounding_box()
+        controls = phone.locator(".filters input, .filters select, .filters button, .filters label")
+        for i in range(controls.count()):
+            box = controls.nth(i).bounding_box()
+            assert not _overlap(take_next, box), (i, take_next, box)
+            assert box["x"] + box["width"] <= 390 + 1, box
+    finally:
+        context.close()
+
+
+def test_the_audit_page_fits_the_window_with_long_texts(live, page, db):
+    alice = add_reviewer(db, "alice@coders.example", "Alice Moreau")
+    cid = seed_consultation(db, cited=[])
+    with db.session() as session:
+        session.add(AuditEvent(consultation_id=cid, actor="alice@coders.example", action="draft_saved",
+                               before="", after="x" * 3000 + " " + "long-line-" * 300))
+    log_in(page, live.url, alice.email)
+    page.goto(f"{live.url}/consultations/{cid}/audit")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1400, width
+    expect(page.locator("dl.details, .ba").first).to_be_visible()
+
+
+def test_the_favicon_loads_on_the_login_page(live, page, db):
+    response = page.goto(f"{live.url}/favicon.ico")
+    assert response.status == 200
