@@ -26,6 +26,9 @@ from reviewers.auth import current_reviewer
 # Messages shown after a redirect, chosen by key so no text from the URL is shown.
 NOTICES = {
     "saved": "Draft saved.",
+    "macro_saved": "Canned response saved.",
+    "macro_retired": "Canned response retired.",
+    "note_added": "Note added (visible to reviewers only).",
     "phi_purged": "Patient data redacted from this consultation (see the audit log for what changed).",
     "restored": "That version is the current draft again (the versions in between are kept).",
     "approved": "Approved: the answer is on its way to the asker.",

@@ -21,7 +21,8 @@ from sqlmodel import select
 from mailbot.models import Attachment, Consultation, InboundMessage, Reviewer, ReviewerRole
 from mailbot.services import claims
 from mailbot.services import consultation_mail as mails
-from mailbot.services import draft_versions
+from mailbot.services import asker_history, draft_versions, macros
+from mailbot.services import notes as notes_service
 from reviewers import knowledge, thread
 from reviewers.auth import require_admin, require_reviewer
 from reviewers.pages import redacted, render
@@ -63,6 +64,9 @@ def _page(request: Request, reviewer: Reviewer, cid: int, *, status_code: int = 
         facts = knowledge.facts(session, cited or mentioned, on=loaded.consultation.date_of_service)
         panel = knowledge.quick_lookup(session, request.query_params.get("q", ""))
         frame = mails.frame(ctx.settings, loaded.consultation, reviewer)
+        notes = notes_service.for_consultation(session, cid)
+        canned = macros.filled_for(session, loaded.consultation, reviewer)
+        history = asker_history.earlier(session, loaded.consultation)
         others = []
         if reviewer.role == ReviewerRole.ADMIN:
             others = session.exec(select(Reviewer.id, Reviewer.name).where(Reviewer.active.is_(True))
@@ -71,7 +75,8 @@ def _page(request: Request, reviewer: Reviewer, cid: int, *, status_code: int = 
     return render(request, "web/detail.html", {
         "t": loaded, "c": c, "facts": facts, "panel": panel, "cited": cited, "mentioned": mentioned,
         "mine": c.claimed_by_id == reviewer.id, "others": others,
-        "kept": kept or {}, "problems": problems or [], "frame": frame, "stored_verdicts": {d.get("code"): d for d in (loaded.draft.cited_codes if loaded.draft else [])
+        "kept": kept or {}, "problems": problems or [], "frame": frame, "notes": notes, "macros": canned,
+        "history": history, "stored_verdicts": {d.get("code"): d for d in (loaded.draft.cited_codes if loaded.draft else [])
                                                  if isinstance(d, dict)},
         "sla_hours": ctx.settings.web.sla_hours, "system_labels": SYSTEM_LABELS,
     }, title=f"{c.reference} {redacted(c.subject)}"[:120], status_code=status_code, error=error)
@@ -269,6 +274,38 @@ def reassign(cid: int, request: Request, to_reviewer_id: int = Form(...),
              admin: Reviewer = Depends(require_admin)) -> Response:
     return _claim_action(request, admin, cid,
                          lambda: claims.reassign(_ctx(request), cid, admin.id, to_reviewer_id), "reassigned")
+
+
+@router.post("/consultations/{cid}/notes")
+def add_note(cid: int, request: Request, note: str = Form(""), body: str = Form(""),
+             reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    """An internal note (reviewers only, never sent); no claim needed."""
+    try:
+        notes_service.add(_ctx(request), cid, reviewer.id, note)
+    except _service().ConsultationError as exc:
+        with _ctx(request).db.read() as session:
+            if session.get(Consultation, cid) is None:
+                raise HTTPException(404, f"There is no consultation Q-{cid}.")
+        return _page(request, reviewer, cid, status_code=422, error=f"Not added: {exc}.",
+                     kept={"note": note} | ({"body": body} if body else {}))
+    return RedirectResponse(f"/consultations/{cid}?done=note_added#notes", status_code=303)
+
+
+@router.post("/consultations/{cid}/insert-macro")
+def insert_macro(cid: int, request: Request, body: str = Form(""), macro_id: str = Form(""),
+                 reviewer: Reviewer = Depends(require_reviewer)) -> Response:
+    """Without script: the editor comes back with the filled macro appended (not saved yet)."""
+    with _ctx(request).db.read() as session:
+        c = session.get(Consultation, cid)
+        if c is None:
+            raise HTTPException(404, f"There is no consultation Q-{cid}.")
+        filled = {str(m["id"]): m["text"] for m in macros.filled_for(session, c, reviewer)}
+    if macro_id not in filled:
+        return _page(request, reviewer, cid, status_code=422, error="Choose a canned response to insert.",
+                     kept={"body": body})
+    joined = (body.rstrip() + "\n\n" if body.strip() else "") + filled[macro_id]
+    return _page(request, reviewer, cid, kept={"body": joined},
+                 error="")
 
 
 @router.post("/consultations/{cid}/purge-phi")

@@ -28,3 +28,18 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   }
 });
+document.addEventListener("click", function (event) {
+  // "Insert" a canned response at the cursor (without script the button posts and the page appends it).
+  var button = event.target.closest("#insert-macro");
+  if (!button) { return; }
+  var pick = document.getElementById("macro-pick");
+  var editor = document.getElementById("draft-body");
+  var text = pick && document.getElementById("macro-text-" + pick.value);
+  if (!editor || !text) { return; }
+  event.preventDefault();
+  var value = text.content ? text.content.textContent : text.textContent;
+  var start = editor.selectionStart, end = editor.selectionEnd;
+  editor.setRangeText(value, start, end, "end");
+  editor.focus();
+  editor.dispatchEvent(new Event("input", { bubbles: true }));
+});
