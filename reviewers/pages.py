@@ -26,6 +26,8 @@ from reviewers.auth import current_reviewer
 # Messages shown after a redirect, chosen by key so no text from the URL is shown.
 NOTICES = {
     "saved": "Draft saved.",
+    "notices_on": "You will get notice mail.",
+    "notices_off": "Notice mail is off.",
     "macro_saved": "Canned response saved.",
     "macro_retired": "Canned response retired.",
     "note_added": "Note added (visible to reviewers only).",

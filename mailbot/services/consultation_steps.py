@@ -25,6 +25,7 @@ from mailbot.models import (
 )
 from mailbot.services import Poke
 from mailbot.services import consultation_mail as mails
+from mailbot.services import notifications
 from mailbot.services.consultation_drafting import DraftResult, make_draft
 from mailbot.services.consultation_state import (
     MAX_DRAFT_ATTEMPTS, NotYetDelivered, TryLater, add_thread_id, audit, last_inbound, move,
@@ -191,4 +192,6 @@ def followup(ctx: Context, inbound_id: int) -> list[Poke]:
         if not moved:
             raise TryLater(f"Q-{cid} changed state while reopening; try again")
         audit(session, cid, inbound.from_addr or "asker", "followup", before=state, inbound_id=inbound_id)
-    return [Poke("advance_consultation", cid)]
+        notices = notifications.queue_notice(session, ctx.settings, consultation, consultation.claimed_by_id,
+                                             "asker_replied")
+    return notices + [Poke("advance_consultation", cid)]

@@ -272,8 +272,18 @@ def unclaim(cid: int, request: Request, reviewer: Reviewer = Depends(require_rev
 @router.post("/consultations/{cid}/reassign")
 def reassign(cid: int, request: Request, to_reviewer_id: int = Form(...),
              admin: Reviewer = Depends(require_admin)) -> Response:
-    return _claim_action(request, admin, cid,
-                         lambda: claims.reassign(_ctx(request), cid, admin.id, to_reviewer_id), "reassigned")
+    def call():
+        ctx = _ctx(request)
+        claims.reassign(ctx, cid, admin.id, to_reviewer_id)
+        from mailbot.services import notifications
+
+        with ctx.db.session() as session:     # the assignment stands even if the notice cannot be queued
+            consultation = session.get(Consultation, cid)
+            pokes = notifications.queue_notice(session, ctx.settings, consultation, to_reviewer_id, "assigned",
+                                               actor_id=admin.id, by=admin.name)
+        dispatch(pokes)                       # after the commit: the sender loads the stored row
+
+    return _claim_action(request, admin, cid, call, "reassigned")
 
 
 @router.post("/consultations/{cid}/notes")

@@ -217,3 +217,18 @@ def test_a_follow_up_keeps_the_items_place_in_the_queue_and_marks_a_new_reply(cc
     drive(cctx, svc.save_draft(cctx, c.id, reviewer, "Seen the reply; modifier 25 on 99213 with 20610.",
                                again.version))
     assert _consultation(db).new_reply_at is None          # a reviewer acted on it
+
+
+def test_the_claim_holder_is_mailed_when_the_asker_replies(cctx, llm, sink, reviewer, db):
+    from mailbot.services import claims
+    from tests.consultation.drive import question, receive
+
+    c = ask(cctx, llm)
+    claims.claim(cctx, c.id, reviewer)
+    llm.script(llm.json(ANSWER))
+    receive(cctx, question("Re: Billing", "Also: it was the left knee.", message_id="<q5@example.org>",
+                           headers={"In-Reply-To": "<q1@example.org>"}))
+    notices = [m for m in sink.messages if m.message["X-Mailbot-Kind"] == "notice"]
+    assert [m.recipients for m in notices] == [["cora@example.org"]]
+    assert notices[0].message["Subject"] == f"[Q-{c.id}] the asker replied"
+    assert "left knee" not in notices[0].message.get_body(("plain",)).get_content()
