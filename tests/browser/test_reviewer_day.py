@@ -165,3 +165,39 @@ def test_the_audit_page_fits_the_window_with_long_texts(live, page, db):
 def test_the_favicon_loads_on_the_login_page(live, page, db):
     response = page.goto(f"{live.url}/favicon.ico")
     assert response.status == 200
+
+
+def test_a_question_is_worked_from_queue_to_sent_answer_with_the_keyboard_alone(live, page, db):
+    alice = add_reviewer(db, "alice@coders.example", "Alice Moreau")
+    older = seed_consultation(db, subject="Older question", cited=[], draft="Draft one.", age_hours=5)
+    cid = seed_consultation(db, subject="Keyboard question", cited=[], draft="Draft two.", age_hours=1)
+    log_in(page, live.url, alice.email)
+
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts")).to_be_visible()
+    expect(page.locator("#shortcuts")).to_contain_text("approve and send")
+    page.keyboard.press("Escape")
+    expect(page.locator("#shortcuts")).to_be_hidden()
+
+    page.keyboard.press("j")                                   # the oldest item
+    expect(page.locator("tr.selected")).to_contain_text(f"Q-{older}")
+    page.keyboard.press("j")                                   # the next one
+    expect(page.locator("tr.selected")).to_contain_text(f"Q-{cid}")
+    page.keyboard.press("k")
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    expect(page.locator("h1")).to_contain_text("Keyboard question")
+    page.keyboard.press("c")
+    expect(page.locator(".notice")).to_have_text("You have claimed this consultation.")
+    page.keyboard.press("e")
+    page.keyboard.press("Control+a")
+    page.keyboard.type("Yes: append modifier 25 to the visit code when the E/M is separately identifiable.")
+    page.keyboard.press("Control+s")
+    expect(page.locator(".notice")).to_have_text("Draft saved.")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#preview-text")).to_contain_text("append modifier 25")
+    page.keyboard.press("a")
+    expect(page.locator(".notice")).to_contain_text("Approved")
+    sent = live.relay.wait_for(1)[0].message
+    assert "append modifier 25" in sent.get_body(("plain",)).get_content()
+    assert sent["Subject"].endswith(f"[#Q-{cid}]")
