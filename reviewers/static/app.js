@@ -39,6 +39,8 @@ document.addEventListener("click", function (event) {
   event.preventDefault();
   var value = text.content ? text.content.textContent : text.textContent;
   var start = editor.selectionStart, end = editor.selectionEnd;
+  var before = editor.value.slice(0, start);
+  if (before && !/\n\n$/.test(before)) { value = (/\n$/.test(before) ? "\n" : "\n\n") + value; }
   editor.setRangeText(value, start, end, "end");
   editor.focus();
   editor.dispatchEvent(new Event("input", { bubbles: true }));
