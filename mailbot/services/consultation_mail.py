@@ -121,7 +121,11 @@ def answer_message(settings: Settings, consultation: Consultation, inbound: Inbo
 # The template owns the greeting and the signature (the editor shows both
 # around the text box).  A greeting or signature typed into the answer as
 # well -- by habit, or left by a drafter -- would be doubled, so it is dropped.
-_GREETING = re.compile(r"^\s*(hello|hi|hey|dear|good (morning|afternoon|evening)|greetings)\b[^\n]{0,80}$", re.I)
+# Only a line that is nothing but a greeting: "Hello Maria Lopez,", "Hi there!",
+# "Dear Dr. Smith:" (ends in , : or !) or "Hello Maria" (names only).  "Hi, yes:
+# report 20610." or "Hello, yes you can bill both" are answers and are kept.
+_GREETING = re.compile(r"^\s*(?i:hello|hi|hey|dear|good (?:morning|afternoon|evening)|greetings)"
+                       r"(?:(?:\s+[\w.'’-]+){0,4}\s*[,:!]|(?:\s+[A-Z][\w.'’-]*){0,4})\s*$")
 _CLOSING = re.compile(r"^\s*(best|kind|warm)?\s*(regards|wishes)|^\s*(thanks|thank you|sincerely|cheers)\b[^\n]{0,20}$",
                       re.I)
 
@@ -130,7 +134,7 @@ def strip_frame(body: str, reviewer_name: str, service_name: str) -> str:
     """``body`` without a leading greeting line and a trailing signature
     (the reviewer's name, "Certified coder, <service>", a closing word)."""
     lines = body.strip().splitlines()
-    if lines and _GREETING.match(lines[0]):
+    if len(lines) > 1 and _GREETING.match(lines[0]) and not re.search(r"\d", lines[0]):
         lines = lines[1:]
     signature = {reviewer_name.strip().lower(), f"certified coder, {service_name}".lower()}
 
@@ -143,9 +147,9 @@ def strip_frame(body: str, reviewer_name: str, service_name: str) -> str:
     while lines and (not lines[-1].strip() or is_signature(lines[-1])):
         trimmed = trimmed or bool(lines[-1].strip())
         lines.pop()
-    if trimmed and lines and _CLOSING.match(lines[-1]):
+    if trimmed and len(lines) > 1 and _CLOSING.match(lines[-1]):
         lines.pop()
-    return "\n".join(lines).strip()
+    return "\n".join(lines).strip() or body.strip()   # never strip an answer down to nothing
 
 
 def frame(settings: Settings, consultation: Consultation, reviewer: Reviewer) -> dict[str, str]:
