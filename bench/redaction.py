@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from redaction_cases import CODE_TOKEN, Case, cases, fresh_cases, hard_cases  # noqa: E402
+from redaction_cases import CODE_TOKEN, Case, cases, fresh_cases, hard_cases, reported_cases  # noqa: E402
 
 from mailbot.drafting.redact import DATE, redact  # noqa: E402
 
@@ -95,6 +95,7 @@ def main() -> None:
     mine = score(all_cases, ours)
     hard = score(hard_cases(), ours)
     fresh = score(fresh_cases(), ours)
+    reported = score(reported_cases(), ours)
     result = {
         "cases": len(all_cases),
         "recall": mine["recall"],
@@ -115,6 +116,12 @@ def main() -> None:
         "fresh_held_out_precision": fresh["precision"],
         "fresh_held_out_codes_damaged": fresh["protected_damaged"],
         "fresh_held_out": fresh,
+        "reported_cases": len(reported_cases()),
+        "reported_recall": reported["recall"],
+        "reported_precision": reported["precision"],
+        "reported_note": ("phrasings from issue 15 (acct #A99812, lower-case mrs. garcia), written before the fix; "
+                          "recall before the fix 0.143 (same cases)"),
+        "reported_phrasings": reported,
         "ours": mine,
         "held_out_hard_phrasings": hard,
         "baseline_simple_patterns": base,
@@ -138,6 +145,9 @@ def main() -> None:
           f"precision {fresh['precision']:.3f}  codes damaged {fresh['protected_damaged']}/{fresh['protected_tokens']}")
     if fresh["misses"]:
         print("fresh held-out missed:", *fresh["misses"], sep="\n  ")
+    print(f"reported phrasings ({len(reported_cases())} cases, issue 15): recall {reported['recall']:.3f} "
+          f"(0.143 before the fix)  precision {reported['precision']:.3f}  "
+          f"codes damaged {reported['protected_damaged']}/{reported['protected_tokens']}")
     if mine["misses"]:
         print("missed:", *mine["misses"], sep="\n  ")
     print(f"wrote {out}")

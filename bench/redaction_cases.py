@@ -92,6 +92,20 @@ FRESH_TEMPLATES = [
     "Mr {LAST} (MRN {MRN}) asked why his copay changed for 90837. Cell {PHONE}.",
 ]
 
+# Written from the phrasings a reviewer reported in issue 15 ("acct #A99812",
+# a lower-case "mrs. garcia") and committed before the redactor was changed;
+# its first score is recorded in bench/results/redaction.json as "before".
+REPORTED_TEMPLATES = [
+    "acct #{ACCTSHORT} for mrs. {LOWERLAST} - can 20610 go with 99213-25?",
+    "spoke to mrs. {LOWERLAST} today, she asked about J3301 units.",
+    "Acct #{ACCTSHORT}: denial for 97110 and 97140, do we need 59?",
+    "mr. {LOWERLAST} (acct# {ACCTSHORT}) had 93000 and 99214 on the same day.",
+    "Account #{ACCTSHORT} / ms. {LOWERLAST}: is E11.22 with N18.31 right?",
+    "re: acct {ACCTSHORT}, mrs {LOWERLAST} called about 99442.",
+    "Coding question for patient {NAME}: 64483 with 64484?",
+    "please check acct #{ACCTSHORT} - pt is mrs. {LOWERLAST}, DOB {DOB}. G0439?",
+]
+
 FIRST = ["John", "Maria", "Wei", "Fatima", "Robert", "Aisha", "Dmitri", "Lakshmi", "Carlos", "Eleanor",
          "Tomasz", "Nkechi", "Hiroshi", "Brittany", "Ahmed", "Siobhan", "Jorge", "Ingrid", "Kwame", "Mei"]
 LAST = ["Smith", "Garcia", "Nguyen", "O'Connor", "Kowalski", "Okafor", "Tanaka", "Haddad", "Johansson",
@@ -133,6 +147,10 @@ def _fill(kind: str, rng: random.Random) -> str:
         return f"{first} {last}".lower()
     if kind == "LAST":
         return last
+    if kind == "LOWERLAST":
+        return last.lower()
+    if kind == "ACCTSHORT":     # short letter-led account numbers look like undotted ICD-10 codes (A99812)
+        return f"{rng.choice('ABCDKMTW')}{rng.randint(10000, 99999)}"
     if kind == "LASTFIRST":
         return f"{last}, {first}"
     if kind == "DOB":
@@ -165,7 +183,8 @@ def _fill(kind: str, rng: random.Random) -> str:
 
 
 _SLOT = re.compile(r"\{([A-Z_0-9]+)\}")
-_GOLD_KIND = {"NAME2": "NAME", "LAST": "NAME", "LASTFIRST": "NAME", "LOWERNAME": "NAME", "MBI": "ACCOUNT"}
+_GOLD_KIND = {"NAME2": "NAME", "LAST": "NAME", "LASTFIRST": "NAME", "LOWERNAME": "NAME", "LOWERLAST": "NAME",
+              "MBI": "ACCOUNT", "ACCTSHORT": "ACCOUNT"}
 _NOT_PHI = {"AGE"}
 
 
@@ -178,7 +197,7 @@ def build(template: str, rng: random.Random) -> Case:
         kind = m.group(1)
         if kind == "DOS_LABELLED":
             out.append("date of service ")
-        value = names.get(kind) if kind in ("NAME", "LAST") else None
+        value = names.get(kind) if kind in ("NAME", "LAST", "LOWERLAST") else None
         value = value or _fill(kind, rng)
         names.setdefault(kind, value)
         start = sum(len(p) for p in out)
@@ -205,6 +224,10 @@ def hard_cases(n: int = 40, seed: int = 7) -> list[Case]:
 
 def fresh_cases(n: int = 40, seed: int = 11) -> list[Case]:
     return cases(n, seed, FRESH_TEMPLATES)
+
+
+def reported_cases(n: int = 32, seed: int = 15) -> list[Case]:
+    return cases(n, seed, REPORTED_TEMPLATES)
 
 
 CODE_TOKEN = re.compile(r"\b(?:\d{4}[0-9FT]|[A-Z]\d{4}|[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?)(?:-(?:\d{2}|[A-Z]{2}))?\b")

@@ -1,4 +1,6 @@
-"""Regenerate docs/queue.png and docs/detail.png (the README's screenshots).
+"""Regenerate the README's screenshots: docs/queue.png, docs/detail.png,
+docs/preview.png (the mail approval will send), docs/macros.png (canned
+responses) and docs/notes.png (the editor with a canned response, internal notes).
 
     .venv/bin/python docs/screenshots.py
 
@@ -27,7 +29,7 @@ from mailbot.config import load_settings  # noqa: E402
 from mailbot.context import Context, configure  # noqa: E402
 from mailbot.db import Database  # noqa: E402
 from mailbot.models import (  # noqa: E402
-    Attachment, AuditEvent, Consultation, Draft, InboundMessage, Reviewer, utcnow,
+    Attachment, AuditEvent, Consultation, ConsultationNote, Draft, InboundMessage, Macro, Reviewer, utcnow,
 )
 from mailbot.services import accounts  # noqa: E402
 
@@ -69,9 +71,7 @@ QUESTION_HTML = ("<p>Hi team,</p><p>Our provider saw a 58-year-old established p
                  '<p><img src="https://tracker.example/open.gif" width="1" height="1"> '
                  "Can we bill <b>20610</b> together with <b>99213-25</b>?</p>")
 
-DRAFT = """Hello Dana,
-
-Yes, both can be reported for this visit when the documentation supports it.
+DRAFT = """Yes, both can be reported for this visit when the documentation supports it.
 
 1. The knee injection: report 20610 (major joint, without ultrasound guidance).
 2. The E/M visit: 99213 may be reported with modifier 25 because the provider
@@ -141,7 +141,24 @@ def seed(db: Database) -> int:
                                                (20, "maria.lopez@coders.example", "claim")]:
                     session.add(AuditEvent(consultation_id=c.id, actor=actor, action=action,
                                            created_at=now - timedelta(minutes=minutes)))
+        session.add(ConsultationNote(consultation_id=featured, author_id=ids[1], created_at=now - timedelta(minutes=40),
+                                     body="Ridgeview's payer (Aetna) wants the E/M documentation attached when 25 "
+                                          "is used with 20610 - remind them in the answer."))
+        session.add(ConsultationNote(consultation_id=featured, author_id=ids[0], created_at=now - timedelta(minutes=9),
+                                     body="Checked the NCCI table: indicator 1, so 25 bypasses the edit. Sending."))
+        for name, body in MACROS:
+            session.add(Macro(name=name, body=body, updated_by_id=ids[0]))
     return featured
+
+
+MACROS = [
+    ("Modifier 25 reminder", "Please keep the E/M note separate from the procedure note: modifier 25 on "
+                             "{codes} needs a significant, separately identifiable service."),
+    ("Need the date of service", "Hi {asker_first_name}, to check {reference} against the right code-set "
+                                 "version we need the date of service. Could you reply with it?"),
+    ("Thanks for the follow-up", "Thanks {asker_first_name} - I have added your note to {reference}. "
+                                 "{reviewer}, {reviewer_credential}"),
+]
 
 
 def main() -> None:
@@ -186,9 +203,27 @@ def main() -> None:
             page.evaluate("window.scrollTo(0, 0)")
             page.set_viewport_size({"width": 1440, "height": 1500})
             page.screenshot(path=str(ROOT / "docs" / "detail.png"), full_page=False)
+            page.set_viewport_size({"width": 1440, "height": 900})
+            page.goto(f"{base}/consultations/{featured}")
+            page.select_option("#macro-pick", label="Modifier 25 reminder")
+            page.locator("#draft-body").evaluate("el => el.setSelectionRange(el.value.length, el.value.length)")
+            page.click("#insert-macro")
+            page.locator("#draft-body").evaluate("el => el.scrollTop = el.scrollHeight")
+            top = page.evaluate("document.getElementById('draft-meta').getBoundingClientRect().top + window.scrollY")
+            box = page.evaluate("(() => { const r = document.getElementById('notes').getBoundingClientRect();"
+                                " return {x: r.left, bottom: r.bottom + window.scrollY, width: r.width}; })()")
+            page.screenshot(path=str(ROOT / "docs" / "notes.png"), full_page=True, clip={
+                "x": box["x"] - 12, "y": top - 50, "width": box["width"] + 24, "height": box["bottom"] - top + 62})
+            page.set_viewport_size({"width": 1440, "height": 1300})
+            page.click("#preview-send")
+            page.wait_for_selector("#preview-text")
+            page.screenshot(path=str(ROOT / "docs" / "preview.png"), full_page=False)
+            page.set_viewport_size({"width": 1440, "height": 900})
+            page.goto(f"{base}/admin/macros")
+            page.screenshot(path=str(ROOT / "docs" / "macros.png"), full_page=False)
             browser.close()
         server.should_exit = True
-    print("wrote docs/queue.png and docs/detail.png")
+    print("wrote docs/queue.png, detail.png, notes.png, preview.png and macros.png")
 
 
 if __name__ == "__main__":

@@ -60,11 +60,21 @@ def create_app(ctx: Context) -> FastAPI:
         app.include_router(module.router)
         app.state.routers.append(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Browsers ask for /favicon.ico on every page, the login page included:
+    # a plain route outside the API routes (so outside the login gate), like /static.
+    app.add_route("/favicon.ico", _favicon, include_in_schema=False)
     app.state.paths = frozenset(r.path for r in api_routes(app))   # the nav shows only pages that exist
 
     _exception_handlers(app)
     _middleware(app, ctx)
     return app
+
+
+async def _favicon(request) -> Response:
+    from starlette.responses import FileResponse
+
+    return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 def api_routes(app: FastAPI) -> list[APIRoute]:

@@ -10,6 +10,8 @@ breaking it -- approving is still guarded by the consultation service.
 
 from __future__ import annotations
 
+import re
+
 import logging
 from dataclasses import dataclass, field
 from datetime import date
@@ -75,6 +77,14 @@ def quick_lookup(session: Session, query: str) -> dict[str, Any]:
     query = query.strip()[:200]
     if not query:
         return {"query": "", "cards": [], "hits": [], "problem": ""}
+    verb = re.match(r"^\s*(lookup|search|check)\b[\s:]*", query, re.I)   # the mail syntax: "CHECK 20610 99213"
+    if verb and query[verb.end():].strip():
+        shown, query = query, query[verb.end():].strip()
+        if verb.group(1).lower() == "search":
+            from mailbot.codes.search import search
+
+            return {"query": shown, "cards": [], "hits": [h.to_dict() for h in search(session, query, limit=10)],
+                    "problem": ""}
     try:
         from mailbot.codes.extract import find_codes
 

@@ -26,6 +26,13 @@ from reviewers.auth import current_reviewer
 # Messages shown after a redirect, chosen by key so no text from the URL is shown.
 NOTICES = {
     "saved": "Draft saved.",
+    "notices_on": "You will get notice mail.",
+    "notices_off": "Notice mail is off.",
+    "macro_saved": "Canned response saved.",
+    "macro_retired": "Canned response retired.",
+    "note_added": "Note added (visible to reviewers only).",
+    "phi_purged": "Patient data redacted from this consultation (see the audit log for what changed).",
+    "restored": "That version is the current draft again (the versions in between are kept).",
     "approved": "Approved: the answer is on its way to the asker.",
     "info_requested": "Question sent to the asker; the consultation waits for their reply.",
     "rejected": "Consultation rejected.",
@@ -64,11 +71,20 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
 
 
+def redacted(text: str | None) -> str:
+    """``text`` with patient identifiers replaced by ``[KIND]`` (queue rows,
+    page titles: places a passer-by or the browser history sees)."""
+    from mailbot.drafting.redact import redact
+
+    return redact(text).text if text else ""
+
+
 def _environment():
     env = environment()
     # Filters only (no per-request globals): the environment is shared with mail templates.
     env.filters.setdefault("age", age)
     env.filters.setdefault("when", when)
+    env.filters.setdefault("redacted", redacted)
     return env
 
 

@@ -25,6 +25,7 @@ from mailbot.models import (
     OutboundMessage,
     Reviewer,
 )
+from mailbot.services import draft_versions
 from reviewers import sanitize
 
 
@@ -56,7 +57,21 @@ class Thread:
 
     @property
     def draft(self) -> Draft | None:
-        return self.drafts[0] if self.drafts else None
+        """The draft in the editor: the reviewer's saved text wins over later machine drafts."""
+        return draft_versions.current(self.drafts)
+
+    @property
+    def suggestions(self) -> list[Draft]:
+        """Machine drafts made after the reviewer's saved text (e.g. after a follow-up)."""
+        return draft_versions.suggestions(self.drafts)
+
+    @property
+    def new_material(self) -> list[Entry]:
+        """The asker's messages that arrived after the reviewer's saved text."""
+        shown = self.draft
+        if shown is None or shown.source != "reviewer":
+            return []
+        return [e for e in self.entries if e.direction == "in" and e.at > shown.created_at]
 
 
 def _text_of(raw: bytes) -> str:

@@ -24,8 +24,10 @@ from mailbot.codes.modifiers import explain
 from mailbot.codes.normalize import CPT, HCPCS, ICD10CM, MODIFIER, candidates, digit_slips, split_modifier
 from mailbot.models.codes import CodeEntry, MueLimit, NcciEdit, RvuEntry
 
-LICENCE_NOTE = ("CPT descriptors are copyrighted by the AMA and are not shipped; import a licensed CPT file "
-                "(mailbot codes import --cpt FILE) to show them. Public CMS data for this code is shown.")
+# Shown to askers (LOOKUP replies, answers): no operator instructions here --
+# how to import a licensed file is in the operator docs and the admin pages.
+LICENCE_NOTE = ("CPT descriptors are copyrighted by the AMA and are not shown. "
+                "Public CMS data for this code is shown.")
 INHERITED_KEYS = ("includes", "excludes1", "excludes2", "code_first", "use_additional", "code_also",
                   "seventh_characters", "notes")
 PFS_DELETED = "D"

@@ -21,6 +21,8 @@ VERBS = (
     "POST JOB", "UNSUBSCRIBE", "SUBSCRIBE", "CONFIRM", "LOOKUP", "SEARCH",
     "CHECK", "PAUSE", "RESUME", "LIST", "HELP",
 )
+# Verbs whose arguments may be on the first body line when the subject holds only the verb.
+ARGUMENTS_FROM_BODY = frozenset({"SUBSCRIBE", "LOOKUP", "CHECK", "SEARCH"})
 _SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg)\s*:\s*)+", re.I)
 _VERB = re.compile(r"^\s*(" + "|".join(v.replace(" ", r"\s+") for v in VERBS) + r")\b[:\s]*(.*)$", re.I | re.S)
 
@@ -70,6 +72,12 @@ def parse_command(subject: str, text: str, recipient_local: str = "") -> Command
     found = _match(_SUBJECT_PREFIX.sub("", subject or ""))
     if found:
         rest = found[1].splitlines()[0] if found[1] else ""
+        if not rest.strip() and found[0] in ARGUMENTS_FROM_BODY and lines:
+            # "Subject: SUBSCRIBE" with "remote CPC jobs in Texas, daily" as the
+            # first line of the body: the body line holds the arguments.
+            first = _match(lines[0])
+            rest = first[1] if first and first[0] == found[0] else lines[0]
+            return Command(found[0], rest.strip(), body="\n".join(lines[1:]), found_in="subject")
         return Command(found[0], rest.strip(), body=text, found_in="subject")
     if lines:
         found = _match(lines[0])

@@ -210,13 +210,23 @@ def redact(text: str) -> Redaction:
                 if span is None:
                     continue
                 start, end = span
-            if _CODE_ONLY.match(text[start:end].strip()):
+            if _CODE_ONLY.match(text[start:end].strip()) and not _labelled_identifier(rule.kind, text[start:end]):
                 continue
             found.append(Span(start, end, rule.kind))
     found.extend(_lowercase_names(text))
     found.extend(_repeated_names(text, [s for s in found if s.kind == "NAME"]))
     spans = _merge(found)
     return Redaction(_apply(text, spans), spans, _first_date(text, dos_spans))
+
+
+def _labelled_identifier(kind: str, token: str) -> bool:
+    """A code-shaped token that is an identifier all the same: found by an
+    account or record-number rule (each needs a label such as ``acct #``) and
+    six or more characters without a dot -- ``acct #A99812`` is an account,
+    though ``A99812`` could be an undotted ICD-10-CM code.  Five-character
+    tokens (``J1030``, ``99213``) stay codes."""
+    token = token.strip()
+    return kind in ("ACCOUNT", "MRN") and len(token) >= 6 and "." not in token
 
 
 def _name_span(text: str, start: int, end: int) -> tuple[int, int] | None:
@@ -236,6 +246,8 @@ def _name_span(text: str, start: int, end: int) -> tuple[int, int] | None:
 _LOWER_CUED = re.compile(r"\b(?:patient|pt|name|member|for|re)\b\s*[:,=-]?\s*([a-z]+)\s+((?:[a-z]\.?\s+)?[a-z][a-z'’-]+)", re.I)
 
 
+# "mrs. garcia", "mr lopez": an honorific makes the next word a surname even in lower case.
+_LOWER_HONORIFIC = re.compile(r"\b(?:mr|mrs|ms|mx|miss)\.?[ \t]+([a-z][a-z'’-]{1,})\b")
 _NAME_LABEL = re.compile(r"\b(?:patient|pt)?\s*name\s*(?:is|was)?\s*[:=-]?\s*([a-z][a-z'’-]+)\s+([a-z][a-z'’-]+)", re.I)
 _SURNAME_FIRST = re.compile(rf"(?m)^[ \t]*({_LAST_FIRST})(?=\s*[(/:–—-]|\s+(?:DOB|MRN|acct|age)\b)")
 
@@ -259,6 +271,10 @@ def _lowercase_names(text: str) -> list[Span]:
         if first.islower() and first in _FIRST_NAMES and _plain(last) not in _NOT_NAMES \
                 and _plain(last) not in _NOT_NAME_PAIRS:
             spans.append(Span(m.start(1), m.end(2), "NAME"))
+    for m in _LOWER_HONORIFIC.finditer(text):
+        word = _plain(m.group(1))
+        if word not in _NOT_NAMES and word not in _NOT_NAME_PAIRS:
+            spans.append(Span(m.start(1), m.end(1), "NAME"))
     for m in _NAME_LABEL.finditer(text):
         words = [_plain(m.group(1)), _plain(m.group(2))]
         if not any(w in _NOT_NAMES or w in _NOT_NAME_PAIRS for w in words):

@@ -180,3 +180,89 @@ def recommendation_problems(session: Session, body: str, cited: list[dict[str, A
                 problems.append(f"NCCI: {col2} is bundled into {col1}; the answer neither adds a modifier to "
                                 f"{col2} nor addresses the edit")
     return problems
+
+
+# --- The approval guard ---------------------------------------------------
+# What stops an answer at "Approve": each rule names the problem in words a
+# reviewer can act on.  Codes that do not exist at all stay blocking with no
+# override (zero invented codes reach a sender); everything else here may be
+# overridden by a reviewer with a reason, which the caller audits.
+
+OFFLINE_LABEL = re.compile(r"\[\s*Offline draft", re.I)
+
+# A code mentioned only in sentences like these is being warned against, not
+# recommended ("M54.5 is a header code; report M54.50 instead").
+NOT_RECOMMENDED_CUE = re.compile(
+    r"\b(not billable|non-?billable|header|do not|don't|never|not (?:be )?report\w*|no longer|not valid|"
+    r"invalid|terminated|deleted|discontinued|replaced|instead of|rather than|not use|avoid|"
+    r"cannot be (?:billed|reported|used)|can't be (?:billed|reported|used)|not a valid|stop using|expired)\b",
+    re.I)
+
+# An answer "addresses" an NCCI pair when it talks about the edit or a modifier.
+NCCI_ADDRESSED_CUE = re.compile(
+    r"\b(NCCI|PTP|bundl\w*|edit|modifier|separately (?:identifiable|reportable)|distinct)\b|"
+    r"-\s?(?:25|59|XE|XS|XP|XU|91|LT|RT|50)\b", re.I)
+
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+# status -> (kind, reason); ``{when}`` is the date of service or "today".
+GUARDED_STATUSES = {
+    "not_billable": ("header", "{code} is a header (category) code, not billable; name a billable child code"),
+    "terminated": ("terminated", "{code} is not valid {when}: it was terminated or deleted"),
+    "not_yet_valid": ("not_yet_valid", "{code} is not yet valid {when}"),
+}
+
+
+@dataclass(frozen=True)
+class ApprovalProblem:
+    """One reason an answer should not be sent as it stands."""
+
+    kind: str           # unknown | header | terminated | not_yet_valid | ncci | offline_label
+    code: str
+    reason: str
+    overridable: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "code": self.code, "reason": self.reason, "overridable": self.overridable}
+
+
+def _recommended(code: str, body: str) -> bool:
+    """True unless every sentence of ``body`` naming ``code`` warns against it."""
+    from mailbot.codes.extract import find_codes
+
+    key = base_code(code)
+    naming = [s for s in _SENTENCE.split(body) if any(base_code(c) == key or c.upper() == code.upper()
+                                                      for c in find_codes(s))]
+    return not naming or any(not NOT_RECOMMENDED_CUE.search(s) for s in naming)
+
+
+def approval_problems(verification: Verification, body: str, on: date | None = None) -> list[ApprovalProblem]:
+    """Why ``body`` (already verified as ``verification``) should not be sent.
+
+    Returns the problems in the order a reviewer should fix them; empty when
+    the answer may go.  ``on`` is the date of service (None: none was given,
+    the codes were checked for today)."""
+    when = f"on the date of service {on.isoformat()}" if on else "today (no date of service was given)"
+    problems: list[ApprovalProblem] = []
+    for row in verification.codes:
+        status = row.get("status", "")
+        if status in BLOCKING_STATUSES:
+            problems.append(ApprovalProblem("unknown", row["code"],
+                                            f"{row['code']} does not exist in the code sets ({status})",
+                                            overridable=False))
+        elif status in GUARDED_STATUSES and row.get("role") not in ("not_recommended", "not recommended") \
+                and _recommended(row["code"], body):
+            kind, reason = GUARDED_STATUSES[status]
+            problems.append(ApprovalProblem(kind, row["code"], reason.format(code=row["code"], when=when)))
+    if verification.ncci and not NCCI_ADDRESSED_CUE.search(body):
+        for pair in verification.ncci:
+            col1 = pair.get("column1") or pair.get("column_1") or ""
+            col2 = pair.get("column2") or pair.get("column_2") or ""
+            problems.append(ApprovalProblem(
+                "ncci", f"{col1}/{col2}",
+                f"NCCI edit: {col2} is bundled into {col1} (modifier indicator "
+                f"{pair.get('modifier_indicator', '?')}); the answer does not say how to handle it"))
+    if OFFLINE_LABEL.search(body):
+        problems.append(ApprovalProblem("offline_label", "",
+                                        "the \"[Offline draft …]\" label is still in the text; remove it"))
+    return problems

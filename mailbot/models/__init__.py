@@ -25,8 +25,10 @@ from mailbot.models.mail import (  # noqa: F401
 from mailbot.models.consultation import (  # noqa: F401
     AuditEvent,
     Consultation,
+    ConsultationNote,
     ConsultationState,
     Draft,
+    Macro,
 )
 from mailbot.models.people import Reviewer, ReviewerRole  # noqa: F401
 

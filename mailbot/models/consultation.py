@@ -67,6 +67,8 @@ class Consultation(SQLModel, table=True):
     thread_message_ids: list[str] = json_field()       # every Message-ID seen or sent in the thread
     failure_reason: str = ""
     attempts: int = 0
+    has_phi: bool = False                              # patient data was found in the thread (redactor)
+    new_reply_at: datetime | None = None               # the asker wrote again; cleared by a reviewer's action
 
     @property
     def reference(self) -> str:
@@ -105,3 +107,27 @@ class AuditEvent(SQLModel, table=True):
     after: str = ""
     detail: dict[str, Any] = json_field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ConsultationNote(SQLModel, table=True):
+    """An internal note on a consultation: reviewers only, never sent."""
+
+    __tablename__ = "consultation_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    consultation_id: int = Field(foreign_key="consultation.id", index=True)
+    author_id: int = Field(foreign_key="reviewer.id")
+    body: str = Field(max_length=10_000)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Macro(SQLModel, table=True):
+    """A canned response admins manage; ``{asker_name}``-style variables are
+    filled in when a reviewer inserts it (see mailbot.services.macros)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    body: str = Field(max_length=20_000)
+    active: bool = True
+    updated_by_id: int | None = Field(default=None, foreign_key="reviewer.id")
+    updated_at: datetime = Field(default_factory=utcnow)

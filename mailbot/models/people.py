@@ -25,3 +25,4 @@ class Reviewer(SQLModel, table=True):
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
+    notify_by_mail: bool = True                          # mail me when an item is assigned to me or its asker replies

@@ -40,6 +40,16 @@ class UnverifiedCodes(ConsultationError):
         super().__init__(f"remove or fix these codes before approving: {listed}")
 
 
+class ApprovalRefused(ConsultationError):
+    """The answer recommends a code that must not go out as it stands (header,
+    terminated, not yet valid, an NCCI pair it does not address) or still
+    carries the offline label; a reviewer may override with a reason."""
+
+    def __init__(self, problems: list[Any]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(p.reason for p in problems))
+
+
 class TryLater(Exception):
     """Not an error: the step cannot be done yet and should run again later."""
 

@@ -20,11 +20,13 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from mailbot.context import Context
+from mailbot.models.consultation import FINAL_STATES
 from mailbot.models import (
     AuditEvent, Consultation, ConsultationState as S, Draft, InboundMessage, OutboundMessage, OutboundState, utcnow,
 )
 from mailbot.services import Poke
 from mailbot.services import consultation_mail as mails
+from mailbot.services import notifications
 from mailbot.services.consultation_drafting import DraftResult, make_draft
 from mailbot.services.consultation_state import (
     MAX_DRAFT_ATTEMPTS, NotYetDelivered, TryLater, add_thread_id, audit, last_inbound, move,
@@ -57,8 +59,14 @@ def _acknowledge(ctx: Context, cid: int) -> list[Poke]:
             OutboundMessage.consultation_id == cid, OutboundMessage.kind == "ack",
             OutboundMessage.inbound_id == (inbound.id if inbound else None))).first()
         if inbound is not None and inbound.auto_reply_ok and already is None:
-            message = mails.ack_message(ctx.settings, consultation, inbound, ack_facts(ctx, session, consultation,
-                                                                                     inbound))
+            # A reply in a thread we already acknowledged (a follow-up, the
+            # answer to our question back) gets the short note, not the
+            # full new-question acknowledgement again.
+            acked_before = session.exec(select(OutboundMessage.id).where(
+                OutboundMessage.consultation_id == cid, OutboundMessage.kind == "ack")).first()
+            message = (mails.followup_ack_message(ctx.settings, consultation, inbound) if acked_before
+                       else mails.ack_message(ctx.settings, consultation, inbound,
+                                              ack_facts(ctx, session, consultation, inbound)))
             row = queue_message(session, message, kind="ack", consultation_id=cid, inbound_id=inbound.id)
             session.exec(update(Consultation).where(Consultation.id == cid).values(
                 thread_message_ids=add_thread_id(consultation, row.message_id)))
@@ -108,7 +116,8 @@ def run_draft(ctx: Context, cid: int, *, force_offline: bool = False) -> list[Po
             attempts=Consultation.attempts + 1, state_changed_at=utcnow()))
     result = make_draft(ctx, cid, force_offline=force_offline)
     with ctx.db.session() as session:
-        if not move(session, cid, (S.DRAFTING,), S.AWAITING_REVIEW, flags=result.verification.flags,
+        phi = {"has_phi": True} if result.redactions else {}   # once seen, the flag stays (until a purge)
+        if not move(session, cid, (S.DRAFTING,), S.AWAITING_REVIEW, flags=result.verification.flags, **phi,
                     date_of_service=result.date_of_service,
                     code_systems=sorted({c["system"] for c in result.cited if c.get("system")}),
                     intents=result.intents, failure_reason=result.llm_failure[:2000]):
@@ -188,12 +197,20 @@ def followup(ctx: Context, inbound_id: int) -> list[Poke]:
         if state == S.APPROVED:
             raise NotYetDelivered(f"Q-{cid}: reopen after the approved answer is delivered")
         moved = True
+        # An open item keeps its place in the oldest-first queue (its
+        # waiting_since); only a closed one (answered, rejected) starts a new wait.
+        now = utcnow()
+        clock = {"waiting_since": now} if state in FINAL_STATES else {}
         if state == S.DRAFTING:
             # Abandon the draft in flight: it cannot have seen this message.
-            moved = move(session, cid, (S.DRAFTING,), S.ACKNOWLEDGED, waiting_since=utcnow())
+            moved = move(session, cid, (S.DRAFTING,), S.ACKNOWLEDGED, new_reply_at=now)
         elif state not in (S.RECEIVED, S.ACKNOWLEDGED):
-            moved = move(session, cid, (state,), S.RECEIVED, waiting_since=utcnow(), failure_reason="")
+            moved = move(session, cid, (state,), S.RECEIVED, failure_reason="", new_reply_at=now, **clock)
+        else:
+            session.exec(update(Consultation).where(Consultation.id == cid).values(new_reply_at=now))
         if not moved:
             raise TryLater(f"Q-{cid} changed state while reopening; try again")
         audit(session, cid, inbound.from_addr or "asker", "followup", before=state, inbound_id=inbound_id)
-    return [Poke("advance_consultation", cid)]
+        notices = notifications.queue_notice(session, ctx.settings, consultation, consultation.claimed_by_id,
+                                             "asker_replied")
+    return notices + [Poke("advance_consultation", cid)]

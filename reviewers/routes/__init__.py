@@ -10,6 +10,9 @@ ROUTERS: tuple[str, ...] = (
     "reviewers.routes.queue",          # the review queue
     "reviewers.routes.consultation",   # detail page and its actions
     "reviewers.routes.admin",          # quarantine, outbox, code sets, accounts, metrics
+    "reviewers.routes.macros",         # canned responses (admin)
+    "reviewers.routes.account",        # one's own settings (notification mail)
+    "reviewers.routes.reports",        # volume, reply/answer times, SLA; CSV
     "reviewers.routes.lookup",         # code lookup pages (commands part)
     "reviewers.routes.jobs",           # job board admin (jobs part)
     "reviewers.routes.subscribers",    # public subscriber endpoints (jobs part)

@@ -35,6 +35,17 @@ SCOPE = ".cmd-cards"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+# The mail commands' syntax works here too: "CHECK 20610 99213", "LOOKUP E11.22",
+# "SEARCH renal cryoablation" -- the verb picks the mode and is not searched for.
+_VERB = re.compile(r"^\s*(lookup|search|check)\b[\s:]*(.*)$", re.I | re.S)
+
+
+def split_verb(q: str) -> tuple[str | None, str]:
+    """``("check", "20610 99213")`` for ``"CHECK 20610 99213"``; ``(None, q)`` without a verb."""
+    match = _VERB.match(q)
+    return (match.group(1).lower(), match.group(2).strip()) if match else (None, q)
+
+
 def _mode_for(q: str, mode: str) -> str:
     """``auto``: codes (and a date) -> lookup; anything with words -> search."""
     if mode != "auto":
@@ -49,6 +60,9 @@ def lookup_page(request: Request, q: str = "", mode: str = "auto", on: str = "",
     ctx = request.app.state.ctx
     q = q.strip()[:500]
     mode = mode if mode in MODES else "auto"
+    verb, rest = split_verb(q)
+    if verb and rest:
+        mode, q = verb, rest
     setting = "hospital" if setting == "hospital" else "practitioner"
     values: dict = {"q": q, "mode": mode, "on": on, "setting": setting, "used": "", "problem": "",
                     "cards": [], "results": [], "check": None, "when": today().isoformat()}

@@ -18,7 +18,7 @@ from sqlalchemy import String, cast, func, or_
 from sqlmodel import select
 
 from mailbot.models import Consultation, ConsultationState, Reviewer, utcnow
-from mailbot.services import claims
+from mailbot.services import claims, search_index
 from mailbot.services.metrics import state_counts
 from reviewers.auth import require_reviewer
 from reviewers.pages import render
@@ -71,7 +71,7 @@ def _searchable(q: str) -> str:
     return "".join(ch for ch in q if ch >= " " or ch == "\t").strip()[:200]
 
 
-def _conditions(filters: Filters, reviewer_id: int) -> list:
+def _conditions(filters: Filters, reviewer_id: int, fulltext=None) -> list:
     where = []
     if filters.state != "all":
         where.append(Consultation.state == filters.state)
@@ -89,12 +89,19 @@ def _conditions(filters: Filters, reviewer_id: int) -> list:
     if filters.q:
         by_id = _ID.match(filters.q)
         if by_id:
-            where.append(Consultation.id == int(by_id.group(1)))
+            # "Q-123" is a reference; a bare number may also be a code (20610) in the text.
+            either = [Consultation.id == int(by_id.group(1))]
+            if fulltext is not None:
+                either.append(Consultation.id.in_(fulltext))
+            where.append(or_(*either))
         else:
             pattern = "%" + filters.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append(or_(func.lower(Consultation.subject).like(pattern, escape="\\"),
-                             func.lower(Consultation.asker_email).like(pattern, escape="\\"),
-                             func.lower(Consultation.asker_name).like(pattern, escape="\\")))
+            either = [func.lower(Consultation.subject).like(pattern, escape="\\"),
+                      func.lower(Consultation.asker_email).like(pattern, escape="\\"),
+                      func.lower(Consultation.asker_name).like(pattern, escape="\\")]
+            if fulltext is not None:   # questions, drafts, answers and cited codes
+                either.append(Consultation.id.in_(fulltext))
+            where.append(or_(*either))
     return where
 
 
@@ -110,7 +117,12 @@ def queue(request: Request, reviewer: Reviewer = Depends(require_reviewer)) -> R
     filters = Filters.from_request(request)
     settings = request.app.state.ctx.settings
     size = settings.web.page_size
-    where = _conditions(filters, reviewer.id)
+    fulltext = None
+    if filters.q and not re.match(r"^\s*q-?\d", filters.q, re.I):
+        with request.app.state.ctx.db.session() as session:
+            search_index.refresh(session)          # derived index: only what changed since last time
+            fulltext = search_index.matching_ids(session, filters.q)
+    where = _conditions(filters, reviewer.id, fulltext)
     with request.app.state.ctx.db.read() as session:
         # Page through ids first: with ix_consultation_queue (state, waiting_since, id)
         # that walk never touches the table, so a deep page costs little more than the first.

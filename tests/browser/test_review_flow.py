@@ -39,7 +39,8 @@ def test_reviewer_claims_edits_approves_and_the_reply_is_sent(live, page, db):
     expect(page.locator(".notice")).to_have_text("You have claimed this consultation.")
 
     page.fill("#draft-body", EDITED)
-    page.once("dialog", lambda dialog: dialog.accept())   # "Send this answer to …?"
+    page.click("#preview-send")                            # the preview is the final confirm
+    expect(page.locator("#preview-text")).to_contain_text("append modifier 25")
     page.click("#approve")
     expect(page.locator(".notice")).to_contain_text("Approved")
 

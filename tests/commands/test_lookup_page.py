@@ -73,3 +73,15 @@ def test_the_card_stylesheet_is_scoped_to_the_card_area(signed_in):
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     rules = [line for line in css.text.splitlines() if line.strip()]
     assert rules and all(line.startswith(".cmd-cards ") for line in rules)
+
+
+def test_the_mail_syntax_works_in_the_lookup_box(signed_in):
+    """Issue 15: "CHECK 20610 99213" searched the word "check"."""
+    checked = signed_in.get("/lookup", params={"q": "CHECK 20610 99213", "on": "2026-03-01"}).text
+    assert "NCCI pair edits" in checked and "Modifier indicator 1" in checked
+    looked = signed_in.get("/lookup", params={"q": "lookup e1122"}).text
+    assert "Type 2 diabetes mellitus with diabetic chronic kidney disease" in looked
+    searched = signed_in.get("/lookup", params={"q": "SEARCH type 2 diabetes with kidney disease"}).text
+    assert "/lookup?q=E11.22" in searched
+    # A bare verb is a word to search, not an empty command.
+    assert signed_in.get("/lookup", params={"q": "check"}).status_code == 200

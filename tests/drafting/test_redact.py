@@ -94,3 +94,15 @@ def test_names_in_surname_first_or_lower_case_or_after_a_slash_are_redacted(text
 ])
 def test_medical_headings_and_prose_are_not_names(text):
     assert redact(text).text == text
+
+
+def test_issue15_short_letter_led_account_and_lower_case_honorific_are_redacted():
+    out = redact("acct #A99812 for mrs. garcia; can 20610 go with 99213-25? Dx A99.8 stays.")
+    assert "A99812" not in out.text and "garcia" not in out.text
+    assert "[ACCOUNT]" in out.text and "mrs. [NAME]" in out.text
+    assert "20610" in out.text and "99213-25" in out.text and "A99.8" in out.text
+
+
+def test_a_five_character_code_after_an_account_label_stays_a_code():
+    out = redact("patient: J1030 was given, acct # 99213 is not an account")
+    assert "J1030" in out.text and "99213" in out.text

@@ -96,6 +96,9 @@ def test_subscribe_confirm_digest_list_pause_resume_change_and_unsubscribe(servi
     [first] = digests_for(service, CASEY, 1)
     digest_text = bodies(first.message)[0]
     assert "Remote Outpatient Coder -- Lone Star Health" in digest_text and "Buckeye" not in digest_text
+    # Issue 15: the count and the first group heading ran together, and the stop link was missing.
+    assert re.search(r"1 matching job\.\r?\n\r?\n", digest_text) and "job.==" not in digest_text, digest_text
+    assert re.search(r"Stop this search: \S+", digest_text)
     assert first.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     tick(ctx)                                       # not due again: no second digest
     service.settle(0.2)
@@ -296,3 +299,10 @@ def test_the_scheduler_thread_sends_due_digests_and_stops(service, db):
         scheduler.stop()
     assert not scheduler.is_alive()
     assert "Remote Coder -- Lone Star Health" in bodies(digest.message)[0]
+
+
+def test_subscribe_in_the_subject_with_the_details_in_the_body(service, db):
+    """Issue 15: ``Subject: SUBSCRIBE`` with "remote CPC jobs in Texas, daily" in the body failed."""
+    confirm, text = ask(service, "SUBSCRIBE", "remote CPC jobs in Texas, daily\n\n-- \nCasey", from_addr="dana@example.org")
+    assert confirm["X-Mailbot-Kind"] == "subscribe-confirm"
+    assert "remote jobs for CPC located in Texas, daily" in text

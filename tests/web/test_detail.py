@@ -87,3 +87,20 @@ def test_audit_log_shows_who_when_and_the_change(client, db, alice):
     audit = client.get(f"/consultations/{cid}/audit").text
     assert '<span class="del">-old line</span>' in audit and '<span class="add">+new line</span>' in audit
     assert client.get("/consultations/999999").status_code == 404
+
+
+def test_quick_lookup_panel_accepts_the_mail_syntax(client, knowledge, alice):
+    cid = seed_consultation(knowledge, cited=[])
+    sign_in(client, alice)
+    checked = client.get(f"/consultations/{cid}", params={"q": "CHECK e1122 J1030"}).text
+    panel = checked[checked.index('id="lookup"'):]
+    assert "E11.22" in panel and "J1030" in panel and "Nothing found" not in panel
+    searched = client.get(f"/consultations/{cid}", params={"q": "SEARCH methylprednisolone injection"}).text
+    assert re.search(r"<li><code>J\d{4}</code> Injection, methylprednisolone", searched[searched.index('id="lookup"'):])
+
+
+def test_an_unlicensed_descriptor_is_not_shown_green(client, knowledge, alice):
+    cid = seed_consultation(knowledge, cited=CITED, claimed_by=alice.id)
+    sign_in(client, alice)
+    cpt = _card(client.get(f"/consultations/{cid}").text, "20610")
+    assert 'class="code-card licence"' in cpt and 'class="code-card ok"' not in cpt
