@@ -1,4 +1,5 @@
-"""Outbound delivery: queue a message durably, then send it exactly once.
+"""Outbound delivery: queue a message durably, then send it -- once where
+the transport allows it, and with the remaining window as small as it can be.
 
 :func:`queue_message` stores the finished message -- Message-ID included --
 in the caller's transaction, so the decision to reply and the reply itself
@@ -6,20 +7,38 @@ commit together.  :func:`deliver` is what the ``send_outbound`` actor runs:
 it does nothing for a message that is no longer pending, marks it sent with
 a conditional update, raises :class:`RetryLater` on a temporary failure and
 records a permanent failure (5xx) where reviewers see it.
+
+Before handing a message over, :func:`deliver` claims the attempt with a
+committed compare-and-set on ``attempts`` and writes ``sending: attempt N``
+into ``last_error`` (issue 17, point 8).  So:
+
+- two workers poked for the same row cannot both send it: the claim is a
+  lease (``next_attempt_at``) that another attempt waits out;
+- the Maildir outbox names the file after the Message-ID and links it into
+  ``new/`` atomically: a retry after a kill between writing and marking
+  ``sent`` finds the file and writes nothing -- exactly once;
+- an SMTP relay cannot be asked whether it already has a message, so a kill
+  after the relay's 250 and before our commit still sends it again.  The
+  retry says so in ``last_error`` ("the previous attempt did not finish"),
+  and the reply keeps its Message-ID, so mail clients thread (and many
+  collapse) the two copies.  ``docs/security.md`` states this window.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import update
+from sqlalchemy import not_, or_, update
 from sqlmodel import Session
 
 from mailbot.context import Context
 from mailbot.mail.send import DeliveryError, as_bytes
 from mailbot.models import OutboundMessage, OutboundState, utcnow
 from mailbot.services.quarantine import quarantine
+
+log = logging.getLogger(__name__)
 
 
 class RetryLater(Exception):
@@ -52,12 +71,10 @@ def deliver(ctx: Context, outbound_id: int) -> str:
     """Send one pending message.  Returns ``"sent"``, ``"skipped"`` (not
     pending: already sent, failed, or unknown) or ``"failed"`` (permanent);
     raises :class:`RetryLater` for a temporary failure."""
-    with ctx.db.session() as session:
-        row = session.get(OutboundMessage, outbound_id)
-        if row is None or row.state != OutboundState.PENDING:
-            return "skipped"
-        row.attempts += 1
-        raw, to_addr = row.raw, row.to_addr
+    claimed = _claim(ctx, outbound_id)
+    if claimed is None:
+        return "skipped"
+    raw, to_addr = claimed
     try:
         ctx.sender.send(raw, envelope_from=bounce_address(ctx), recipients=[to_addr])
     except DeliveryError as exc:
@@ -69,6 +86,44 @@ def deliver(ctx: Context, outbound_id: int) -> str:
             .values(state=OutboundState.SENT, sent_at=utcnow(), transport=ctx.sender.name, last_error="")
         )
     return "sent"
+
+
+SENDING = "sending: attempt {n} started {at:%Y-%m-%d %H:%M:%S} UTC"
+UNFINISHED = "; the previous attempt did not finish (the message may have gone out once already)"
+
+
+def _claim(ctx: Context, outbound_id: int) -> tuple[bytes, str] | None:
+    """Claim one attempt at a pending message, committed before the send;
+    its raw bytes and recipient, or ``None`` when it is not pending or
+    another worker claimed it first."""
+    with ctx.db.read() as session:
+        row = session.get(OutboundMessage, outbound_id)
+        if row is None or row.state != OutboundState.PENDING:
+            return None
+        seen, raw, to_addr, before = row.attempts, row.raw, row.to_addr, row.last_error or ""
+    now = utcnow()
+    note = SENDING.format(n=seen + 1, at=now)
+    if before.startswith("sending:"):
+        note += UNFINISHED     # the last claim never reached "sent" or a recorded failure
+    # The claim is a lease: while another attempt may still be talking to the
+    # relay, nobody else starts one (the reconciler pokes after it expires).
+    lease = timedelta(seconds=max(60, 4 * ctx.settings.relay.timeout_seconds))
+    with ctx.db.session() as session:
+        won = session.exec(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == outbound_id, OutboundMessage.state == OutboundState.PENDING,
+                   OutboundMessage.attempts == seen,
+                   or_(not_(OutboundMessage.last_error.startswith("sending:")),
+                       OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now))
+            .values(attempts=seen + 1, last_error=note[:2000], next_attempt_at=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        if won.rowcount != 1:
+            return None
+    if before.startswith("sending:"):
+        log.warning("outbound %s: attempt %d follows one that did not finish; it may arrive twice",
+                    outbound_id, seen + 1)
+    return raw, to_addr
 
 
 def _record_failure(ctx: Context, outbound_id: int, exc: DeliveryError) -> str:
