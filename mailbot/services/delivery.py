@@ -12,8 +12,10 @@ Before handing a message over, :func:`deliver` claims the attempt with a
 committed compare-and-set on ``attempts`` and writes ``sending: attempt N``
 into ``last_error`` (issue 17, point 8).  So:
 
-- two workers poked for the same row cannot both send it: the claim is a
-  lease (``next_attempt_at``) that another attempt waits out;
+- two workers poked for the same row cannot both send it at once: the
+  attempt holds a lock (a PostgreSQL advisory lock, released by the
+  database if the worker dies; in-process on embedded SQLite) and claims
+  with a compare-and-set on ``attempts``, re-reading the state under it;
 - the Maildir outbox names the file after the Message-ID and links it into
   ``new/`` atomically: a retry after a kill between writing and marking
   ``sent`` finds the file and writes nothing -- exactly once;
@@ -27,10 +29,13 @@ into ``last_error`` (issue 17, point 8).  So:
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import not_, or_, update
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from mailbot.context import Context
@@ -71,21 +76,65 @@ def deliver(ctx: Context, outbound_id: int) -> str:
     """Send one pending message.  Returns ``"sent"``, ``"skipped"`` (not
     pending: already sent, failed, or unknown) or ``"failed"`` (permanent);
     raises :class:`RetryLater` for a temporary failure."""
-    claimed = _claim(ctx, outbound_id)
-    if claimed is None:
-        return "skipped"
-    raw, to_addr = claimed
-    try:
-        ctx.sender.send(raw, envelope_from=bounce_address(ctx), recipients=[to_addr])
-    except DeliveryError as exc:
-        return _record_failure(ctx, outbound_id, exc)
+    with _send_lock(ctx, outbound_id) as held:
+        if not held:
+            return "skipped"   # another worker is sending it right now
+        claimed = _claim(ctx, outbound_id)
+        if claimed is None:
+            return "skipped"
+        raw, to_addr = claimed
+        try:
+            ctx.sender.send(raw, envelope_from=bounce_address(ctx), recipients=[to_addr])
+        except DeliveryError as exc:
+            return _record_failure(ctx, outbound_id, exc)
+        _mark_sent(ctx, outbound_id)
+    return "sent"
+
+
+def _mark_sent(ctx: Context, outbound_id: int) -> None:
     with ctx.db.session() as session:
         session.exec(
             update(OutboundMessage)
             .where(OutboundMessage.id == outbound_id, OutboundMessage.state == OutboundState.PENDING)
             .values(state=OutboundState.SENT, sent_at=utcnow(), transport=ctx.sender.name, last_error="")
         )
-    return "sent"
+
+
+# Messages being sent by this process (SQLite: one process owns the file).
+_in_flight: set[int] = set()
+_in_flight_lock = threading.Lock()
+# PostgreSQL advisory-lock namespace for "sending outbound row N".
+_PG_LOCK_SPACE = 0x6D62   # "mb"
+
+
+@contextmanager
+def _send_lock(ctx: Context, outbound_id: int) -> Iterator[bool]:
+    """Held while one attempt talks to the transport, so two pokes for the
+    same row never send it at the same time.  On PostgreSQL it is a
+    session advisory lock: a worker that dies releases it with its
+    connection, so a crash never delays the retry.  On SQLite (embedded,
+    one process) it is this process's own set of ids in flight."""
+    if ctx.db.is_sqlite:
+        with _in_flight_lock:
+            if outbound_id in _in_flight:
+                yield False
+                return
+            _in_flight.add(outbound_id)
+        try:
+            yield True
+        finally:
+            with _in_flight_lock:
+                _in_flight.discard(outbound_id)
+        return
+    with ctx.db.engine.connect() as conn:
+        held = conn.execute(select(func.pg_try_advisory_lock(_PG_LOCK_SPACE, outbound_id))).scalar()
+        conn.commit()
+        try:
+            yield bool(held)
+        finally:
+            if held:
+                conn.execute(select(func.pg_advisory_unlock(_PG_LOCK_SPACE, outbound_id)))
+                conn.commit()
 
 
 SENDING = "sending: attempt {n} started {at:%Y-%m-%d %H:%M:%S} UTC"
@@ -101,21 +150,15 @@ def _claim(ctx: Context, outbound_id: int) -> tuple[bytes, str] | None:
         if row is None or row.state != OutboundState.PENDING:
             return None
         seen, raw, to_addr, before = row.attempts, row.raw, row.to_addr, row.last_error or ""
-    now = utcnow()
-    note = SENDING.format(n=seen + 1, at=now)
+    note = SENDING.format(n=seen + 1, at=utcnow())
     if before.startswith("sending:"):
         note += UNFINISHED     # the last claim never reached "sent" or a recorded failure
-    # The claim is a lease: while another attempt may still be talking to the
-    # relay, nobody else starts one (the reconciler pokes after it expires).
-    lease = timedelta(seconds=max(60, 4 * ctx.settings.relay.timeout_seconds))
     with ctx.db.session() as session:
         won = session.exec(
             update(OutboundMessage)
             .where(OutboundMessage.id == outbound_id, OutboundMessage.state == OutboundState.PENDING,
-                   OutboundMessage.attempts == seen,
-                   or_(not_(OutboundMessage.last_error.startswith("sending:")),
-                       OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now))
-            .values(attempts=seen + 1, last_error=note[:2000], next_attempt_at=now + lease)
+                   OutboundMessage.attempts == seen)
+            .values(attempts=seen + 1, last_error=note[:2000])
             .execution_options(synchronize_session=False)
         )
         if won.rowcount != 1:

@@ -52,17 +52,6 @@ def die_after_sending(ctx: Context, tmp_path, outbound_id: int) -> None:
     assert result.returncode == -9, result.stderr.decode()[-3000:]
 
 
-def lease_expires(ctx: Context, outbound_id: int) -> None:
-    """Time passes: the killed attempt's lease runs out (the reconciler then pokes)."""
-    from datetime import timedelta
-
-    from mailbot.models import utcnow
-
-    with ctx.db.session() as session:
-        out = session.get(OutboundMessage, outbound_id)
-        out.next_attempt_at = utcnow() - timedelta(seconds=1)
-
-
 def outbox(ctx: Context) -> list[mailbox.MaildirMessage]:
     return list(mailbox.Maildir(ctx.settings.outbox_path, create=False))
 
@@ -73,8 +62,6 @@ def test_a_kill_after_writing_to_the_maildir_does_not_write_the_reply_twice(tmp_
     die_after_sending(ctx, tmp_path, outbound_id)
     assert row(ctx, outbound_id).state == "pending"          # the kill hit before "sent" was committed
     assert len(outbox(ctx)) == 1                              # ... after the file was written
-    assert delivery.deliver(ctx, outbound_id) == "skipped"    # the dead attempt's lease still holds
-    lease_expires(ctx, outbound_id)
     assert delivery.deliver(ctx, outbound_id) == "sent"       # the reconciler's retry
     assert len(outbox(ctx)) == 1                              # exactly once
     assert row(ctx, outbound_id).state == "sent"
@@ -91,7 +78,6 @@ def test_a_reply_already_read_from_the_outbox_is_not_written_again(tmp_path, db)
         message.set_subdir("cur")
         message.add_flag("S")
         box[key] = message
-    lease_expires(ctx, outbound_id)
     assert delivery.deliver(ctx, outbound_id) == "sent"
     assert len(outbox(ctx)) == 1
 
@@ -104,10 +90,8 @@ def test_a_kill_after_the_relay_accepted_sends_once_more_and_says_so(tmp_path, d
     die_after_sending(ctx, tmp_path, outbound_id)
     assert len(sink.wait_for(1)) == 1
     assert "sending: attempt 1" in row(ctx, outbound_id).last_error
-    lease_expires(ctx, outbound_id)
     assert delivery._claim(ctx, outbound_id) is not None      # what the retry records before sending
     assert "the previous attempt did not finish" in row(ctx, outbound_id).last_error
-    lease_expires(ctx, outbound_id)                           # (that claim's holder "died" too)
     assert delivery.deliver(ctx, outbound_id) == "sent"
     messages = sink.wait_for(2)
     assert len(messages) == 2                                 # at most this one duplicate ...
