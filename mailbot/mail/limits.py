@@ -30,6 +30,7 @@ MAX_ENCODED_WORDS = 1000            # ... in the whole header block
 MAX_ADDRESSES = 500                 # addresses over From/To/Cc/Bcc/Reply-To/Sender/Resent-*
 MAX_PARTS = 500                     # MIME parts in the whole tree (checked after parsing)
 MAX_TEXT_CHARS = 200_000            # body text kept and sent on (drafting, commands, codes)
+MAX_HTML_CHARS = 512 * 1024         # HTML converted to text (html2text: ~4 s per MB)
 
 ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender", "resent-from", "resent-to",
                             "resent-cc", "resent-bcc", "resent-sender", "return-receipt-to",

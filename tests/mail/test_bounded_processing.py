@@ -74,6 +74,20 @@ def test_an_eight_megabyte_question_keeps_only_the_bounded_text(ctx):
     assert "99213" in stored.codes
 
 
+def test_an_eight_megabyte_html_only_question_converts_only_the_bounded_html(ctx):
+    """html2text took 34 s of a worker for 8 MB of HTML; only the first
+    ``MAX_HTML_CHARS`` are converted (the raw message keeps everything)."""
+    from mailbot.mail.text import html_to_text
+
+    html = "<p>Is 99213 right?</p>" + "<p>lorem <b>ipsum</b></p>" * 400_000
+    assert "99213" in html_to_text(html)
+    assert len(html_to_text(html)) < limits.MAX_HTML_CHARS
+    body = html.encode() + b"\r\n"
+    big = store(ctx, b"From: Coder <coder@clinic.example>\r\nSubject: html\r\nContent-Type: text/html\r\n\r\n" + body)
+    process(ctx, big)
+    assert row(ctx, big).status == "processed" and "99213" in row(ctx, big).codes
+
+
 def test_a_message_whose_processing_keeps_dying_is_quarantined_not_crash_looped(ctx):
     """Point 3: the row stayed ``received`` and the reconciler re-processed it
     after every restart.  Each start is counted before any work, so the
