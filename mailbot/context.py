@@ -34,6 +34,13 @@ class Context:
 
         return sender_for(self.settings)
 
+    @cached_property
+    def health(self):
+        """The probes of this process's running parts (``/healthz``)."""
+        from mailbot.health import Health
+
+        return Health()
+
 
 _lock = threading.Lock()
 _current: Context | None = None

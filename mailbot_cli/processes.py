@@ -129,12 +129,23 @@ def _start_worker(ctx: Context, running: Running) -> None:
                              worker_timeout=100)
     worker.start()
     running.add("worker", worker.stop)
+    ctx.health.register("worker", lambda: _worker_problem(worker))
     reconciler = Reconciler(ctx)
     reconciler.start()
     running.add("reconciler", reconciler.stop)
     scheduler = Scheduler(ctx)
     scheduler.start()
     running.add("scheduler", scheduler.stop)
+
+
+def _worker_problem(worker) -> str | None:
+    """``/healthz``: a queue worker whose threads have died does no work."""
+    threads = list(getattr(worker, "workers", []))
+    consumers = list(getattr(worker, "consumers", {}).values())
+    dead = sum(not t.is_alive() for t in threads) + sum(not t.is_alive() for t in consumers)
+    if not threads:
+        return "worker has no threads"
+    return f"{dead} worker thread(s) are not running" if dead else None
 
 
 def _start_web(ctx: Context, running: Running) -> None:

@@ -17,10 +17,10 @@ import hashlib
 import logging
 import queue
 import re
-import sys
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 
 from sqlalchemy import insert
@@ -99,7 +99,18 @@ class GroupCommit:
     (or to the exception); when a batch fails, its messages are retried one
     by one so a single bad message cannot make the others fail.  With one
     sender at a time this is exactly :func:`accept`.  ``on_stored(id)`` is
-    called for each stored message after its future is resolved."""
+    called for each stored message after its future is resolved.
+
+    The writer thread must outlive anything a batch does: a client that gave
+    up while its commit waited has a cancelled future (resolving it raises
+    ``InvalidStateError``), the database may raise anything.  Such a failure
+    is logged and counted, never allowed to end the thread -- one dead
+    writer would leave every later delivery waiting for nothing (issue 17,
+    point 1).  :meth:`problem` says whether the writer is alive and how
+    long the oldest waiting arrival has waited, for ``/healthz``."""
+
+    # An arrival older than this in the queue means the writer is stuck.
+    STUCK_SECONDS = 90.0
 
     def __init__(self, db: Database, max_batch: int = 64,
                  on_stored: Callable[[int], None] | None = None) -> None:
@@ -108,12 +119,20 @@ class GroupCommit:
         self.on_stored = on_stored
         self.batches = 0          # commits made, and messages stored by them
         self.stored = 0
+        self.abandoned = 0        # stored, but the client had already gone
+        self.failures = 0         # batches whose storing raised
+        self.last_error = ""
+        self._busy_since: float | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
         self._thread.start()
 
     def submit(self, arrival: Arrival) -> Future[int]:
         future: Future[int] = Future()
+        if not self._thread.is_alive():
+            # Never queue behind a writer that is gone: answer 451 now.
+            future.set_exception(RuntimeError("the intake writer is not running"))
+            return future
         self._queue.put((arrival, future))
         return future
 
@@ -122,6 +141,15 @@ class GroupCommit:
         self._thread.join(30)
         if self.batches:
             log.info("intake stored %d message(s) in %d commit(s)", self.stored, self.batches)
+
+    def problem(self) -> str | None:
+        """``None`` when the writer works, else what is wrong (``/healthz``)."""
+        if not self._thread.is_alive():
+            return "intake writer thread is not running"
+        since = self._busy_since
+        if since is not None and time.monotonic() - since > self.STUCK_SECONDS:
+            return f"intake writer has been storing one batch for {time.monotonic() - since:.0f} s"
+        return None
 
     def _run(self) -> None:
         while True:
@@ -139,31 +167,48 @@ class GroupCommit:
                     stop = True
                     break
                 batch.append(more)
-            self._store(batch)
+            self._busy_since = time.monotonic()
+            try:
+                self._store(batch)
+            except BaseException as exc:  # noqa: BLE001 - the thread must survive anything
+                self.failures += 1
+                self.last_error = repr(exc)[:500]
+                log.exception("intake writer: a batch of %d failed; answering 451 to its senders", len(batch))
+                for _, future in batch:
+                    _resolve(future, exc=RuntimeError("storing failed"))
+            finally:
+                self._busy_since = None
             if stop:
                 return
 
     def _store(self, batch: list[tuple[Arrival, Future[int]]]) -> None:
+        # A client that already gave up (its future was cancelled) is not
+        # waited for; its message is still stored if it is in the batch --
+        # the sender will retry and the duplicate rule drops the second copy.
         try:
             ids = accept_many(self.db, [arrival for arrival, _ in batch])
-        except Exception:
+        except Exception as exc:
+            self.failures += 1
+            self.last_error = repr(exc)[:500]
             if len(batch) == 1:
-                batch[0][1].set_exception(sys.exc_info()[1])
+                _resolve(batch[0][1], exc=exc)
                 return
             # One at a time: one bad message must not fail the others.
             for arrival, future in batch:
                 try:
                     inbound_id = accept_many(self.db, [arrival])[0]
-                except Exception as exc:
-                    future.set_exception(exc)
+                except Exception as one:
+                    _resolve(future, exc=one)
                 else:
-                    future.set_result(inbound_id)
+                    if not _resolve(future, result=inbound_id):
+                        self.abandoned += 1
                     self._poke([inbound_id])
             return
         self.batches += 1
         self.stored += len(batch)
         for (_, future), inbound_id in zip(batch, ids):
-            future.set_result(inbound_id)
+            if not _resolve(future, result=inbound_id):
+                self.abandoned += 1
         self._poke(ids)
 
     def _poke(self, ids: list[int]) -> None:
@@ -176,6 +221,19 @@ class GroupCommit:
                 self.on_stored(inbound_id)
             except Exception:
                 log.exception("stored inbound %s but could not enqueue it; the reconciler will", inbound_id)
+
+
+def _resolve(future: Future, *, result: int | None = None, exc: BaseException | None = None) -> bool:
+    """Resolve ``future`` unless its caller has gone (cancelled); True when
+    someone was still waiting."""
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        return False  # cancelled in between: nobody is waiting for it
+    return True
 
 
 def header_message_id(raw: bytes) -> str:

@@ -23,6 +23,7 @@ from email.parser import BytesParser
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parseaddr
 
+from mailbot.mail.limits import MAX_PARTS, MAX_TEXT_CHARS
 from mailbot.mail.text import body_text, decode_bytes, find_body, new_text
 
 REFERENCE_TOKEN = re.compile(r"\[#\s*Q-(\d{1,12})\s*\]", re.I)
@@ -104,8 +105,11 @@ def parse(raw: bytes, *, envelope_from: str = "", domain: str = "mailbot.localho
         raise ParseError(f"the MIME structure cannot be read: {exc!r}") from exc
     if not msg.keys():
         raise ParseError("no header fields: this is not an email message")
-    if _depth(msg) > MAX_DEPTH:
+    depth, parts = _depth(msg)
+    if depth > MAX_DEPTH:
         raise ParseError(f"MIME parts are nested more than {MAX_DEPTH} levels deep")
+    if parts > MAX_PARTS:
+        raise ParseError(f"more than {MAX_PARTS} MIME parts")
     try:
         return _read(msg, raw, envelope_from, domain, max_attachment_size, max_attachments)
     except ParseError:
@@ -136,6 +140,12 @@ def _read(msg: EmailMessage, raw: bytes, envelope_from: str, domain: str,
         message_id = f"<generated.{digest}@{domain}>"
 
     full_text, html = body_text(msg)
+    # Everything downstream (quote stripping, code extraction, commands,
+    # redaction, drafting) is at least linear in the text and some regexes
+    # hold the GIL for a whole scan: an 8 MB question starved the listener
+    # (issue 17, point 15).  Questions are short; the rest is kept in raw.
+    if len(full_text) > MAX_TEXT_CHARS:
+        full_text = full_text[:MAX_TEXT_CHARS] + "\n[... text cut at %d characters]" % MAX_TEXT_CHARS
     parsed = ParsedMessage(
         from_addr=from_addr, from_name=from_name, reply_to=reply_to, envelope_from=envelope_from,
         subject=header(msg, "Subject"), text=new_text(full_text), full_text=full_text, html=html,
@@ -245,15 +255,17 @@ def _collect_attachments(msg: EmailMessage, parsed: ParsedMessage, max_size: int
         ))
 
 
-def _depth(msg: Message) -> int:
-    """How deep the part tree goes (iteratively: the tree may be hostile)."""
-    deepest, stack = 0, [(msg, 1)]
-    while stack and deepest <= MAX_DEPTH:
+def _depth(msg: Message) -> tuple[int, int]:
+    """How deep the part tree goes and how many parts it has (iteratively:
+    the tree may be hostile); both stop counting just past their bound."""
+    deepest, count, stack = 0, 0, [(msg, 1)]
+    while stack and deepest <= MAX_DEPTH and count <= MAX_PARTS:
         part, level = stack.pop()
         deepest = max(deepest, level)
+        count += 1
         if part.is_multipart():  # a leaf's payload is never decoded here (its charset may be hostile)
             stack.extend((sub, level + 1) for sub in part.get_payload() if isinstance(sub, Message))
-    return deepest
+    return deepest, count
 
 
 def _leaves(part: Message):

@@ -8,10 +8,13 @@ refused connection, timeout).
 
 from __future__ import annotations
 
+import hashlib
 import mailbox
+import os
 import smtplib
 import socket
 import ssl
+import uuid
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email import policy
@@ -72,7 +75,13 @@ class RelaySender:
 
 class MaildirOutbox:
     """Embedded default: each message becomes a file in ``var/outbox/new``,
-    readable with ``mailbox.Maildir``.  The delivery is atomic (tmp -> new)."""
+    readable with ``mailbox.Maildir``.
+
+    The delivery is atomic and idempotent: the file is written under
+    ``tmp/`` and hard-linked into ``new/`` under a name made from the
+    Message-ID, so a second delivery of the same message (a retry after a
+    kill between writing and marking it sent) finds it there -- in ``new/``
+    or, once a reader has seen it, ``cur/`` -- and writes nothing."""
 
     name = "outbox"
 
@@ -82,7 +91,36 @@ class MaildirOutbox:
             (self.path / sub).mkdir(parents=True, exist_ok=True)
 
     def send(self, raw: bytes, *, envelope_from: str, recipients: list[str]) -> None:
-        message = mailbox.MaildirMessage(BytesParser(policy=policy.compat32).parsebytes(raw))
+        parsed = BytesParser(policy=policy.compat32).parsebytes(raw)
+        message_id = str(parsed["Message-ID"] or "")
+        if not message_id:
+            # Nothing to be idempotent on: an ordinary unique Maildir file.
+            return self._add(mailbox.MaildirMessage(parsed), envelope_from, recipients)
+        name = "mailbot." + hashlib.sha256(message_id.strip().encode()).hexdigest()[:40]
+        try:
+            if self.delivered(name):
+                return
+            message = mailbox.MaildirMessage(parsed)
+            message["X-Envelope-From"] = envelope_from
+            message["X-Envelope-To"] = ", ".join(recipients)
+            tmp = self.path / "tmp" / f"{name}.{os.getpid()}.{uuid.uuid4().hex}"
+            tmp.write_bytes(message.as_bytes(policy=policy.compat32))
+            try:
+                os.link(tmp, self.path / "new" / name)   # atomic; fails if it is already there
+            except FileExistsError:
+                pass                                     # delivered by an earlier attempt
+            finally:
+                tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write to outbox {self.path}: {exc}", permanent=False) from exc
+
+    def delivered(self, name: str) -> bool:
+        """Whether the file for this message is in ``new/`` or ``cur/``."""
+        if (self.path / "new" / name).exists():
+            return True
+        return any(self.path.joinpath("cur").glob(name + ":*")) or (self.path / "cur" / name).exists()
+
+    def _add(self, message: mailbox.MaildirMessage, envelope_from: str, recipients: list[str]) -> None:
         # Keep the envelope, as a local MTA would.
         message["X-Envelope-From"] = envelope_from
         message["X-Envelope-To"] = ", ".join(recipients)

@@ -7,7 +7,9 @@ aiosmtpd runs on an event loop in its own thread.  The handler is thin
   address) are accepted; anything else gets 550 -- we are never a relay;
 - ``DATA``: aiosmtpd enforces the size limit (552) and line length (500)
   and, since 1.4.6, accepts only ``<CRLF>.<CRLF>`` as the end of data (SMTP
-  smuggling).  NUL bytes are refused with 554.  The raw bytes and the
+  smuggling).  NUL bytes are refused with 554, and so is a header block
+  over one of ``mail.limits``' bounds (a cheap linear scan; the parser,
+  which is superlinear on such input, never sees it).  The raw bytes and the
   envelope go to intake's writer thread (:class:`mailbot.mail.intake.GroupCommit`,
   never the loop), which commits concurrent arrivals together; only when
   the commit holding this message is done do we answer 250.  Any error
@@ -34,6 +36,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from mailbot.context import Context
 from mailbot.mail.addresses import classify
+from mailbot.mail import limits
 from mailbot.mail.intake import Arrival, GroupCommit
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,9 @@ class Handler:
             return NO_RECIPIENTS
         if b"\x00" in raw:
             return self._each(envelope, NUL_BYTES)
+        over = limits.check(raw)
+        if over is not None:
+            return self._each(envelope, limits.REFUSED.format(over))
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
         arrival = Arrival(raw, source="lmtp" if self.lmtp else "smtp", envelope_from=_sender(envelope.mail_from),
                           envelope_to=list(envelope.rcpt_tos), peer=peer)
@@ -101,6 +107,21 @@ class _Authenticator:
         return AuthResult(success=ok, handled=False)
 
 
+class _SizedSMTP(SMTP):
+    """aiosmtpd's SMTP with the line length limit set before ``__init__``
+    builds the stream reader from it."""
+
+    def __init__(self, line_length_limit: int, *args, **kwargs) -> None:
+        self.line_length_limit = line_length_limit
+        super().__init__(*args, **kwargs)
+
+
+class _SizedLMTP(LMTP):
+    def __init__(self, line_length_limit: int, *args, **kwargs) -> None:
+        self.line_length_limit = line_length_limit
+        super().__init__(*args, **kwargs)
+
+
 class SmtpListener:
     """The listener, on its own event-loop thread.  ``port`` is the bound
     port (useful with ``smtp.port = 0``)."""
@@ -110,6 +131,7 @@ class SmtpListener:
         cfg = ctx.settings.smtp
         # Stores (and then pokes the router) on its own thread, never the loop.
         self.writer = GroupCommit(ctx.db, on_stored=on_stored)
+        ctx.health.register("intake_writer", self.writer.problem)
         self.handler = Handler(ctx, self.writer, lmtp=cfg.lmtp)
         self.loop = asyncio.new_event_loop()
         self.port: int | None = None
@@ -119,9 +141,14 @@ class SmtpListener:
 
     def _factory(self) -> SMTP:
         cfg = self.ctx.settings.smtp
-        cls = LMTP if cfg.lmtp else SMTP
+        cls = _SizedLMTP if cfg.lmtp else _SizedSMTP
         password = cfg.auth_password.get_secret_value() if cfg.auth_password else ""
-        server = cls(
+        # RFC 5321 allows 1000; real mailers (Outlook) send longer lines, so it
+        # is configurable -- and it must be known before aiosmtpd's __init__,
+        # which sizes its stream reader from it (setting it afterwards did
+        # nothing: issue 17, point 5).
+        return cls(
+            cfg.max_line_length,
             self.handler, hostname=cfg.hostname or self.ctx.settings.service.domain,
             data_size_limit=cfg.max_message_size, enable_SMTPUTF8=True, decode_data=False,
             tls_context=self._tls, require_starttls=bool(self._tls and cfg.require_starttls),
@@ -130,9 +157,6 @@ class SmtpListener:
             auth_exclude_mechanism=None if cfg.auth_username else ["LOGIN", "PLAIN"],
             timeout=120, loop=self.loop,
         )
-        # RFC 5321 allows 1000; some mailers send longer lines, so it is configurable.
-        server.line_length_limit = cfg.max_line_length
-        return server
 
     def start(self) -> None:
         cfg = self.ctx.settings.smtp
@@ -183,6 +207,7 @@ class SmtpListener:
         self._thread.join(10)
         self._thread = None
         self.writer.close()
+        self.ctx.health.unregister("intake_writer")
 
 
 def _sender(mail_from: str | None) -> str:

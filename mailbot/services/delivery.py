@@ -1,4 +1,5 @@
-"""Outbound delivery: queue a message durably, then send it exactly once.
+"""Outbound delivery: queue a message durably, then send it -- once where
+the transport allows it, and with the remaining window as small as it can be.
 
 :func:`queue_message` stores the finished message -- Message-ID included --
 in the caller's transaction, so the decision to reply and the reply itself
@@ -6,20 +7,43 @@ commit together.  :func:`deliver` is what the ``send_outbound`` actor runs:
 it does nothing for a message that is no longer pending, marks it sent with
 a conditional update, raises :class:`RetryLater` on a temporary failure and
 records a permanent failure (5xx) where reviewers see it.
+
+Before handing a message over, :func:`deliver` claims the attempt with a
+committed compare-and-set on ``attempts`` and writes ``sending: attempt N``
+into ``last_error`` (issue 17, point 8).  So:
+
+- two workers poked for the same row cannot both send it at once: the
+  attempt holds a lock (a PostgreSQL advisory lock, released by the
+  database if the worker dies; in-process on embedded SQLite) and claims
+  with a compare-and-set on ``attempts``, re-reading the state under it;
+- the Maildir outbox names the file after the Message-ID and links it into
+  ``new/`` atomically: a retry after a kill between writing and marking
+  ``sent`` finds the file and writes nothing -- exactly once;
+- an SMTP relay cannot be asked whether it already has a message, so a kill
+  after the relay's 250 and before our commit still sends it again.  The
+  retry says so in ``last_error`` ("the previous attempt did not finish"),
+  and the reply keeps its Message-ID, so mail clients thread (and many
+  collapse) the two copies.  ``docs/security.md`` states this window.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from mailbot.context import Context
 from mailbot.mail.send import DeliveryError, as_bytes
 from mailbot.models import OutboundMessage, OutboundState, utcnow
 from mailbot.services.quarantine import quarantine
+
+log = logging.getLogger(__name__)
 
 
 class RetryLater(Exception):
@@ -52,23 +76,97 @@ def deliver(ctx: Context, outbound_id: int) -> str:
     """Send one pending message.  Returns ``"sent"``, ``"skipped"`` (not
     pending: already sent, failed, or unknown) or ``"failed"`` (permanent);
     raises :class:`RetryLater` for a temporary failure."""
-    with ctx.db.session() as session:
-        row = session.get(OutboundMessage, outbound_id)
-        if row is None or row.state != OutboundState.PENDING:
+    with _send_lock(ctx, outbound_id) as held:
+        if not held:
+            return "skipped"   # another worker is sending it right now
+        claimed = _claim(ctx, outbound_id)
+        if claimed is None:
             return "skipped"
-        row.attempts += 1
-        raw, to_addr = row.raw, row.to_addr
-    try:
-        ctx.sender.send(raw, envelope_from=bounce_address(ctx), recipients=[to_addr])
-    except DeliveryError as exc:
-        return _record_failure(ctx, outbound_id, exc)
+        raw, to_addr = claimed
+        try:
+            ctx.sender.send(raw, envelope_from=bounce_address(ctx), recipients=[to_addr])
+        except DeliveryError as exc:
+            return _record_failure(ctx, outbound_id, exc)
+        _mark_sent(ctx, outbound_id)
+    return "sent"
+
+
+def _mark_sent(ctx: Context, outbound_id: int) -> None:
     with ctx.db.session() as session:
         session.exec(
             update(OutboundMessage)
             .where(OutboundMessage.id == outbound_id, OutboundMessage.state == OutboundState.PENDING)
             .values(state=OutboundState.SENT, sent_at=utcnow(), transport=ctx.sender.name, last_error="")
         )
-    return "sent"
+
+
+# Messages being sent by this process (SQLite: one process owns the file).
+_in_flight: set[int] = set()
+_in_flight_lock = threading.Lock()
+# PostgreSQL advisory-lock namespace for "sending outbound row N".
+_PG_LOCK_SPACE = 0x6D62   # "mb"
+
+
+@contextmanager
+def _send_lock(ctx: Context, outbound_id: int) -> Iterator[bool]:
+    """Held while one attempt talks to the transport, so two pokes for the
+    same row never send it at the same time.  On PostgreSQL it is a
+    session advisory lock: a worker that dies releases it with its
+    connection, so a crash never delays the retry.  On SQLite (embedded,
+    one process) it is this process's own set of ids in flight."""
+    if ctx.db.is_sqlite:
+        with _in_flight_lock:
+            if outbound_id in _in_flight:
+                yield False
+                return
+            _in_flight.add(outbound_id)
+        try:
+            yield True
+        finally:
+            with _in_flight_lock:
+                _in_flight.discard(outbound_id)
+        return
+    with ctx.db.engine.connect() as conn:
+        held = conn.execute(select(func.pg_try_advisory_lock(_PG_LOCK_SPACE, outbound_id))).scalar()
+        conn.commit()
+        try:
+            yield bool(held)
+        finally:
+            if held:
+                conn.execute(select(func.pg_advisory_unlock(_PG_LOCK_SPACE, outbound_id)))
+                conn.commit()
+
+
+SENDING = "sending: attempt {n} started {at:%Y-%m-%d %H:%M:%S} UTC"
+UNFINISHED = "; the previous attempt did not finish (the message may have gone out once already)"
+
+
+def _claim(ctx: Context, outbound_id: int) -> tuple[bytes, str] | None:
+    """Claim one attempt at a pending message, committed before the send;
+    its raw bytes and recipient, or ``None`` when it is not pending or
+    another worker claimed it first."""
+    with ctx.db.read() as session:
+        row = session.get(OutboundMessage, outbound_id)
+        if row is None or row.state != OutboundState.PENDING:
+            return None
+        seen, raw, to_addr, before = row.attempts, row.raw, row.to_addr, row.last_error or ""
+    note = SENDING.format(n=seen + 1, at=utcnow())
+    if before.startswith("sending:"):
+        note += UNFINISHED     # the last claim never reached "sent" or a recorded failure
+    with ctx.db.session() as session:
+        won = session.exec(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == outbound_id, OutboundMessage.state == OutboundState.PENDING,
+                   OutboundMessage.attempts == seen)
+            .values(attempts=seen + 1, last_error=note[:2000])
+            .execution_options(synchronize_session=False)
+        )
+        if won.rowcount != 1:
+            return None
+    if before.startswith("sending:"):
+        log.warning("outbound %s: attempt %d follows one that did not finish; it may arrive twice",
+                    outbound_id, seen + 1)
+    return raw, to_addr
 
 
 def _record_failure(ctx: Context, outbound_id: int, exc: DeliveryError) -> str:

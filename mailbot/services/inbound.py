@@ -10,7 +10,14 @@ finds nothing to do.  Failures are explicit:
   (permanent: retrying will not change the bytes);
 - a database that is unreachable raises (transient: the actor retries);
 - any other error while routing is a bug-shaped input: quarantined with the
-  error, so the message is never silently lost and can be replayed after a fix.
+  error, so the message is never silently lost and can be replayed after a fix;
+- a message over one of ``mail.limits``' bounds is quarantined before the
+  parser sees it (stored by IMAP, or before the bounds existed);
+- every run first counts an attempt in its own committed transaction, so a
+  message whose processing killed the process (out of memory, a hang the
+  worker's time limit ended) is quarantined after
+  :data:`MAX_PROCESSING_ATTEMPTS` starts instead of crash-looping after
+  every restart (issue 17, point 3).
 
 :func:`replay` puts a quarantined message back to ``received``.
 """
@@ -25,7 +32,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, select
 
 from mailbot.context import Context
-from mailbot.mail import guards
+from mailbot.mail import guards, limits
 from mailbot.mail.addresses import primary
 from mailbot.mail.parse import ParseError, ParsedMessage, parse
 from mailbot.mail.routing import Action, Decision, Mail, route
@@ -45,6 +52,10 @@ from mailbot.services.quarantine import quarantine
 log = logging.getLogger(__name__)
 
 QUARANTINE_KINDS = ("inbound", "process_inbound")
+# Starts of processing one message may make before it is quarantined: one
+# crash can be bad luck (a deploy, the OOM killer aimed at a neighbour);
+# three in a row is the message.
+MAX_PROCESSING_ATTEMPTS = 3
 
 
 class _Lost(Exception):
@@ -53,11 +64,19 @@ class _Lost(Exception):
 
 def process(ctx: Context, inbound_id: int) -> list[Poke]:
     """Route inbound message ``inbound_id``; returns the pokes to send."""
-    with ctx.db.read() as session:
-        row = session.get(InboundMessage, inbound_id)
-        if row is None or row.status != InboundStatus.RECEIVED:
-            return []
-        raw, envelope_from = row.raw, row.envelope_from
+    started = _start_attempt(ctx, inbound_id)
+    if started is None:
+        return []
+    raw, envelope_from, attempt = started
+    if attempt > MAX_PROCESSING_ATTEMPTS:
+        _quarantine(ctx, inbound_id, stage="processing",
+                    reason=f"processing this message did not finish {attempt - 1} times "
+                           "(the process died or was stopped while handling it); kept for an operator")
+        return []
+    over = limits.check(raw)
+    if over is not None:
+        _quarantine(ctx, inbound_id, stage="parse", reason=f"cannot parse: {over}")
+        return []
     guard = ctx.settings.guards
     try:
         parsed = parse(raw, envelope_from=envelope_from, domain=ctx.settings.service.domain,
@@ -85,6 +104,26 @@ def process(ctx: Context, inbound_id: int) -> list[Poke]:
         return []
 
 
+def _start_attempt(ctx: Context, inbound_id: int) -> tuple[bytes, str, int] | None:
+    """Count one more attempt at a ``received`` row, committed before any
+    work; returns its raw bytes, envelope sender and the attempt number,
+    or ``None`` when there is nothing to do."""
+    with ctx.db.session() as session:
+        counted = session.exec(
+            update(InboundMessage)
+            .where(InboundMessage.id == inbound_id, InboundMessage.status == InboundStatus.RECEIVED)
+            .values(attempts=InboundMessage.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if counted.rowcount != 1:
+            return None
+    with ctx.db.read() as session:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None or row.status != InboundStatus.RECEIVED:
+            return None
+        return row.raw, row.envelope_from, row.attempts
+
+
 def _route_and_act(ctx: Context, session: Session, inbound_id: int, parsed: ParsedMessage) -> list[Poke]:
     row = session.exec(select(InboundMessage).where(InboundMessage.id == inbound_id).with_for_update()).one()
     if row.status != InboundStatus.RECEIVED:
@@ -101,8 +140,7 @@ def _route_and_act(ctx: Context, session: Session, inbound_id: int, parsed: Pars
         update(InboundMessage)
         .where(InboundMessage.id == inbound_id, InboundMessage.status == InboundStatus.RECEIVED)
         .values(status=status, action=_action_name(decision), route=mail.route,
-                auto_reply_ok=mail.auto_reply_ok, processed_at=utcnow(),
-                attempts=InboundMessage.attempts + 1, error="")
+                auto_reply_ok=mail.auto_reply_ok, processed_at=utcnow(), error="")
         .execution_options(synchronize_session=False)
     )
     if done.rowcount != 1:
@@ -220,7 +258,7 @@ def _quarantine(ctx: Context, inbound_id: int, *, stage: str, reason: str) -> No
             update(InboundMessage)
             .where(InboundMessage.id == inbound_id, InboundMessage.status == InboundStatus.RECEIVED)
             .values(status=InboundStatus.QUARANTINED, error=reason[:2000], action="quarantined",
-                    auto_reply_ok=False, processed_at=utcnow(), attempts=InboundMessage.attempts + 1)
+                    auto_reply_ok=False, processed_at=utcnow())
         )
         if moved.rowcount:
             quarantine(session, kind="inbound", ref_id=inbound_id, stage=stage, reason=reason)
@@ -242,7 +280,7 @@ def replay(ctx: Context, quarantine_id: int, *, by: str = "operator") -> list[Po
             raise LookupError(f"inbound message {item.ref_id} no longer exists")
         session.exec(
             update(InboundMessage).where(InboundMessage.id == row.id)
-            .values(status=InboundStatus.RECEIVED, error="", route=[], action="", consultation_id=None,
+            .values(status=InboundStatus.RECEIVED, error="", route=[], action="", consultation_id=None, attempts=0,
                     processed_at=None, auto_reply_ok=True)
         )
         item.resolved_at = utcnow()

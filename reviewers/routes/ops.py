@@ -20,12 +20,20 @@ def home() -> Response:
 @router.api_route("/healthz", methods=["GET", "HEAD"])
 @public
 def healthz(request: Request) -> Response:
-    """Public liveness/readiness: says only whether the database answers."""
+    """Public liveness/readiness: the database, and every part this process
+    runs (the SMTP intake writer, the queue worker) as they really are --
+    503 naming the part when one does not work."""
+    ctx = request.app.state.ctx
+    parts = {"database": "ok"}
     try:
-        request.app.state.ctx.db.ping()
+        ctx.db.ping()
     except Exception:
-        return JSONResponse({"status": "database unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok"})
+        parts["database"] = "database unavailable"
+    parts.update(ctx.health.report())
+    broken = sorted(name for name, state in parts.items() if state != "ok")
+    if broken:
+        return JSONResponse({"status": f"{', '.join(broken)} not working", "parts": parts}, status_code=503)
+    return JSONResponse({"status": "ok", "parts": parts})
 
 
 @router.get("/metrics")

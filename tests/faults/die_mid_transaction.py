@@ -1,7 +1,7 @@
 """Run one service step in a process that dies (SIGKILL) inside its
 database transaction, right after a chosen SQL statement ran.
 
-    python tests/faults/die_mid_transaction.py process_inbound|advance <id> "<SQL prefix>"
+    python tests/faults/die_mid_transaction.py process_inbound|advance|deliver <id> "<SQL prefix>"
 
 Configured from MAILBOT_* like any mailbot process.  Exits 3 if the
 statement never ran (the test then knows the fault was not injected).
@@ -18,7 +18,7 @@ from sqlalchemy import event
 
 from mailbot.config import load_settings
 from mailbot.context import Context, configure
-from mailbot.services import consultations, inbound
+from mailbot.services import consultations, delivery, inbound
 
 
 def main() -> None:
@@ -30,7 +30,8 @@ def main() -> None:
         if statement.lstrip().upper().startswith(prefix):
             os.kill(os.getpid(), signal.SIGKILL)   # the transaction is open: no commit, no rollback
 
-    {"process_inbound": inbound.process, "advance": consultations.advance}[step](ctx, ident)
+    {"process_inbound": inbound.process, "advance": consultations.advance,
+     "deliver": delivery.deliver}[step](ctx, ident)
     sys.exit(3)
 
 
