@@ -46,12 +46,13 @@ from sqlmodel import Session, select
 from mailbot.commands import HANDLERS, Command, Reply, parse_command
 from mailbot.commands.arguments import CommandError, shorten
 from mailbot.context import Context
-from mailbot.mail.compose import Envelope, build, clean_header, render
+from mailbot.mail.compose import ComposeError, Envelope, build, clean_header, render
 from mailbot.mail.addresses import ServiceAddress, classify
 from mailbot.mail.routing import cap_verdict
 from mailbot.models import InboundMessage, InboundStatus, OutboundMessage, QuarantineItem, utcnow
 from mailbot.services import Poke
 from mailbot.services.delivery import queue_message
+from mailbot.services.quarantine import quarantine
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class _Plan:
     message: EmailMessage | None = None      # built already (read-only handlers)
     reply: Reply | None = None
     deferred: bool = False                   # the handler writes: run it in the write transaction
+    failure: str = ""                        # the reply cannot be written (permanent): quarantine
 
 
 # Commands whose effect is owed even when no reply may be sent (over the
@@ -122,7 +124,11 @@ def _plan(ctx: Context, session: Session, inbound_id: int) -> _Plan | None:
         reply = _dispatch(ctx, session, inbound, command)
     if reply is None:
         return _Plan(command=command)
-    return _Plan(command=command, reply=reply, message=_message(ctx, inbound, command, reply))
+    try:
+        message = _message(ctx, inbound, command, reply)
+    except ComposeError as exc:
+        return _Plan(command=command, failure=f"the reply cannot be written: {exc}")
+    return _Plan(command=command, reply=reply, message=message)
 
 
 def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int | None:
@@ -133,19 +139,32 @@ def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int
     if plan.silence and not plan.deferred:
         _record(inbound, {"result": "not answered", "reason": plan.silence})
         return None
+    if plan.failure:
+        return _failed(session, inbound, plan.failure)
     reply, message, verb = plan.reply, plan.message, plan.command.verb if plan.command else ""
     if plan.deferred:
         reply = _dispatch(ctx, session, inbound, plan.command)
         if plan.silence:
             _record(inbound, {"result": "carried out, not answered", "verb": verb, "reason": plan.silence})
             return None
-        message = _message(ctx, inbound, plan.command, reply) if reply is not None else None
+        try:
+            message = _message(ctx, inbound, plan.command, reply) if reply is not None else None
+        except ComposeError as exc:
+            return _failed(session, inbound, f"the reply cannot be written: {exc}")
     if reply is None or message is None:
         _record(inbound, {"result": "no reply", "verb": verb})
         return None
     row = queue_message(session, message, kind=reply.kind, inbound_id=inbound_id)
     _record(inbound, {"result": "replied", "verb": verb, "template": reply.template, "outbound_id": row.id})
     return row.id
+
+
+def _failed(session: Session, inbound: InboundMessage, reason: str) -> None:
+    """A permanent failure: recorded and quarantined (visible on the admin
+    quarantine page), never retried by the queue or the reconciler."""
+    _record(inbound, {"result": "not answered", "reason": reason})
+    quarantine(session, kind=STAGE, ref_id=inbound.id, stage="compose", reason=reason)
+    return None
 
 
 def _message(ctx: Context, inbound: InboundMessage, command: Command | None, reply: Reply) -> EmailMessage:

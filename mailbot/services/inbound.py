@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 
 from mailbot.context import Context
 from mailbot.mail import guards
-from mailbot.mail.addresses import primary
+from mailbot.mail.addresses import BOUNCES, classify, primary
 from mailbot.mail.parse import ParseError, ParsedMessage, parse
 from mailbot.mail.routing import Action, Decision, Mail, route
 from mailbot.models import (
@@ -57,11 +57,14 @@ def process(ctx: Context, inbound_id: int) -> list[Poke]:
         row = session.get(InboundMessage, inbound_id)
         if row is None or row.status != InboundStatus.RECEIVED:
             return []
-        raw, envelope_from = row.raw, row.envelope_from
+        raw, envelope_from, envelope_to = row.raw, row.envelope_from, list(row.envelope_to or [])
     guard = ctx.settings.guards
+    to_bounces = any((a := classify(ctx.settings, str(t))) is not None and a.kind == BOUNCES
+                     for t in envelope_to or [])
     try:
         parsed = parse(raw, envelope_from=envelope_from, domain=ctx.settings.service.domain,
-                       max_attachment_size=guard.max_attachment_size, max_attachments=guard.max_attachments)
+                       max_attachment_size=guard.max_attachment_size, max_attachments=guard.max_attachments,
+                       to_bounce_address=to_bounces)
     except ParseError as exc:
         _quarantine(ctx, inbound_id, stage="parse", reason=f"cannot parse: {exc}")
         return []
