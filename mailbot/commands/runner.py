@@ -110,6 +110,8 @@ def _plan(ctx: Context, session: Session, inbound_id: int) -> _Plan | None:
     reason = silence_reason(inbound, cap)
     if reason is None and not (inbound.reply_to or inbound.from_addr):
         reason = "no address to reply to"
+    if reason is None and classify(ctx.settings, inbound.reply_to or inbound.from_addr) is not None:
+        reason = "the reply would go to our own address"
     address = recipient(ctx, inbound)
     command = parse_command(inbound.subject, inbound.text, address.kind if address else "")
     if reason is not None:

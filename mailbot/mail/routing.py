@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from mailbot.commands import Command, parse_command
 from mailbot.config import Settings
 from mailbot.mail import guards
-from mailbot.mail.addresses import ServiceAddress
+from mailbot.mail.addresses import ServiceAddress, classify
 from mailbot.mail.parse import ParsedMessage
 from mailbot.models import Consultation, InboundMessage, InboundStatus, OutboundMessage
 from mailbot.services import threads
@@ -90,10 +90,15 @@ class Decision:
 # -- rules -------------------------------------------------------------------
 
 def duplicate(mail: Mail) -> str | None:
+    """The same bytes, or the same Message-ID *from the same sender*: another
+    sender's message that reuses a Message-ID (by accident or to get a real
+    question dropped) is not a duplicate."""
     row = mail.inbound
     same = [InboundMessage.raw_sha256 == row.raw_sha256]
     if not mail.parsed.message_id_generated:
-        same.append(InboundMessage.message_id == mail.parsed.message_id)
+        sender = (mail.parsed.from_addr or mail.parsed.envelope_from.strip("<>"))[:512]
+        same.append(and_(InboundMessage.message_id == mail.parsed.message_id,
+                         InboundMessage.from_addr == sender))
     earlier = mail.session.exec(
         select(InboundMessage.id).where(
             or_(*same), InboundMessage.id < row.id, InboundMessage.status != InboundStatus.QUARANTINED)
@@ -108,6 +113,20 @@ def own_mail(mail: Mail) -> str | None:
             select(OutboundMessage.id).where(OutboundMessage.message_id == message_id)).first() is not None
 
     return guards.own_mail(mail.parsed.message, mail.settings, sent_by_us)
+
+
+def delivered_to_us(mail: Mail) -> str | None:
+    return guards.delivered_to_us(mail.parsed.message, mail.settings, mail.inbound.source)
+
+
+def from_our_address(mail: Mail) -> str | None:
+    """Mail whose answer would go to one of our own service addresses: never
+    queued (an answer to ourselves is a loop in the making, however the
+    message got here)."""
+    for address in dict.fromkeys(a for a in (mail.parsed.reply_address, mail.parsed.from_addr) if a):
+        if classify(mail.settings, address) is not None:
+            return f"the reply would go to our own address {address}"
+    return None
 
 
 def bounce(mail: Mail) -> str | None:
@@ -185,7 +204,9 @@ def _typed_in_capitals(parsed: ParsedMessage, found: Command) -> bool:
 CHAIN: tuple[Link, ...] = (
     Link("duplicate", duplicate, Action.DROP),
     Link("own_mail", own_mail, Action.DROP),
+    Link("delivered_to_us", delivered_to_us, Action.DROP),
     Link("bounce", bounce, Action.BOUNCE),
+    Link("from_our_address", from_our_address, Action.DROP),
     Link("machine_unsubscribe", machine_unsubscribe, Action.COMMAND),
     Link("auto_submitted", auto_submitted, Action.DROP),
     Link("sender_not_allowed", sender_not_allowed, Action.QUARANTINE),

@@ -10,16 +10,24 @@ records a permanent failure (5xx) where reviewers see it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from datetime import timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import update
 from sqlmodel import Session
 
+from mailbot.config import Settings
 from mailbot.context import Context
+from mailbot.mail.addresses import BOUNCES, classify
 from mailbot.mail.send import DeliveryError, as_bytes
 from mailbot.models import OutboundMessage, OutboundState, utcnow
 from mailbot.services.quarantine import quarantine
+
+
+_VERP_TAG = re.compile(r"(\d{1,12})-([0-9a-f]{12})")
 
 
 class RetryLater(Exception):
@@ -43,9 +51,36 @@ def queue_message(session: Session, message: EmailMessage, *, kind: str,
 
 
 def bounce_address(ctx: Context) -> str:
-    """Envelope sender for everything we send: bounces come back to a
-    service address the router recognises, never to a person."""
+    """The plain bounce address (what VERP addresses are built on)."""
     return f"bounces@{ctx.settings.service.domain}"
+
+
+def verp_address(settings: Settings, outbound_id: int, message_id: str) -> str:
+    """Envelope sender of one outgoing message (VERP): ``bounces+<id>-<tag>@``.
+
+    Bounces come back to a service address the router recognises, never to a
+    person, and name the exact message that bounced.  The tag is derived from
+    the message's random Message-ID, which only its recipient ever sees: a
+    third party cannot forge a bounce that matches mail we sent."""
+    return f"{BOUNCES}+{outbound_id}-{_verp_tag(message_id)}@{settings.service.domain}"
+
+
+def verp_outbound(session: Session, settings: Settings, address: str) -> OutboundMessage | None:
+    """The outbound message a VERP bounce address names, when its tag is right."""
+    service = classify(settings, address)
+    if service is None or service.kind != BOUNCES:
+        return None
+    match = _VERP_TAG.fullmatch(service.tag.lower())
+    if match is None:
+        return None
+    row = session.get(OutboundMessage, int(match.group(1)))
+    if row is None or not hmac.compare_digest(_verp_tag(row.message_id), match.group(2)):
+        return None
+    return row
+
+
+def _verp_tag(message_id: str) -> str:
+    return hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()[:12]
 
 
 def deliver(ctx: Context, outbound_id: int) -> str:
@@ -57,9 +92,9 @@ def deliver(ctx: Context, outbound_id: int) -> str:
         if row is None or row.state != OutboundState.PENDING:
             return "skipped"
         row.attempts += 1
-        raw, to_addr = row.raw, row.to_addr
+        raw, to_addr, envelope_from = row.raw, row.to_addr, verp_address(ctx.settings, row.id, row.message_id)
     try:
-        ctx.sender.send(raw, envelope_from=bounce_address(ctx), recipients=[to_addr])
+        ctx.sender.send(raw, envelope_from=envelope_from, recipients=[to_addr])
     except DeliveryError as exc:
         return _record_failure(ctx, outbound_id, exc)
     with ctx.db.session() as session:

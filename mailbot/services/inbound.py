@@ -40,6 +40,7 @@ from mailbot.models import (
     utcnow,
 )
 from mailbot.services import Poke, threads
+from mailbot.services.delivery import verp_outbound
 from mailbot.services.quarantine import quarantine
 
 log = logging.getLogger(__name__)
@@ -148,33 +149,62 @@ def _drop(session: Session, mail: Mail, decision: Decision) -> Outcome:
 
 
 def _bounce(session: Session, mail: Mail, decision: Decision) -> Outcome:
-    pokes = []
-    reports = guards.dsn_reports(mail.parsed.message)
-    for report in reports:
-        event = BounceEvent(inbound_id=mail.inbound.id, recipient=report.recipient[:512], action=report.action[:32],
-                            status=report.status[:32], diagnostic=report.diagnostic, permanent=report.permanent)
-        session.add(event)
-        session.flush()
-        pokes.append(Poke("bounce_recorded", event.id))
-    mail.route[-1]["recipients"] = len(pokes)
-    _note_bounced_outbound(session, mail, reports)
-    return InboundStatus.PROCESSED, pokes
+    """Record the bounce of a message we sent -- only of one we sent.
 
-
-def _note_bounced_outbound(session: Session, mail: Mail, reports: list[guards.DsnReport]) -> None:
-    """When the bounce names which of our messages failed, say so on that
-    message and, for a consultation's mail, in its audit trail (reviewers
-    see that the asker never got the answer)."""
-    message_id = guards.returned_message_id(mail.parsed.message)
-    outbound = session.exec(select(OutboundMessage).where(OutboundMessage.message_id == message_id)).first() \
-        if message_id else None
+    The bounced message is found by its VERP return path (``bounces+<id>-
+    <tag>@``, see ``services.delivery``) or by the Message-ID the DSN carries
+    back.  A DSN that matches no mail of ours is recorded as such and counts
+    for nothing (anyone can write a DSN naming any address), and a DSN yields
+    at most one event -- for the address that message was sent to -- however
+    many times it lists it."""
+    route = mail.route[-1]
+    outbound, via = _bounced_outbound(session, mail)
     if outbound is None:
-        return
-    report = next((r for r in reports if r.recipient == outbound.to_addr.lower()), reports[0] if reports else None)
+        route.update(recipients=0, matched="no mail we sent")
+        return InboundStatus.PROCESSED, []
+    reports = guards.dsn_reports(mail.parsed.message)
+    to_addr = outbound.to_addr.lower()
+    report = next((r for r in reports if r.recipient == to_addr), None)
+    if report is None and via == "verp":
+        # The return path proves which message bounced; the text may name the
+        # recipient differently (a forward, an alias) or not at all.
+        first = reports[0] if reports else guards.DsnReport(recipient=to_addr)
+        report = guards.DsnReport(recipient=to_addr, action=first.action, status=first.status,
+                                  diagnostic=first.diagnostic)
+    route.update(matched=f"outbound #{outbound.id} ({via})", outbound_id=outbound.id)
+    _note_bounced_outbound(session, mail, outbound, report)
+    if report is None:
+        route["recipients"] = 0
+        return InboundStatus.PROCESSED, []
+    event = BounceEvent(inbound_id=mail.inbound.id, outbound_id=outbound.id, recipient=to_addr[:512],
+                        action=report.action[:32], status=report.status[:32], diagnostic=report.diagnostic,
+                        permanent=report.permanent)
+    session.add(event)
+    session.flush()
+    route["recipients"] = 1
+    return InboundStatus.PROCESSED, [Poke("bounce_recorded", event.id)]
+
+
+def _bounced_outbound(session: Session, mail: Mail) -> tuple[OutboundMessage | None, str]:
+    for address in mail.inbound.envelope_to or []:
+        found = verp_outbound(session, mail.settings, str(address))
+        if found is not None:
+            return found, "verp"
+    message_id = guards.returned_message_id(mail.parsed.message)
+    if message_id:
+        found = session.exec(select(OutboundMessage).where(OutboundMessage.message_id == message_id)).first()
+        if found is not None:
+            return found, "message-id"
+    return None, ""
+
+
+def _note_bounced_outbound(session: Session, mail: Mail, outbound: OutboundMessage,
+                           report: guards.DsnReport | None) -> None:
+    """Say on the bounced message, and for a consultation's mail in its audit
+    trail, that it bounced (reviewers see that the asker never got the answer)."""
     summary = (f"{report.action} {report.status} {report.diagnostic}".strip() if report else "bounced")[:2000]
     outbound.last_error = f"bounce: {summary}"[:2000]
     session.add(outbound)
-    mail.route[-1]["outbound_id"] = outbound.id
     if outbound.consultation_id is not None:
         session.add(AuditEvent(
             consultation_id=outbound.consultation_id, actor="system", action="delivery_failed",
