@@ -133,6 +133,7 @@ class GuardSettings(_Section):
     daily_reply_cap: int = Field(10, ge=1)
     allow_senders: list[str] = []
     trusted_authserv_id: str = ""
+    honour_spam_headers: bool = True
     max_attachment_size: int = Field(5 * 1024 * 1024, ge=0)
     max_attachments: int = Field(20, ge=0)
 

@@ -48,7 +48,8 @@ from mailbot.commands.arguments import CommandError, shorten
 from mailbot.context import Context
 from mailbot.mail.compose import ComposeError, Envelope, build, clean_header, render
 from mailbot.mail.addresses import ServiceAddress, classify
-from mailbot.mail.routing import cap_verdict
+from mailbot.mail.reflect import inert_subject, reflected
+from mailbot.mail.routing import cap_verdict, verified_sender
 from mailbot.models import InboundMessage, InboundStatus, OutboundMessage, QuarantineItem, utcnow
 from mailbot.services import Poke
 from mailbot.services.delivery import queue_message
@@ -174,7 +175,8 @@ def _message(ctx: Context, inbound: InboundMessage, command: Command | None, rep
     return build(
         render(reply.template, _context(ctx, inbound, command, reply)),
         Envelope(
-            to=inbound.reply_to or inbound.from_addr, to_name=inbound.from_name,
+            to=inbound.reply_to or inbound.from_addr,
+            to_name=inbound.from_name if verified_sender(inbound) else "",
             from_addr=_from_address(ctx, inbound), from_name=ctx.settings.service.name,
             in_reply_to=inbound.message_id,
             references=[*inbound.references, inbound.message_id],
@@ -267,7 +269,9 @@ def reply_subject(subject: str, command: Command | None) -> str:
     """``Re: <their subject>`` (one line, at most 120 characters of it)."""
     subject = clean_header(subject)
     if not subject:
-        subject = f"{command.verb} {command.argument}".strip() if command else "your message"
+        # The command's own words are the sender's text too: only if inert.
+        subject = (inert_subject(f"{command.verb} {command.argument}".strip()) or command.verb) if command \
+            else "your message"
     subject = shorten(subject, 120)
     return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
@@ -276,6 +280,9 @@ def _context(ctx: Context, inbound: InboundMessage, command: Command | None, rep
     """What every command template may use, plus the handler's own context."""
     settings = ctx.settings
     service = settings.service
+    # The reply goes to an address anyone could have forged: repeat only what
+    # ``mail.reflect`` allows (everything for a sender our MTA verified).
+    name, subject = reflected(inbound.from_name, inbound.subject, verified_sender(inbound))
     common = {
         "service": {
             "name": service.name, "domain": service.domain, "public_url": service.public_url,
@@ -283,9 +290,9 @@ def _context(ctx: Context, inbound: InboundMessage, command: Command | None, rep
             "lookup": settings.service_address(service.lookup_address),
             "jobs": settings.service_address(service.jobs_address),
         },
-        "sender_name": inbound.from_name,
-        "original_subject": clean_header(inbound.subject),
-        "reply_subject": reply_subject(inbound.subject, command),
+        "sender_name": name,
+        "original_subject": clean_header(subject),
+        "reply_subject": reply_subject(subject, command),
         "command": {"verb": command.verb, "argument": command.argument} if command else {"verb": "", "argument": ""},
         "limits": {"max_codes": settings.commands.max_codes, "max_search_words": settings.commands.max_search_words,
                    "daily_cap": settings.guards.daily_reply_cap},

@@ -117,6 +117,68 @@ def own_mail(msg: Message, settings: Settings, sent_by_us: Callable[[str], bool]
     return None
 
 
+# -- spam and system notices ---------------------------------------------------
+
+_SPAM_YES = re.compile(r"^\s*(yes|true|spam)\b", re.I)
+# Notices from mail systems and content filters that do not always say so in
+# their headers (no null sender, no multipart/report): never answered.
+_NOTICE_SENDER = re.compile(
+    r"^(mailer-daemon|mail-daemon|mailer_daemon|postmaster|postmast|mdaemon|mail\.?delivery|"
+    r"(anti)?virus[\w.-]*|virusalert|amavis[\w.-]*|clamav|spamassassin|quarantine[\w.-]*|"
+    r"mailsweeper|mimedefang|mailscanner|symantec[\w.-]*|sophos[\w.-]*|barracuda|proofpoint[\w.-]*|"
+    r"noreply|no-reply|do-not-reply|donotreply|bounce[\w.-]*|notifications?)@", re.I)
+_NOTICE_SUBJECT = re.compile(
+    r"^\s*((re|fwd?|aw|sv|wg)\s*:\s*)*("
+    r"undeliverable|undelivered mail|delivery status notification|"
+    r"delivery (has )?failed|delivery failure|mail delivery (failed|failure|system)|failure notice|"
+    r"returned mail|message not delivered|nondeliverable|non-delivery|could not send message|"
+    r"warning: could not send|delayed mail|delivery delayed|unzustellbar|non remis|non recapitabile|"
+    # content filters: notice phrasing only ("Virus screening codes?" is a question)
+    r"\[(virus|spam|suspected spam|malware|infected)\]|\*+\s*(spam|virus)\s*\*+|"
+    r"(virus|malware) (found|detected|alert|warning|notification)|antivirus (alert|notification|warning)|"
+    r"infected (file|attachment|message|e-?mail)|banned (content|attachment|file)|"
+    r"(message|e-?mail|attachment) (blocked|quarantined|held|rejected)|content (filter|violation) (alert|notice)|"
+    r"mail system error|postmaster notif|notification of (undelivered|unsent))", re.I)
+
+
+def spam_verdict(msg: Message) -> str | None:
+    """Why an upstream filter marked ``msg`` as spam, or ``None``.
+
+    Only a *positive* verdict is honoured, from the topmost header (the
+    filter in front of us prepends its own): a sender who writes
+    ``X-Spam-Flag: YES`` into their own mail only stops their own reply, and
+    a forged ``NO`` under the filter's ``YES`` changes nothing."""
+    flag = msg.get_all("X-Spam-Flag") or []
+    if flag and _SPAM_YES.match(str(flag[0])):
+        return f"X-Spam-Flag: {str(flag[0]).strip()[:40]}"
+    status = msg.get_all("X-Spam-Status") or []
+    if status and _SPAM_YES.match(str(status[0])):
+        return f"X-Spam-Status: {' '.join(str(status[0]).split())[:80]}"
+    return None
+
+
+def system_notice(parsed: ParsedMessage) -> str | None:
+    """Why ``parsed`` is a notice from a mail system, virus scanner or
+    no-reply robot (even with a real envelope sender), or ``None``."""
+    for address in (parsed.from_addr, parsed.envelope_from, parsed.reply_to):
+        if address and _NOTICE_SENDER.match(address):
+            return f"system sender {address}"
+    if _NOTICE_SUBJECT.match(parsed.subject or ""):
+        return f"system notice subject {parsed.subject[:80]!r}"
+    return None
+
+
+def sender_verified(msg: Message, authserv_id: str) -> str | None:
+    """How our own MTA verified the sender (``"dmarc=pass"`` ...), or ``None``."""
+    if not authserv_id:
+        return None
+    results = authentication_results(msg, authserv_id) or {}
+    for method in ("dmarc", "dkim", "spf"):
+        if results.get(method) == "pass":
+            return f"{method}=pass from {authserv_id}"
+    return None
+
+
 # -- bounces ---------------------------------------------------------------
 
 @dataclass

@@ -154,6 +154,23 @@ def machine_unsubscribe(mail: Mail) -> str | None:
     return f"UNSUBSCRIBE from an automated sender ({machine}): carried out without a reply"
 
 
+def spam(mail: Mail) -> str | None:
+    if not mail.settings.guards.honour_spam_headers:
+        return None
+    return guards.spam_verdict(mail.parsed.message)
+
+
+def system_notice(mail: Mail) -> str | None:
+    return guards.system_notice(mail.parsed)
+
+
+def sender_verified(mail: Mail) -> str:
+    """Always fires (a mark): whether our MTA verified the sender, which
+    decides what an automatic reply may repeat (``mail.reflect``)."""
+    how = guards.sender_verified(mail.parsed.message, mail.settings.guards.trusted_authserv_id)
+    return f"verified: {how}" if how else "unverified"
+
+
 def sender_not_allowed(mail: Mail) -> str | None:
     allow = mail.settings.guards.allow_senders
     address = mail.parsed.from_addr or mail.parsed.envelope_from
@@ -209,8 +226,11 @@ CHAIN: tuple[Link, ...] = (
     Link("from_our_address", from_our_address, Action.DROP),
     Link("machine_unsubscribe", machine_unsubscribe, Action.COMMAND),
     Link("auto_submitted", auto_submitted, Action.DROP),
+    Link("system_notice", system_notice, Action.DROP),
+    Link("spam", spam, Action.QUARANTINE),
     Link("sender_not_allowed", sender_not_allowed, Action.QUARANTINE),
     Link("authentication_failed", authentication_failed, Action.QUARANTINE),
+    Link("sender_verified", sender_verified, Action.MARK),
     Link("daily_cap", daily_cap, Action.MARK),
     Link("thread_reply", thread_reply, Action.FOLLOWUP),
     Link("command", command, Action.COMMAND),
@@ -231,6 +251,12 @@ def route(mail: Mail, chain: tuple[Link, ...] | None = None) -> Decision:
                 mail.auto_reply_ok = False
             return Decision(link.action, link.name, reason)
     raise AssertionError("the chain ends with a rule that always fires")  # pragma: no cover
+
+
+def verified_sender(inbound: InboundMessage) -> bool:
+    """Whether the router recorded the sender as verified by our MTA."""
+    return any(entry.get("rule") == "sender_verified" and str(entry.get("reason", "")).startswith("verified")
+               for entry in inbound.route or [])
 
 
 def cap_verdict(inbound: InboundMessage) -> str:

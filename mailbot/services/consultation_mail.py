@@ -16,6 +16,8 @@ from typing import Any
 
 from mailbot.config import Settings
 from mailbot.mail.compose import REPLY_MARKER, Envelope, build, render
+from mailbot.mail.reflect import reflected
+from mailbot.mail.routing import verified_sender
 from mailbot.models import Consultation, InboundMessage, Reviewer, utcnow
 
 _PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg)\s*:\s*)+", re.I)
@@ -37,7 +39,11 @@ DISCLAIMER = ("This answer is coding guidance based on the documentation describ
 
 def reply_subject(consultation: Consultation) -> str:
     """``Re: <original subject> [#Q-n]`` without stacking prefixes or tokens."""
-    subject = _TOKEN.sub(" ", _PREFIX.sub("", consultation.subject or "")).strip() or "Your coding question"
+    return _subject_with_token(consultation.subject or "", consultation)
+
+
+def _subject_with_token(subject: str, consultation: Consultation) -> str:
+    subject = _TOKEN.sub(" ", _PREFIX.sub("", subject)).strip() or "Your coding question"
     return f"Re: {subject} [#{consultation.reference}]"
 
 
@@ -47,7 +53,8 @@ def _envelope(settings: Settings, consultation: Consultation, inbound: InboundMe
     last = inbound.message_id if inbound is not None and inbound.message_id else (thread[-1] if thread else "")
     references = list(dict.fromkeys(m for m in thread if m))
     return Envelope(
-        to=consultation.asker_email, to_name=consultation.asker_name,
+        to=consultation.asker_email,
+        to_name=consultation.asker_name if not auto_reply or (inbound is not None and verified_sender(inbound)) else "",
         from_addr=settings.service_address(settings.service.ask_address), from_name=settings.service.name,
         in_reply_to=last, references=references, auto_reply=auto_reply,
         extra_headers={"X-Mailbot-Reference": consultation.reference},
@@ -67,7 +74,14 @@ def _base(settings: Settings, consultation: Consultation) -> dict[str, Any]:
 
 
 def ack_message(settings: Settings, consultation: Consultation, inbound: InboundMessage | None) -> EmailMessage:
-    context = _base(settings, consultation) | {"sla_hours": settings.web.sla_hours}
+    """The automatic acknowledgement.  It goes to an address anyone could have
+    forged, so it repeats the asker's name and subject only as far as
+    ``mail.reflect`` allows (all of it for a sender our MTA verified)."""
+    name, subject = reflected(consultation.asker_name, consultation.subject or "",
+                              inbound is not None and verified_sender(inbound))
+    context = _base(settings, consultation) | {
+        "sla_hours": settings.web.sla_hours, "asker_name": name,
+        "reply_subject": _subject_with_token(subject or "Your coding question", consultation)}
     return build(render("ack", context), _envelope(settings, consultation, inbound, auto_reply=True),
                  domain=settings.service.domain, kind="ack")
 

@@ -101,7 +101,7 @@ def test_a_new_question_opens_a_consultation_with_the_parsed_fields(ctx):
     assert consultation.last_inbound_id == inbound_id and stored.consultation_id == consultation.id
     assert stored.codes == ["27447", "20985"] and stored.text.startswith("Total knee")
     assert sorted(a.filename for a in attachments) == ["logo.png", "op-note.pdf"]
-    assert [r["rule"] for r in stored.route] == ["daily_cap", "new_question"]
+    assert [r["rule"] for r in stored.route] == ["sender_verified", "daily_cap", "new_question"]
 
 
 def test_processing_twice_does_nothing_the_second_time(ctx):
