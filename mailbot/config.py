@@ -116,6 +116,8 @@ class WebSettings(_Section):
     session_hours: int = Field(12, ge=1)
     sla_hours: int = Field(24, ge=1)
     login_attempts_per_minute: int = Field(5, ge=1)
+    login_retry_seconds: int = Field(30, ge=1)
+    trusted_proxies: list[str] = []
     metrics_hosts: list[str] = ["127.0.0.1", "::1"]
     page_size: int = Field(50, ge=5, le=500)
 
