@@ -28,7 +28,7 @@ from sqlmodel import Session
 
 from mailbot.config import Settings
 from mailbot.mail.addresses import BOUNCES, classify
-from mailbot.mail.parse import ParsedMessage, header
+from mailbot.mail.parse import ParsedMessage, header, mailboxes
 from mailbot.mail.text import decode_part
 from mailbot.models import SenderDay, utcnow
 
@@ -111,9 +111,9 @@ def own_mail(msg: Message, settings: Settings, sent_by_us: Callable[[str], bool]
     if message_id and sent_by_us(message_id):
         return f"Message-ID {message_id} is mail we sent"
     domain = message_id.strip("<> ").rpartition("@")[2].lower()
-    sender = header(msg, "From")
-    if domain in domains and any(classify(settings, a) for a in _ADDR.findall(sender)):
-        return f"from our own address {sender} with a Message-ID in our domain"
+    senders = [addr for _, addr in mailboxes(msg, "From")]   # address objects, never a name's "@" token
+    if domain in domains and any(classify(settings, a) for a in senders):
+        return f"from our own address {senders[0]} with a Message-ID in our domain"
     return None
 
 
