@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
@@ -107,6 +107,7 @@ class Session:
 # -- the server-side record ------------------------------------------------------
 
 MAX_KNOWN = 5
+RETAIN_DAYS = 30   # > web.session_hours in any sane setting; rows kept a while for the record
 
 
 def _key(token: str) -> str:
@@ -117,6 +118,8 @@ def start(db: Database, reviewer_id: int) -> str:
     """Record a new session for ``reviewer_id``; returns the cookie's token."""
     token = secrets.token_urlsafe(32)
     with db.session() as session:
+        # Sessions older than any session may live are dead either way: forget them.
+        session.exec(delete(ReviewerSession).where(ReviewerSession.created_at < utcnow() - timedelta(days=RETAIN_DAYS)))
         session.add(ReviewerSession(id=_key(token), reviewer_id=reviewer_id, created_at=utcnow()))
     return token
 
