@@ -116,6 +116,8 @@ class WebSettings(_Section):
     session_hours: int = Field(12, ge=1)
     sla_hours: int = Field(24, ge=1)
     login_attempts_per_minute: int = Field(5, ge=1)
+    login_retry_seconds: int = Field(30, ge=1)
+    trusted_proxies: list[str] = []
     metrics_hosts: list[str] = ["127.0.0.1", "::1"]
     page_size: int = Field(50, ge=5, le=500)
 
@@ -135,6 +137,7 @@ class GuardSettings(_Section):
     daily_reply_cap: int = Field(10, ge=1)
     allow_senders: list[str] = []
     trusted_authserv_id: str = ""
+    honour_spam_headers: bool = True
     max_attachment_size: int = Field(5 * 1024 * 1024, ge=0)
     max_attachments: int = Field(20, ge=0)
 

@@ -148,6 +148,18 @@ def _worker_problem(worker) -> str | None:
     return f"{dead} worker thread(s) are not running" if dead else None
 
 
+def web_config(ctx: Context, app) -> "uvicorn.Config":
+    """uvicorn's config for the reviewer app.  Forwarded headers are believed
+    only from ``web.trusted_proxies``: uvicorn's own default trusts any
+    loopback peer, so anything on the host -- or a proxy passing the header
+    through -- could pick its client address and walk past the login limiter."""
+    import uvicorn
+
+    proxies = list(ctx.settings.web.trusted_proxies)
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                          proxy_headers=bool(proxies), forwarded_allow_ips=proxies or [])
+
+
 def _start_web(ctx: Context, running: Running) -> None:
     import socket
 
@@ -163,7 +175,7 @@ def _start_web(ctx: Context, running: Running) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((ctx.settings.web.host, ctx.settings.web.port))
     running.web_port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="on")
+    config = web_config(ctx, create_app(ctx))
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # the main thread owns signals
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="mailbot-web", daemon=True)

@@ -40,7 +40,8 @@ def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(title="mailbot reviewers", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(gate)])
     app.state.ctx = ctx
-    app.state.login_limiter = LoginLimiter(ctx.settings.web.login_attempts_per_minute)
+    app.state.login_limiter = LoginLimiter(ctx.settings.web.login_attempts_per_minute,
+                                           delay=ctx.settings.web.login_retry_seconds)
     app.state.registry, app.state.request_seconds = build_registry(ctx)
     app.state.routers = []
 

@@ -8,13 +8,14 @@ Unauthenticated page requests (GET/HEAD from a browser) are redirected to
 the login page; anything else -- a POST, a script asking for JSON -- gets 401.  :func:`require_reviewer` and :func:`require_admin`
 give routes the account.
 
-Logins are rate limited per client address and email (``web.login_attempts_
-per_minute``).  The limiter lives in the process: with several web processes
-behind a balancer each enforces its own limit.
+Logins are rate limited per client address, per account and per both
+(``web.login_attempts_per_minute``, see :class:`LoginLimiter`); the client
+address is the TCP peer unless it is one of ``web.trusted_proxies``.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 from fastapi import Depends, Request
 
 from mailbot.models import Reviewer, ReviewerRole
-from reviewers import csrf
+from reviewers import csrf, sessions
 from reviewers.sessions import session_of
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,9 +75,13 @@ def current_reviewer(request: Request) -> Reviewer | None:
     if hasattr(request.state, "reviewer"):
         return request.state.reviewer
     reviewer = None
-    rid = session_of(request).reviewer_id
-    if rid is not None:
-        with request.app.state.ctx.db.read() as session:
+    cookie = session_of(request)
+    rid = cookie.reviewer_id
+    ctx = request.app.state.ctx
+    # The signed cookie alone is not enough: its server-side session must be
+    # live (logout ends it; see reviewers.sessions).
+    if rid is not None and sessions.live(ctx.db, cookie.session_token, rid, ctx.settings.web.session_hours * 3600):
+        with ctx.db.read() as session:
             found = session.get(Reviewer, rid)
         if found is not None and found.active:
             reviewer = found
@@ -108,34 +113,75 @@ def require_admin(reviewer: Reviewer = Depends(require_reviewer)) -> Reviewer:
 
 
 class LoginLimiter:
-    """At most ``per_minute`` attempts per (client address, email) in any
-    sliding minute.  Successful logins count too: a guessing script gains
-    nothing from interleaving a known password."""
+    """Login attempts, limited three ways in any sliding minute (issue 17,
+    point 11), without ever locking the right password out for long:
 
-    def __init__(self, per_minute: int, window: float = 60.0) -> None:
+    - per client address and account: ``per_minute`` -- nobody guesses
+      faster than that at one account from one place (known browsers are
+      counted apart from unknown ones at the same address);
+    - per client address, over all accounts: ``4 x per_minute`` -- one
+      address spraying many accounts;
+    - per account, over all addresses: ``per_minute``; past it, each address
+      may still try once every ``delay`` seconds, so an attacker elsewhere
+      (or a rotating ``X-Forwarded-For`` -- only trusted from
+      ``web.trusted_proxies``) cannot lock the reviewer out, only slow
+      themselves down.
+
+    A *known* browser -- one this account logged in from before (the session
+    cookie remembers it across logout) -- skips the per-address and
+    per-account limits: the right password from the reviewer's own browser
+    works while someone else is guessing.  Successful logins count too: a
+    guessing script gains nothing from interleaving a known password.
+    The limiter lives in the process: with several web processes behind a
+    balancer each enforces its own limit."""
+
+    def __init__(self, per_minute: int, window: float = 60.0, delay: float = 30.0) -> None:
         self.per_minute = per_minute
         self.window = window
-        self._attempts: dict[tuple[str, str], deque[float]] = {}
+        self.delay = delay
+        self._attempts: dict[tuple, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def allow(self, client: str, email: str, now: float | None = None) -> bool:
-        """Record an attempt; False when it is over the limit."""
+    def check(self, client: str, email: str, *, known: bool = False, now: float | None = None) -> int:
+        """Record an attempt and return 0, or refuse it: the seconds to wait."""
         now = time.monotonic() if now is None else now
-        key = (client, email.strip().lower())
+        email = email.strip().lower()
+        # A known browser counts apart from everyone else at its address:
+        # strangers behind the same proxy cannot use up its attempts.
+        pair = ("known" if known else "pair", client, email)
+        by_client, by_account = ("client", client), ("account", email)
         with self._lock:
-            if len(self._attempts) > 10_000:  # forget idle keys so memory stays bounded
+            if len(self._attempts) > 30_000:  # forget idle keys so memory stays bounded
                 self._attempts = {k: v for k, v in self._attempts.items() if v and v[-1] > now - self.window}
-            attempts = self._attempts.setdefault(key, deque())
-            while attempts and attempts[0] <= now - self.window:
-                attempts.popleft()
-            if len(attempts) >= self.per_minute:
-                return False
-            attempts.append(now)
-            return True
+            mine = self._recent(pair, now)
+            if len(mine) >= self.per_minute:
+                return self._wait(mine, now)
+            if not known:
+                spraying = self._recent(by_client, now)
+                if len(spraying) >= 4 * self.per_minute:
+                    return self._wait(spraying, now)
+                if len(self._recent(by_account, now)) >= self.per_minute and mine and now - mine[-1] < self.delay:
+                    return max(1, math.ceil(self.delay - (now - mine[-1])))
+            for key in (pair, by_client, by_account):
+                self._recent(key, now).append(now)
+            return 0
+
+    def allow(self, client: str, email: str, now: float | None = None, *, known: bool = False) -> bool:
+        """Record an attempt; False when it is over a limit."""
+        return self.check(client, email, known=known, now=now) == 0
 
     def retry_after(self, client: str, email: str, now: float | None = None) -> int:
         now = time.monotonic() if now is None else now
-        attempts = self._attempts.get((client, email.strip().lower()))
+        attempts = self._attempts.get(("pair", client, email.strip().lower()))
         if not attempts:
             return 0
+        return self._wait(attempts, now)
+
+    def _recent(self, key: tuple, now: float) -> deque[float]:
+        attempts = self._attempts.setdefault(key, deque())
+        while attempts and attempts[0] <= now - self.window:
+            attempts.popleft()
+        return attempts
+
+    def _wait(self, attempts: deque[float], now: float) -> int:
         return max(1, int(attempts[0] + self.window - now) + 1)

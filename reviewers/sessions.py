@@ -1,11 +1,20 @@
-"""Signed-cookie sessions.
+"""Signed-cookie sessions, each backed by a server-side record.
 
-The cookie holds only ``{"rid": reviewer id or None, "csrf": token}``, signed
-and timestamped with itsdangerous; nothing else about the reviewer is trusted
-from it -- the account is reloaded on every request, so disabling a reviewer
-ends their sessions at once.  The signature's timestamp is when the session
-was issued (it is re-signed only at login and logout), so a session lasts
-``web.session_hours`` from login, however busy it is.
+The cookie holds only ``{"rid": reviewer id, "sid": session token, "csrf":
+token}``, signed and timestamped with itsdangerous; nothing else about the
+reviewer is trusted from it -- the account is reloaded on every request, so
+disabling a reviewer ends their sessions at once.  The signature's timestamp
+is when the session was issued (it is re-signed only at login and logout), so
+a session lasts ``web.session_hours`` from login, however busy it is.
+
+A login also writes a ``reviewer_session`` row (keyed by the SHA-256 of the
+token, see :func:`start`); the cookie opens pages only while that row is
+live.  Logout ends the row, so a cookie captured before logout -- copied from
+a shared machine, a proxy log -- opens nothing afterwards, although its
+signature is still valid (issue 17, point 12).  A ``known`` list of
+reviewer ids that logged in from this browser survives logout: the login
+limiter lets the right password through from a known browser even while the
+account is being attacked from elsewhere.
 
 The cookie is HttpOnly and SameSite=Lax always, and Secure when
 ``web.secure_cookies`` says so ("auto": when the request arrived over HTTPS).
@@ -13,16 +22,22 @@ The cookie is HttpOnly and SameSite=Lax always, and Secure when
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
+
+from sqlalchemy import delete, update
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailbot.config import ConfigError, Settings
+from mailbot.db import Database
+from mailbot.models import ReviewerSession, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +82,66 @@ class Session:
             self.dirty = True
         return token
 
-    def login(self, reviewer_id: int) -> None:
+    @property
+    def session_token(self) -> str:
+        value = self.data.get("sid")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def known_reviewers(self) -> list[int]:
+        """Reviewers who logged in from this browser before (see module doc)."""
+        value = self.data.get("known")
+        return [v for v in value if isinstance(v, int)][-MAX_KNOWN:] if isinstance(value, list) else []
+
+    def login(self, reviewer_id: int, token: str) -> None:
         # A new token at login: a token seen before authentication is worthless after.
-        self.data = {"rid": reviewer_id, "csrf": secrets.token_urlsafe(32)}
+        known = [r for r in self.known_reviewers if r != reviewer_id] + [reviewer_id]
+        self.data = {"rid": reviewer_id, "sid": token, "csrf": secrets.token_urlsafe(32), "known": known[-MAX_KNOWN:]}
         self.dirty = True
 
     def logout(self) -> None:
-        self.data = {"csrf": secrets.token_urlsafe(32)}
+        self.data = {"csrf": secrets.token_urlsafe(32), "known": self.known_reviewers}
         self.dirty = True
+
+
+# -- the server-side record ------------------------------------------------------
+
+MAX_KNOWN = 5
+RETAIN_DAYS = 30   # > web.session_hours in any sane setting; rows kept a while for the record
+
+
+def _key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start(db: Database, reviewer_id: int) -> str:
+    """Record a new session for ``reviewer_id``; returns the cookie's token."""
+    token = secrets.token_urlsafe(32)
+    with db.session() as session:
+        # Sessions older than any session may live are dead either way: forget them.
+        session.exec(delete(ReviewerSession).where(ReviewerSession.created_at < utcnow() - timedelta(days=RETAIN_DAYS)))
+        session.add(ReviewerSession(id=_key(token), reviewer_id=reviewer_id, created_at=utcnow()))
+    return token
+
+
+def live(db: Database, token: str, reviewer_id: int, max_age_seconds: int) -> bool:
+    """Whether ``token`` names a session of ``reviewer_id`` that has not ended."""
+    if not token:
+        return False
+    with db.read() as session:
+        row = session.get(ReviewerSession, _key(token))
+    return (row is not None and row.reviewer_id == reviewer_id and row.ended_at is None
+            and row.created_at > utcnow() - timedelta(seconds=max_age_seconds))
+
+
+def end(db: Database, token: str) -> None:
+    """End the session ``token`` names (logout); idempotent."""
+    if not token:
+        return
+    with db.session() as session:
+        session.exec(update(ReviewerSession).where(ReviewerSession.id == _key(token),
+                                                   ReviewerSession.ended_at.is_(None))
+                     .values(ended_at=utcnow()))
 
 
 class SessionMiddleware:

@@ -46,12 +46,14 @@ from sqlmodel import Session, select
 from mailbot.commands import HANDLERS, Command, Reply, parse_command
 from mailbot.commands.arguments import CommandError, shorten
 from mailbot.context import Context
-from mailbot.mail.compose import Envelope, build, clean_header, render
+from mailbot.mail.compose import ComposeError, Envelope, build, clean_header, render
 from mailbot.mail.addresses import ServiceAddress, classify
-from mailbot.mail.routing import cap_verdict
+from mailbot.mail.reflect import inert_subject, reflected
+from mailbot.mail.routing import cap_verdict, verified_sender
 from mailbot.models import InboundMessage, InboundStatus, OutboundMessage, QuarantineItem, utcnow
 from mailbot.services import Poke
 from mailbot.services.delivery import queue_message
+from mailbot.services.quarantine import quarantine
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class _Plan:
     message: EmailMessage | None = None      # built already (read-only handlers)
     reply: Reply | None = None
     deferred: bool = False                   # the handler writes: run it in the write transaction
+    failure: str = ""                        # the reply cannot be written (permanent): quarantine
 
 
 # Commands whose effect is owed even when no reply may be sent (over the
@@ -108,6 +111,8 @@ def _plan(ctx: Context, session: Session, inbound_id: int) -> _Plan | None:
     reason = silence_reason(inbound, cap)
     if reason is None and not (inbound.reply_to or inbound.from_addr):
         reason = "no address to reply to"
+    if reason is None and classify(ctx.settings, inbound.reply_to or inbound.from_addr) is not None:
+        reason = "the reply would go to our own address"
     address = recipient(ctx, inbound)
     command = parse_command(inbound.subject, inbound.text, address.kind if address else "")
     if reason is not None:
@@ -122,7 +127,11 @@ def _plan(ctx: Context, session: Session, inbound_id: int) -> _Plan | None:
         reply = _dispatch(ctx, session, inbound, command)
     if reply is None:
         return _Plan(command=command)
-    return _Plan(command=command, reply=reply, message=_message(ctx, inbound, command, reply))
+    try:
+        message = _message(ctx, inbound, command, reply)
+    except ComposeError as exc:
+        return _Plan(command=command, failure=f"the reply cannot be written: {exc}")
+    return _Plan(command=command, reply=reply, message=message)
 
 
 def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int | None:
@@ -133,13 +142,18 @@ def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int
     if plan.silence and not plan.deferred:
         _record(inbound, {"result": "not answered", "reason": plan.silence})
         return None
+    if plan.failure:
+        return _failed(session, inbound, plan.failure)
     reply, message, verb = plan.reply, plan.message, plan.command.verb if plan.command else ""
     if plan.deferred:
         reply = _dispatch(ctx, session, inbound, plan.command)
         if plan.silence:
             _record(inbound, {"result": "carried out, not answered", "verb": verb, "reason": plan.silence})
             return None
-        message = _message(ctx, inbound, plan.command, reply) if reply is not None else None
+        try:
+            message = _message(ctx, inbound, plan.command, reply) if reply is not None else None
+        except ComposeError as exc:
+            return _failed(session, inbound, f"the reply cannot be written: {exc}")
     if reply is None or message is None:
         _record(inbound, {"result": "no reply", "verb": verb})
         return None
@@ -148,12 +162,21 @@ def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int
     return row.id
 
 
+def _failed(session: Session, inbound: InboundMessage, reason: str) -> None:
+    """A permanent failure: recorded and quarantined (visible on the admin
+    quarantine page), never retried by the queue or the reconciler."""
+    _record(inbound, {"result": "not answered", "reason": reason})
+    quarantine(session, kind=STAGE, ref_id=inbound.id, stage="compose", reason=reason)
+    return None
+
+
 def _message(ctx: Context, inbound: InboundMessage, command: Command | None, reply: Reply) -> EmailMessage:
     """Render the reply's templates and thread it with the request."""
     return build(
         render(reply.template, _context(ctx, inbound, command, reply)),
         Envelope(
-            to=inbound.reply_to or inbound.from_addr, to_name=inbound.from_name,
+            to=inbound.reply_to or inbound.from_addr,
+            to_name=inbound.from_name if verified_sender(inbound) else "",
             from_addr=_from_address(ctx, inbound), from_name=ctx.settings.service.name,
             in_reply_to=inbound.message_id,
             references=[*inbound.references, inbound.message_id],
@@ -246,7 +269,9 @@ def reply_subject(subject: str, command: Command | None) -> str:
     """``Re: <their subject>`` (one line, at most 120 characters of it)."""
     subject = clean_header(subject)
     if not subject:
-        subject = f"{command.verb} {command.argument}".strip() if command else "your message"
+        # The command's own words are the sender's text too: only if inert.
+        subject = (inert_subject(f"{command.verb} {command.argument}".strip()) or command.verb) if command \
+            else "your message"
     subject = shorten(subject, 120)
     return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
@@ -255,6 +280,9 @@ def _context(ctx: Context, inbound: InboundMessage, command: Command | None, rep
     """What every command template may use, plus the handler's own context."""
     settings = ctx.settings
     service = settings.service
+    # The reply goes to an address anyone could have forged: repeat only what
+    # ``mail.reflect`` allows (everything for a sender our MTA verified).
+    name, subject = reflected(inbound.from_name, inbound.subject, verified_sender(inbound))
     common = {
         "service": {
             "name": service.name, "domain": service.domain, "public_url": service.public_url,
@@ -262,9 +290,9 @@ def _context(ctx: Context, inbound: InboundMessage, command: Command | None, rep
             "lookup": settings.service_address(service.lookup_address),
             "jobs": settings.service_address(service.jobs_address),
         },
-        "sender_name": inbound.from_name,
-        "original_subject": clean_header(inbound.subject),
-        "reply_subject": reply_subject(inbound.subject, command),
+        "sender_name": name,
+        "original_subject": clean_header(subject),
+        "reply_subject": reply_subject(subject, command),
         "command": {"verb": command.verb, "argument": command.argument} if command else {"verb": "", "argument": ""},
         "limits": {"max_codes": settings.commands.max_codes, "max_search_words": settings.commands.max_search_words,
                    "daily_cap": settings.guards.daily_reply_cap},

@@ -259,9 +259,11 @@ def record_bounce(session: Session, settings: Settings, bounce_event_id: int) ->
     """Recount the permanent bounces for the address of one bounce event and
     suspend the subscriber at ``jobs.bounce_threshold``.
 
-    The count is of BounceEvent rows since the subscriber last confirmed, not
-    an increment, so replays and out-of-order processing count each bounce
-    once."""
+    The count is of distinct bounced messages of ours (``outbound_id``)
+    since the subscriber last confirmed, not an increment, so replays,
+    out-of-order processing and a DSN repeated (or listing the address many
+    times) count each bounced message once.  Events tied to no message we
+    sent never count."""
     event = session.get(BounceEvent, bounce_event_id)
     if event is None or not event.permanent:
         return None
@@ -270,9 +272,9 @@ def record_bounce(session: Session, settings: Settings, bounce_event_id: int) ->
         return None
     since = subscriber.confirmed_at or subscriber.created_at
     count, last = session.exec(
-        select(func.count(), func.max(BounceEvent.created_at))
+        select(func.count(func.distinct(BounceEvent.outbound_id)), func.max(BounceEvent.created_at))
         .where(func.lower(BounceEvent.recipient) == subscriber.email, BounceEvent.permanent.is_(True),
-               BounceEvent.created_at >= since)
+               BounceEvent.outbound_id.is_not(None), BounceEvent.created_at >= since)
     ).one()
     subscriber.bounce_count, subscriber.last_bounce_at = count, last
     if count >= settings.jobs.bounce_threshold and subscriber.status == SubscriberStatus.ACTIVE:

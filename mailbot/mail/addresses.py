@@ -10,6 +10,7 @@ router uses :attr:`ServiceAddress.kind` to pick the default command.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.utils import parseaddr
 
@@ -72,3 +73,19 @@ def primary(settings: Settings, recipients: list[str]) -> ServiceAddress | None:
 
 def own_domain(settings: Settings, domain: str) -> bool:
     return domain.lower().rstrip(".") in settings.domains
+
+
+# -- addresses people give us ------------------------------------------------
+
+# A deliverable addr-spec as we will write it into a To header and an SMTP
+# RCPT: printable, no whitespace, no encoded word (the stdlib would decode
+# "=?utf-8?q?=0D=0A?=" into a real line break when it writes the header),
+# one "@", a dotted domain.  Anything else is not an address we answer.
+_ADDR_SPEC = re.compile(r"^[^\s<>()\[\]\\,;:@\"\x00-\x1f\x7f]{1,64}@[A-Za-z0-9\u00a0-\uffff]"
+                        r"[A-Za-z0-9.\-\u00a0-\uffff]{0,252}\.[A-Za-z0-9\-\u00a0-\uffff]{2,63}$")
+
+
+def safe_addr_spec(addr: str) -> bool:
+    """True when ``addr`` is a plain ``local@domain`` we may write to."""
+    addr = addr or ""
+    return "=?" not in addr and "?=" not in addr and ".." not in addr and _ADDR_SPEC.match(addr) is not None

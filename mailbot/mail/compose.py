@@ -22,6 +22,7 @@ from typing import Any
 
 import css_inline
 
+from mailbot.mail.addresses import safe_addr_spec
 from mailbot.models.base import utcnow
 from mailbot.templating import environment
 
@@ -35,6 +36,11 @@ _HEADER_UNSAFE = re.compile(r"[\r\n\x00]+")
 # put a real "Bcc:" line into our reply.  Sender text never carries "=?" into
 # a header we set.
 _ENCODED_WORD_START = "=?"
+
+
+class ComposeError(ValueError):
+    """The message cannot be written -- permanently (retrying cannot help):
+    e.g. the recipient is not an address we may write to."""
 
 
 @dataclass
@@ -124,8 +130,14 @@ def build(rendered: Rendered, envelope: Envelope, *, domain: str, kind: str,
     return msg
 
 
-def _address(addr: str, name: str) -> str:
+def _address(addr: str, name: str) -> Address:
+    """The recipient as an ``Address`` -- never a raw string the stdlib would
+    re-parse (an encoded word in it decodes to CR/LF, a bare name becomes a
+    To with no address).  A name that looks like an address is left out."""
+    if not safe_addr_spec(addr or ""):
+        raise ComposeError(f"no address we may write to: {addr!r}"[:300])
+    name = clean_header(name or "")
     try:
-        return str(Address(display_name=clean_header(name), addr_spec=addr))
-    except (ValueError, IndexError):
-        return addr
+        return Address(display_name="" if "@" in name else name, addr_spec=addr)
+    except (ValueError, IndexError) as exc:
+        raise ComposeError(f"the recipient {addr!r} cannot be written: {exc}"[:300]) from exc

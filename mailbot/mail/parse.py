@@ -21,8 +21,9 @@ from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.header import decode_header, make_header
-from email.utils import getaddresses, parseaddr
+from email.headerregistry import HeaderRegistry
 
+from mailbot.mail.addresses import safe_addr_spec
 from mailbot.mail.limits import MAX_PARTS, MAX_TEXT_CHARS
 from mailbot.mail.text import body_text, decode_bytes, find_body, new_text
 
@@ -33,6 +34,9 @@ REFERENCE_TOKEN = re.compile(r"\[#\s*Q-(\d{1,12})\s*\]", re.I)
 # crashed the parser with RecursionError instead of a reason).
 MAX_DEPTH = 64
 _MSGID = re.compile(r"<[^<>\s]+>")
+_ANGLE_ADDR = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
+_REGISTRY = HeaderRegistry()
+_MAX_ADDRESSES = 100
 
 
 class ParseError(Exception):
@@ -95,8 +99,13 @@ class ParsedMessage:
 
 
 def parse(raw: bytes, *, envelope_from: str = "", domain: str = "mailbot.localhost",
-          max_attachment_size: int = 5 * 1024 * 1024, max_attachments: int = 20) -> ParsedMessage:
-    """Parse one message.  ``domain`` is used for a generated Message-ID."""
+          max_attachment_size: int = 5 * 1024 * 1024, max_attachments: int = 20,
+          to_bounce_address: bool = False) -> ParsedMessage:
+    """Parse one message.  ``domain`` is used for a generated Message-ID.
+
+    A message with no sender we could answer is refused (:class:`ParseError`)
+    -- unless it is a bounce: the null envelope sender ``<>`` or delivery to
+    our bounce address (``to_bounce_address``), where no sender is normal."""
     if not raw or not raw.strip():
         raise ParseError("empty message")
     try:
@@ -111,7 +120,7 @@ def parse(raw: bytes, *, envelope_from: str = "", domain: str = "mailbot.localho
     if parts > MAX_PARTS:
         raise ParseError(f"more than {MAX_PARTS} MIME parts")
     try:
-        return _read(msg, raw, envelope_from, domain, max_attachment_size, max_attachments)
+        return _read(msg, raw, envelope_from, domain, max_attachment_size, max_attachments, to_bounce_address)
     except ParseError:
         raise
     except Exception as exc:
@@ -122,14 +131,13 @@ def parse(raw: bytes, *, envelope_from: str = "", domain: str = "mailbot.localho
 
 
 def _read(msg: EmailMessage, raw: bytes, envelope_from: str, domain: str,
-          max_attachment_size: int, max_attachments: int) -> ParsedMessage:
+          max_attachment_size: int, max_attachments: int, to_bounce_address: bool = False) -> ParsedMessage:
     from_name, from_addr = _address(msg, "From")
     reply_to = _address(msg, "Reply-To")[1]
     # "<>" is the null sender (bounces); "" means the envelope is unknown (IMAP).
-    envelope_from = (envelope_from or "").strip()
-    if envelope_from != "<>":
-        envelope_from = envelope_from.strip("<>")
-    if not (from_addr or reply_to or envelope_from.strip("<>")):
+    envelope_from = envelope_address(envelope_from)
+    bounce_like = envelope_from == "<>" or to_bounce_address
+    if not (from_addr or reply_to or envelope_from.strip("<>") or bounce_like):
         raise ParseError("no sender: From, Reply-To and the envelope sender are all missing or unreadable")
 
     message_id = _first_id(header(msg, "Message-ID"))
@@ -187,27 +195,76 @@ def header(msg: Message, name: str) -> str:
 
 
 def _address(msg: Message, name: str) -> tuple[str, str]:
-    value = header(msg, name)
-    if not value:
-        return "", ""
+    """``(display name, addr-spec)`` of the one mailbox in ``name`` (From,
+    Reply-To), or ``("", "")`` when there is none we may write to.
+
+    The header is parsed as an address list (``email.headerregistry``), never
+    by picking the first token with an "@": in ``From: boss@corp.example
+    <attacker@evil.example>`` the address is the angle-addr, and the unquoted
+    "boss@corp.example" is a (malformed) display name.  A display name that
+    looks like an address is dropped, so no one is shown boss@ for attacker@."""
+    found = mailboxes(msg, name)
+    return found[0] if found else ("", "")
+
+
+def mailboxes(msg: Message, name: str) -> list[tuple[str, str]]:
+    """Every ``(display name, addr-spec)`` in header ``name`` that is a safe,
+    deliverable address (see :func:`mailbot.mail.addresses.safe_addr_spec`)."""
+    text = _raw_header_text(msg, name)
+    if not text:
+        return []
     try:
-        pairs = getaddresses([value])
-    except Exception:
-        pairs = [parseaddr(value)]
-    for display, addr in pairs:
-        # An encoded word in an address is never real, and the stdlib would
-        # decode it (CR/LF included) when we put the address in a reply's To.
-        if "@" in addr and "=?" not in addr:
-            return display.strip(), addr.strip().lower() if _ascii(addr) else addr.strip()
-    return "", ""
+        parsed = _REGISTRY(name, text)
+        found = [(a.display_name or "", a.addr_spec or "") for a in parsed.addresses]
+        defective = bool(parsed.defects)
+    except Exception:  # e.g. an encoded word that decodes to CR/LF inside an address
+        found, defective = [], True
+    angles = _ANGLE_ADDR.findall(text)
+    if defective and angles and name.lower() in ("from", "reply-to", "sender"):
+        # "boss@corp.example <attacker@evil.example>": the registry takes the
+        # first bare address; a mail client delivers to the angle-addr.  Two
+        # angle-addrs in one mailbox header is ambiguous: no address at all.
+        if len(angles) != 1:
+            return []
+        found = [(text[:text.index("<")].strip().strip('"'), angles[0])]
+    out = []
+    for display, addr in found[:_MAX_ADDRESSES]:
+        addr = addr.strip()
+        if not safe_addr_spec(addr):
+            continue
+        display = " ".join(str(display).split())
+        if "@" in display or "=?" in display:
+            display = ""   # a name that looks like an address (or is undecodable) misleads
+        out.append((display, addr.lower() if _ascii(addr) else addr))
+    return out
+
+
+def _raw_header_text(msg: Message, name: str) -> str:
+    """The header's unfolded text with encoded words left encoded (the
+    registry decodes them where RFC 2047 allows: in a display name, never in
+    an address); raw 8-bit bytes read as UTF-8 or Windows-1252."""
+    raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    if raw is None:
+        return ""
+    raw = str(raw)
+    if any("\udc80" <= ch <= "\udcff" for ch in raw):
+        raw = decode_bytes(raw.encode("ascii", "surrogateescape"), "")
+    return " ".join(raw.replace("\x00", "").split())
 
 
 def _addresses(msg: Message, name: str) -> list[str]:
-    value = header(msg, name)
-    try:
-        return [a for _, a in getaddresses([value]) if "@" in a][:100] if value else []
-    except Exception:
-        return []
+    return [addr for _, addr in mailboxes(msg, name)]
+
+
+def envelope_address(envelope_from: str) -> str:
+    """The envelope sender as we may use it: ``"<>"`` (null sender), a safe
+    addr-spec, or ``""`` (unknown, or an encoded word / CR/LF that must never
+    become a recipient)."""
+    value = (envelope_from or "").strip()
+    if value == "<>":
+        return value
+    value = value.strip("<>")
+    return value if safe_addr_spec(value) else ""
 
 
 def _ascii(text: str) -> bool:

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlmodel import Session, select
 
 from mailbot.commands import Command, parse_command
 from mailbot.config import Settings
 from mailbot.mail import guards
-from mailbot.mail.addresses import ServiceAddress
+from mailbot.mail.addresses import ServiceAddress, classify
 from mailbot.mail.parse import ParsedMessage
 from mailbot.models import Consultation, InboundMessage, InboundStatus, OutboundMessage
 from mailbot.services import threads
@@ -90,10 +90,15 @@ class Decision:
 # -- rules -------------------------------------------------------------------
 
 def duplicate(mail: Mail) -> str | None:
+    """The same bytes, or the same Message-ID *from the same sender*: another
+    sender's message that reuses a Message-ID (by accident or to get a real
+    question dropped) is not a duplicate."""
     row = mail.inbound
     same = [InboundMessage.raw_sha256 == row.raw_sha256]
     if not mail.parsed.message_id_generated:
-        same.append(InboundMessage.message_id == mail.parsed.message_id)
+        sender = (mail.parsed.from_addr or mail.parsed.envelope_from.strip("<>"))[:512]
+        same.append(and_(InboundMessage.message_id == mail.parsed.message_id,
+                         InboundMessage.from_addr == sender))
     earlier = mail.session.exec(
         select(InboundMessage.id).where(
             or_(*same), InboundMessage.id < row.id, InboundMessage.status != InboundStatus.QUARANTINED)
@@ -108,6 +113,20 @@ def own_mail(mail: Mail) -> str | None:
             select(OutboundMessage.id).where(OutboundMessage.message_id == message_id)).first() is not None
 
     return guards.own_mail(mail.parsed.message, mail.settings, sent_by_us)
+
+
+def delivered_to_us(mail: Mail) -> str | None:
+    return guards.delivered_to_us(mail.parsed.message, mail.settings, mail.inbound.source)
+
+
+def from_our_address(mail: Mail) -> str | None:
+    """Mail whose answer would go to one of our own service addresses: never
+    queued (an answer to ourselves is a loop in the making, however the
+    message got here)."""
+    for address in dict.fromkeys(a for a in (mail.parsed.reply_address, mail.parsed.from_addr) if a):
+        if classify(mail.settings, address) is not None:
+            return f"the reply would go to our own address {address}"
+    return None
 
 
 def bounce(mail: Mail) -> str | None:
@@ -133,6 +152,23 @@ def machine_unsubscribe(mail: Mail) -> str | None:
     mail.command = found
     mail.auto_reply_ok = False
     return f"UNSUBSCRIBE from an automated sender ({machine}): carried out without a reply"
+
+
+def spam(mail: Mail) -> str | None:
+    if not mail.settings.guards.honour_spam_headers:
+        return None
+    return guards.spam_verdict(mail.parsed.message)
+
+
+def system_notice(mail: Mail) -> str | None:
+    return guards.system_notice(mail.parsed)
+
+
+def sender_verified(mail: Mail) -> str:
+    """Always fires (a mark): whether our MTA verified the sender, which
+    decides what an automatic reply may repeat (``mail.reflect``)."""
+    how = guards.sender_verified(mail.parsed.message, mail.settings.guards.trusted_authserv_id)
+    return f"verified: {how}" if how else "unverified"
 
 
 def sender_not_allowed(mail: Mail) -> str | None:
@@ -185,11 +221,16 @@ def _typed_in_capitals(parsed: ParsedMessage, found: Command) -> bool:
 CHAIN: tuple[Link, ...] = (
     Link("duplicate", duplicate, Action.DROP),
     Link("own_mail", own_mail, Action.DROP),
+    Link("delivered_to_us", delivered_to_us, Action.DROP),
     Link("bounce", bounce, Action.BOUNCE),
+    Link("from_our_address", from_our_address, Action.DROP),
     Link("machine_unsubscribe", machine_unsubscribe, Action.COMMAND),
     Link("auto_submitted", auto_submitted, Action.DROP),
+    Link("system_notice", system_notice, Action.DROP),
+    Link("spam", spam, Action.QUARANTINE),
     Link("sender_not_allowed", sender_not_allowed, Action.QUARANTINE),
     Link("authentication_failed", authentication_failed, Action.QUARANTINE),
+    Link("sender_verified", sender_verified, Action.MARK),
     Link("daily_cap", daily_cap, Action.MARK),
     Link("thread_reply", thread_reply, Action.FOLLOWUP),
     Link("command", command, Action.COMMAND),
@@ -210,6 +251,12 @@ def route(mail: Mail, chain: tuple[Link, ...] | None = None) -> Decision:
                 mail.auto_reply_ok = False
             return Decision(link.action, link.name, reason)
     raise AssertionError("the chain ends with a rule that always fires")  # pragma: no cover
+
+
+def verified_sender(inbound: InboundMessage) -> bool:
+    """Whether the router recorded the sender as verified by our MTA."""
+    return any(entry.get("rule") == "sender_verified" and str(entry.get("reason", "")).startswith("verified")
+               for entry in inbound.route or [])
 
 
 def cap_verdict(inbound: InboundMessage) -> str:

@@ -30,7 +30,7 @@ from mailbot.models.consultation import (  # noqa: F401
     Draft,
     Macro,
 )
-from mailbot.models.people import Reviewer, ReviewerRole  # noqa: F401
+from mailbot.models.people import Reviewer, ReviewerRole, ReviewerSession  # noqa: F401
 
 # Parts added by later work register themselves here.
 from mailbot.models import codes as _codes  # noqa: F401,E402

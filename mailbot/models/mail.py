@@ -120,6 +120,9 @@ class BounceEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     inbound_id: int | None = Field(default=None, foreign_key="inbound_message.id")
+    # The message of ours that bounced (VERP return path or the returned
+    # Message-ID); a DSN that names none of our mail is not recorded at all.
+    outbound_id: int | None = Field(default=None, foreign_key="outbound_message.id", index=True)
     recipient: str = Field(max_length=512, index=True)
     action: str = Field(default="failed", max_length=32)   # failed | delayed | ...
     status: str = Field(default="", max_length=32)          # e.g. 5.1.1

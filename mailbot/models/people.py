@@ -26,3 +26,18 @@ class Reviewer(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
     notify_by_mail: bool = True                          # mail me when an item is assigned to me or its asker replies
+
+
+class ReviewerSession(SQLModel, table=True):
+    """One login, kept server-side so logging out ends it for good: the
+    cookie names the session, and a session that ended (or whose reviewer
+    was disabled) opens nothing, whatever the cookie's signature says.
+    ``id`` is the SHA-256 of the random token in the cookie (a database
+    read does not give anyone a working cookie)."""
+
+    __tablename__ = "reviewer_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    reviewer_id: int = Field(foreign_key="reviewer.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None

@@ -17,6 +17,8 @@ from typing import Any
 from mailbot.config import Settings
 from mailbot.drafting.redact import redact
 from mailbot.mail.compose import REPLY_MARKER, Envelope, build, render
+from mailbot.mail.reflect import reflected
+from mailbot.mail.routing import verified_sender
 from mailbot.models import Consultation, InboundMessage, Reviewer, utcnow
 
 _PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg)\s*:\s*)+", re.I)
@@ -48,7 +50,11 @@ def reply_subject(consultation: Consultation) -> str:
     and with any patient data redacted: a subject like "Coding question for
     patient John Smith" is never echoed back (mail subjects travel in the
     clear and land in notification previews)."""
-    subject = _TOKEN.sub(" ", _PREFIX.sub("", consultation.subject or "")).strip()
+    return _subject_with_token(consultation.subject or "", consultation)
+
+
+def _subject_with_token(subject: str, consultation: Consultation) -> str:
+    subject = _TOKEN.sub(" ", _PREFIX.sub("", subject)).strip()
     subject = redact(subject).text if subject else ""
     return f"Re: {subject or 'Your coding question'} [#{consultation.reference}]"
 
@@ -59,7 +65,8 @@ def _envelope(settings: Settings, consultation: Consultation, inbound: InboundMe
     last = inbound.message_id if inbound is not None and inbound.message_id else (thread[-1] if thread else "")
     references = list(dict.fromkeys(m for m in thread if m))
     return Envelope(
-        to=consultation.asker_email, to_name=consultation.asker_name,
+        to=consultation.asker_email,
+        to_name=consultation.asker_name if not auto_reply or (inbound is not None and verified_sender(inbound)) else "",
         from_addr=settings.service_address(settings.service.ask_address), from_name=settings.service.name,
         in_reply_to=last, references=references, auto_reply=auto_reply,
         extra_headers={"X-Mailbot-Reference": consultation.reference},
@@ -78,11 +85,21 @@ def _base(settings: Settings, consultation: Consultation) -> dict[str, Any]:
     }
 
 
+def _reflected(consultation: Consultation, inbound: InboundMessage | None) -> dict[str, Any]:
+    """The asker's name and subject as far as ``mail.reflect`` allows repeating
+    them to an address anyone could have forged (all of it for a sender our
+    MTA verified)."""
+    name, subject = reflected(consultation.asker_name, consultation.subject or "",
+                              inbound is not None and verified_sender(inbound))
+    return {"asker_name": name, "reply_subject": _subject_with_token(subject or "Your coding question", consultation)}
+
+
 def ack_message(settings: Settings, consultation: Consultation, inbound: InboundMessage | None,
                 instant_facts: dict[str, Any] | None = None) -> EmailMessage:
-    context = _base(settings, consultation) | {"sla_hours": settings.web.sla_hours,
-                                               "instant": instant_facts if instant_facts and
-                                               instant_facts.get("codes") else None}
+    """The automatic acknowledgement, with the instant code-set facts when there are any."""
+    context = _base(settings, consultation) | _reflected(consultation, inbound) | {
+        "sla_hours": settings.web.sla_hours,
+        "instant": instant_facts if instant_facts and instant_facts.get("codes") else None}
     return build(render("ack", context), _envelope(settings, consultation, inbound, auto_reply=True),
                  domain=settings.service.domain, kind="ack")
 
@@ -178,7 +195,7 @@ def frame(settings: Settings, consultation: Consultation, reviewer: Reviewer) ->
 def followup_ack_message(settings: Settings, consultation: Consultation,
                          inbound: InboundMessage | None) -> EmailMessage:
     """The short note for a message in a thread we already acknowledged."""
-    return build(render("followup-ack", _base(settings, consultation)),
+    return build(render("followup-ack", _base(settings, consultation) | _reflected(consultation, inbound)),
                  _envelope(settings, consultation, inbound, auto_reply=True),
                  domain=settings.service.domain, kind="ack")
 

@@ -20,6 +20,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from mailbot.context import Context
+from mailbot.mail.compose import ComposeError
 from mailbot.models.consultation import FINAL_STATES
 from mailbot.models import (
     AuditEvent, Consultation, ConsultationState as S, Draft, InboundMessage, OutboundMessage, OutboundState, utcnow,
@@ -58,21 +59,28 @@ def _acknowledge(ctx: Context, cid: int) -> list[Poke]:
         already = session.exec(select(OutboundMessage.id).where(
             OutboundMessage.consultation_id == cid, OutboundMessage.kind == "ack",
             OutboundMessage.inbound_id == (inbound.id if inbound else None))).first()
+        reason = "no automatic reply allowed (cap, auto-submitted, or already sent)"
         if inbound is not None and inbound.auto_reply_ok and already is None:
             # A reply in a thread we already acknowledged (a follow-up, the
             # answer to our question back) gets the short note, not the
             # full new-question acknowledgement again.
             acked_before = session.exec(select(OutboundMessage.id).where(
                 OutboundMessage.consultation_id == cid, OutboundMessage.kind == "ack")).first()
-            message = (mails.followup_ack_message(ctx.settings, consultation, inbound) if acked_before
-                       else mails.ack_message(ctx.settings, consultation, inbound,
-                                              ack_facts(ctx, session, consultation, inbound)))
-            row = queue_message(session, message, kind="ack", consultation_id=cid, inbound_id=inbound.id)
-            session.exec(update(Consultation).where(Consultation.id == cid).values(
-                thread_message_ids=add_thread_id(consultation, row.message_id)))
-            pokes.append(Poke("send_outbound", row.id))
-        audit(session, cid, "system", "acknowledged", ack_sent=bool(pokes),
-              reason="" if pokes else "no automatic reply allowed (cap, auto-submitted, or already sent)")
+            try:
+                message = (mails.followup_ack_message(ctx.settings, consultation, inbound) if acked_before
+                           else mails.ack_message(ctx.settings, consultation, inbound,
+                                                  ack_facts(ctx, session, consultation, inbound)))
+            except ComposeError as exc:
+                # Permanent: the same bytes fail the same way on every retry.
+                # The question still goes to a reviewer; the ack is skipped.
+                reason = f"acknowledgement not sent: {exc}"
+                quarantine(session, kind="consultation", ref_id=cid, stage="ack", reason=reason)
+            else:
+                row = queue_message(session, message, kind="ack", consultation_id=cid, inbound_id=inbound.id)
+                session.exec(update(Consultation).where(Consultation.id == cid).values(
+                    thread_message_ids=add_thread_id(consultation, row.message_id)))
+                pokes.append(Poke("send_outbound", row.id))
+        audit(session, cid, "system", "acknowledged", ack_sent=bool(pokes), reason="" if pokes else reason)
     return pokes + [Poke("advance_consultation", cid)]
 
 

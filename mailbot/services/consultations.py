@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from mailbot.context import Context
 from mailbot.drafting.verify import approval_problems, codes_still_in, verify_answer
+from mailbot.mail.compose import ComposeError
 from mailbot.models import Consultation, ConsultationState as S, Draft, Reviewer
 from mailbot.services import Poke
 from mailbot.services import consultation_mail as mails
@@ -112,8 +113,11 @@ def approve(ctx: Context, cid: int, reviewer_id: int, body: str, expected_versio
         if before is None or before.source != "reviewer" or before.body != body:
             session.add(Draft(consultation_id=cid, source="reviewer", body=body, cited_codes=verification.codes,
                               created_by_id=reviewer_id))
-        message = mails.answer_message(ctx.settings, consultation, last_inbound(session, consultation), reviewer,
-                                       body, verification.codes, verification.ncci)
+        try:
+            message = mails.answer_message(ctx.settings, consultation, last_inbound(session, consultation), reviewer,
+                                           body, verification.codes, verification.ncci)
+        except ComposeError as exc:  # e.g. the asker's address cannot be written to
+            raise ConsultationError(f"the reply cannot be written: {exc}") from exc
         row = queue_message(session, message, kind="answer", consultation_id=cid,
                             inbound_id=consultation.last_inbound_id)
         session.exec(update(Consultation).where(Consultation.id == cid).values(
@@ -152,8 +156,11 @@ def request_info(ctx: Context, cid: int, reviewer_id: int, question: str, expect
     with ctx.db.session() as session:
         consultation, reviewer = _reviewer_move(session, cid, reviewer_id, "request information from the asker",
                                                 (S.AWAITING_REVIEW, S.FAILED), S.NEEDS_INFO, expected_version)
-        message = mails.needs_info_message(ctx.settings, consultation, last_inbound(session, consultation),
-                                           reviewer, question)
+        try:
+            message = mails.needs_info_message(ctx.settings, consultation, last_inbound(session, consultation),
+                                               reviewer, question)
+        except ComposeError as exc:  # e.g. the asker's address cannot be written to
+            raise ConsultationError(f"the reply cannot be written: {exc}") from exc
         row = queue_message(session, message, kind="needs_info", consultation_id=cid,
                             inbound_id=consultation.last_inbound_id)
         session.exec(update(Consultation).where(Consultation.id == cid).values(
@@ -172,8 +179,11 @@ def reject(ctx: Context, cid: int, reviewer_id: int, reason: str, reply_text: st
             S.REJECTED, expected_version, failure_reason=reason[:2000])
         pokes: list[Poke] = []
         if reply_text and reply_text.strip():
-            message = mails.rejected_message(ctx.settings, consultation, last_inbound(session, consultation),
-                                             reviewer, reply_text)
+            try:
+                message = mails.rejected_message(ctx.settings, consultation, last_inbound(session, consultation),
+                                                 reviewer, reply_text)
+            except ComposeError as exc:  # e.g. the asker's address cannot be written to
+                raise ConsultationError(f"the reply cannot be written: {exc}") from exc
             row = queue_message(session, message, kind="rejected", consultation_id=cid,
                                 inbound_id=consultation.last_inbound_id)
             pokes.append(Poke("send_outbound", row.id))

@@ -28,7 +28,10 @@ into ``last_error`` (issue 17, point 8).  So:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,12 +41,17 @@ from email.message import EmailMessage
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
+from mailbot.config import Settings
 from mailbot.context import Context
+from mailbot.mail.addresses import BOUNCES, classify
 from mailbot.mail.send import DeliveryError, as_bytes
 from mailbot.models import OutboundMessage, OutboundState, utcnow
 from mailbot.services.quarantine import quarantine
 
 log = logging.getLogger(__name__)
+
+
+_VERP_TAG = re.compile(r"(\d{1,12})-([0-9a-f]{12})")
 
 
 class RetryLater(Exception):
@@ -67,9 +75,36 @@ def queue_message(session: Session, message: EmailMessage, *, kind: str,
 
 
 def bounce_address(ctx: Context) -> str:
-    """Envelope sender for everything we send: bounces come back to a
-    service address the router recognises, never to a person."""
+    """The plain bounce address (what VERP addresses are built on)."""
     return f"bounces@{ctx.settings.service.domain}"
+
+
+def verp_address(settings: Settings, outbound_id: int, message_id: str) -> str:
+    """Envelope sender of one outgoing message (VERP): ``bounces+<id>-<tag>@``.
+
+    Bounces come back to a service address the router recognises, never to a
+    person, and name the exact message that bounced.  The tag is derived from
+    the message's random Message-ID, which only its recipient ever sees: a
+    third party cannot forge a bounce that matches mail we sent."""
+    return f"{BOUNCES}+{outbound_id}-{_verp_tag(message_id)}@{settings.service.domain}"
+
+
+def verp_outbound(session: Session, settings: Settings, address: str) -> OutboundMessage | None:
+    """The outbound message a VERP bounce address names, when its tag is right."""
+    service = classify(settings, address)
+    if service is None or service.kind != BOUNCES:
+        return None
+    match = _VERP_TAG.fullmatch(service.tag.lower())
+    if match is None:
+        return None
+    row = session.get(OutboundMessage, int(match.group(1)))
+    if row is None or not hmac.compare_digest(_verp_tag(row.message_id), match.group(2)):
+        return None
+    return row
+
+
+def _verp_tag(message_id: str) -> str:
+    return hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()[:12]
 
 
 def deliver(ctx: Context, outbound_id: int) -> str:
@@ -82,9 +117,10 @@ def deliver(ctx: Context, outbound_id: int) -> str:
         claimed = _claim(ctx, outbound_id)
         if claimed is None:
             return "skipped"
-        raw, to_addr = claimed
+        raw, to_addr, message_id = claimed
         try:
-            ctx.sender.send(raw, envelope_from=bounce_address(ctx), recipients=[to_addr])
+            ctx.sender.send(raw, envelope_from=verp_address(ctx.settings, outbound_id, message_id),
+                            recipients=[to_addr])
         except DeliveryError as exc:
             return _record_failure(ctx, outbound_id, exc)
         _mark_sent(ctx, outbound_id)
@@ -141,15 +177,16 @@ SENDING = "sending: attempt {n} started {at:%Y-%m-%d %H:%M:%S} UTC"
 UNFINISHED = "; the previous attempt did not finish (the message may have gone out once already)"
 
 
-def _claim(ctx: Context, outbound_id: int) -> tuple[bytes, str] | None:
+def _claim(ctx: Context, outbound_id: int) -> tuple[bytes, str, str] | None:
     """Claim one attempt at a pending message, committed before the send;
-    its raw bytes and recipient, or ``None`` when it is not pending or
+    its raw bytes, recipient and Message-ID, or ``None`` when it is not pending or
     another worker claimed it first."""
     with ctx.db.read() as session:
         row = session.get(OutboundMessage, outbound_id)
         if row is None or row.state != OutboundState.PENDING:
             return None
         seen, raw, to_addr, before = row.attempts, row.raw, row.to_addr, row.last_error or ""
+        message_id = row.message_id
     note = SENDING.format(n=seen + 1, at=utcnow())
     if before.startswith("sending:"):
         note += UNFINISHED     # the last claim never reached "sent" or a recorded failure
@@ -166,7 +203,7 @@ def _claim(ctx: Context, outbound_id: int) -> tuple[bytes, str] | None:
     if before.startswith("sending:"):
         log.warning("outbound %s: attempt %d follows one that did not finish; it may arrive twice",
                     outbound_id, seen + 1)
-    return raw, to_addr
+    return raw, to_addr, message_id
 
 
 def _record_failure(ctx: Context, outbound_id: int, exc: DeliveryError) -> str:

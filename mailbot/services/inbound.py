@@ -33,7 +33,7 @@ from sqlmodel import Session, select
 
 from mailbot.context import Context
 from mailbot.mail import guards, limits
-from mailbot.mail.addresses import primary
+from mailbot.mail.addresses import BOUNCES, classify, primary
 from mailbot.mail.parse import ParseError, ParsedMessage, parse
 from mailbot.mail.routing import Action, Decision, Mail, route
 from mailbot.models import (
@@ -47,6 +47,7 @@ from mailbot.models import (
     utcnow,
 )
 from mailbot.services import Poke, threads
+from mailbot.services.delivery import verp_outbound
 from mailbot.services.quarantine import quarantine
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def process(ctx: Context, inbound_id: int) -> list[Poke]:
     started = _start_attempt(ctx, inbound_id)
     if started is None:
         return []
-    raw, envelope_from, attempt = started
+    raw, envelope_from, envelope_to, attempt = started
     if attempt > MAX_PROCESSING_ATTEMPTS:
         _quarantine(ctx, inbound_id, stage="processing",
                     reason=f"processing this message did not finish {attempt - 1} times "
@@ -78,9 +79,12 @@ def process(ctx: Context, inbound_id: int) -> list[Poke]:
         _quarantine(ctx, inbound_id, stage="parse", reason=f"cannot parse: {over}")
         return []
     guard = ctx.settings.guards
+    to_bounces = any((a := classify(ctx.settings, str(t))) is not None and a.kind == BOUNCES
+                     for t in envelope_to or [])
     try:
         parsed = parse(raw, envelope_from=envelope_from, domain=ctx.settings.service.domain,
-                       max_attachment_size=guard.max_attachment_size, max_attachments=guard.max_attachments)
+                       max_attachment_size=guard.max_attachment_size, max_attachments=guard.max_attachments,
+                       to_bounce_address=to_bounces)
     except ParseError as exc:
         _quarantine(ctx, inbound_id, stage="parse", reason=f"cannot parse: {exc}")
         return []
@@ -104,9 +108,9 @@ def process(ctx: Context, inbound_id: int) -> list[Poke]:
         return []
 
 
-def _start_attempt(ctx: Context, inbound_id: int) -> tuple[bytes, str, int] | None:
+def _start_attempt(ctx: Context, inbound_id: int) -> tuple[bytes, str, list[str], int] | None:
     """Count one more attempt at a ``received`` row, committed before any
-    work; returns its raw bytes, envelope sender and the attempt number,
+    work; returns its raw bytes, envelope sender and recipients and the attempt number,
     or ``None`` when there is nothing to do."""
     with ctx.db.session() as session:
         counted = session.exec(
@@ -121,7 +125,7 @@ def _start_attempt(ctx: Context, inbound_id: int) -> tuple[bytes, str, int] | No
         row = session.get(InboundMessage, inbound_id)
         if row is None or row.status != InboundStatus.RECEIVED:
             return None
-        return row.raw, row.envelope_from, row.attempts
+        return row.raw, row.envelope_from, list(row.envelope_to or []), row.attempts
 
 
 def _route_and_act(ctx: Context, session: Session, inbound_id: int, parsed: ParsedMessage) -> list[Poke]:
@@ -183,33 +187,62 @@ def _drop(session: Session, mail: Mail, decision: Decision) -> Outcome:
 
 
 def _bounce(session: Session, mail: Mail, decision: Decision) -> Outcome:
-    pokes = []
-    reports = guards.dsn_reports(mail.parsed.message)
-    for report in reports:
-        event = BounceEvent(inbound_id=mail.inbound.id, recipient=report.recipient[:512], action=report.action[:32],
-                            status=report.status[:32], diagnostic=report.diagnostic, permanent=report.permanent)
-        session.add(event)
-        session.flush()
-        pokes.append(Poke("bounce_recorded", event.id))
-    mail.route[-1]["recipients"] = len(pokes)
-    _note_bounced_outbound(session, mail, reports)
-    return InboundStatus.PROCESSED, pokes
+    """Record the bounce of a message we sent -- only of one we sent.
 
-
-def _note_bounced_outbound(session: Session, mail: Mail, reports: list[guards.DsnReport]) -> None:
-    """When the bounce names which of our messages failed, say so on that
-    message and, for a consultation's mail, in its audit trail (reviewers
-    see that the asker never got the answer)."""
-    message_id = guards.returned_message_id(mail.parsed.message)
-    outbound = session.exec(select(OutboundMessage).where(OutboundMessage.message_id == message_id)).first() \
-        if message_id else None
+    The bounced message is found by its VERP return path (``bounces+<id>-
+    <tag>@``, see ``services.delivery``) or by the Message-ID the DSN carries
+    back.  A DSN that matches no mail of ours is recorded as such and counts
+    for nothing (anyone can write a DSN naming any address), and a DSN yields
+    at most one event -- for the address that message was sent to -- however
+    many times it lists it."""
+    route = mail.route[-1]
+    outbound, via = _bounced_outbound(session, mail)
     if outbound is None:
-        return
-    report = next((r for r in reports if r.recipient == outbound.to_addr.lower()), reports[0] if reports else None)
+        route.update(recipients=0, matched="no mail we sent")
+        return InboundStatus.PROCESSED, []
+    reports = guards.dsn_reports(mail.parsed.message)
+    to_addr = outbound.to_addr.lower()
+    report = next((r for r in reports if r.recipient == to_addr), None)
+    if report is None and via == "verp":
+        # The return path proves which message bounced; the text may name the
+        # recipient differently (a forward, an alias) or not at all.
+        first = reports[0] if reports else guards.DsnReport(recipient=to_addr)
+        report = guards.DsnReport(recipient=to_addr, action=first.action, status=first.status,
+                                  diagnostic=first.diagnostic)
+    route.update(matched=f"outbound #{outbound.id} ({via})", outbound_id=outbound.id)
+    _note_bounced_outbound(session, mail, outbound, report)
+    if report is None:
+        route["recipients"] = 0
+        return InboundStatus.PROCESSED, []
+    event = BounceEvent(inbound_id=mail.inbound.id, outbound_id=outbound.id, recipient=to_addr[:512],
+                        action=report.action[:32], status=report.status[:32], diagnostic=report.diagnostic,
+                        permanent=report.permanent)
+    session.add(event)
+    session.flush()
+    route["recipients"] = 1
+    return InboundStatus.PROCESSED, [Poke("bounce_recorded", event.id)]
+
+
+def _bounced_outbound(session: Session, mail: Mail) -> tuple[OutboundMessage | None, str]:
+    for address in mail.inbound.envelope_to or []:
+        found = verp_outbound(session, mail.settings, str(address))
+        if found is not None:
+            return found, "verp"
+    message_id = guards.returned_message_id(mail.parsed.message)
+    if message_id:
+        found = session.exec(select(OutboundMessage).where(OutboundMessage.message_id == message_id)).first()
+        if found is not None:
+            return found, "message-id"
+    return None, ""
+
+
+def _note_bounced_outbound(session: Session, mail: Mail, outbound: OutboundMessage,
+                           report: guards.DsnReport | None) -> None:
+    """Say on the bounced message, and for a consultation's mail in its audit
+    trail, that it bounced (reviewers see that the asker never got the answer)."""
     summary = (f"{report.action} {report.status} {report.diagnostic}".strip() if report else "bounced")[:2000]
     outbound.last_error = f"bounce: {summary}"[:2000]
     session.add(outbound)
-    mail.route[-1]["outbound_id"] = outbound.id
     if outbound.consultation_id is not None:
         session.add(AuditEvent(
             consultation_id=outbound.consultation_id, actor="system", action="delivery_failed",

@@ -4,6 +4,8 @@ a relay sink."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.commands.service import start_service
@@ -22,7 +24,7 @@ def test_help_by_email_answers_in_the_same_thread(service, db):
     [reply] = service.replies_to(message_id)
     message = reply.message
     assert reply.recipients == ["coder@example.org"]
-    assert reply.envelope_from == "bounces@mailbot.localhost"
+    assert re.fullmatch(r"bounces\+\d+-[0-9a-f]{12}@mailbot\.localhost", reply.envelope_from)  # VERP
     assert message["Subject"] == "Re: HELP"
     assert message["Auto-Submitted"] == "auto-replied"
     text, html = bodies(message)

@@ -30,6 +30,7 @@ from mailbot.mail import intake
 from mailbot.models import BounceEvent, InboundMessage, OutboundMessage, utcnow
 from mailbot.models.jobs import Subscriber, SubscriberStatus
 from mailbot.services import Poke, consultations, inbound
+from mailbot.services.delivery import verp_address
 from tests.hostile import tally
 
 GONE, FLAKY = "gone@example.org", "flaky@example.org"
@@ -55,8 +56,21 @@ def _receive(ctx, raw: bytes, *, envelope_from: str, to: str) -> int:
 
 # -- bounce storm ----------------------------------------------------------------
 
-def _dsn(recipient: str, n: int) -> tuple[bytes, str, str]:
-    """(raw, envelope sender, envelope recipient) of bounce number ``n``, in one of five shapes."""
+def _sent(ctx, recipient: str, n: int) -> tuple[int, str]:
+    """A message we sent to ``recipient`` (the one that bounces): (id, Message-ID)."""
+    message_id = f"<digest-{n}.{recipient}@mailbot.localhost>"
+    with ctx.db.session() as session:
+        row = OutboundMessage(kind="digest", to_addr=recipient, message_id=message_id, raw=b"x", state="sent")
+        session.add(row)
+        session.flush()
+        return row.id, message_id
+
+
+def _dsn(recipient: str, n: int, sent: tuple[int, str], ctx) -> tuple[bytes, str, str]:
+    """(raw, envelope sender, envelope recipient) of bounce number ``n``, in
+    one of five shapes, about our message ``sent``: to its VERP return path,
+    or (shapes 2 and 3, sent to other addresses) quoting its Message-ID."""
+    verp, message_id = verp_address(ctx.settings, *sent), sent[1]
     shape = n % 5
     if shape == 0:      # RFC 3464 multipart/report
         return ((f"From: MAILER-DAEMON@mx{n % 3}.example.net\r\nTo: bounces@mailbot.localhost\r\n"
@@ -65,25 +79,26 @@ def _dsn(recipient: str, n: int) -> tuple[bytes, str, str]:
                  "--b\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n--b\r\n"
                  "Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
                  f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
-                 f"Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: unknown\r\n--b--\r\n").encode(), "<>",
-                "bounces@mailbot.localhost")
+                 f"Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: unknown\r\n--b--\r\n").encode(), "<>", verp)
     if shape == 1:      # qmail: plain text, null sender
         return ((f"From: MAILER-DAEMON@qmail.example.net\r\nTo: bounces@mailbot.localhost\r\n"
                  f"Subject: failure notice\r\nMessage-ID: <qmail-{n}@qmail.example.net>\r\n\r\n"
                  f"Hi. This is the qmail-send program.\r\n<{recipient}>:\r\nSorry, no mailbox here by that name. "
-                 "(#5.1.1)\r\n").encode(), "<>", "bounces@mailbot.localhost")
+                 "(#5.1.1)\r\n").encode(), "<>", verp)
     if shape == 2:      # Exim with X-Failed-Recipients, to the wrong address (ask@)
         return ((f"From: Mail Delivery System <Mailer-Daemon@exim.example.net>\r\nTo: ask@mailbot.localhost\r\n"
                  f"Subject: Mail delivery failed: returning message to sender\r\nX-Failed-Recipients: {recipient}\r\n"
                  f"Auto-Submitted: auto-replied\r\nMessage-ID: <exim-{n}@exim.example.net>\r\n\r\n"
-                 f"  {recipient}\r\n    550 5.1.1 mailbox unavailable\r\n").encode(), "", "ask@mailbot.localhost")
+                 f"  {recipient}\r\n    550 5.1.1 mailbox unavailable\r\n\r\n--- returned headers ---\r\n"
+                 f"Message-ID: {message_id}\r\n").encode(), "", "ask@mailbot.localhost")
     if shape == 3:      # a DSN to a command address, with a command-looking subject
         return ((f"From: postmaster@mx.example.net\r\nTo: lookup@mailbot.localhost\r\nSubject: HELP\r\n"
                  f"Message-ID: <pm-{n}@mx.example.net>\r\nMIME-Version: 1.0\r\n"
                  "Content-Type: multipart/report; report-type=delivery-status; boundary=c\r\n\r\n"
                  "--c\r\nContent-Type: text/plain\r\n\r\nLOOKUP 99213\r\n--c\r\n"
                  "Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
-                 f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.2.2\r\n--c--\r\n").encode(),
+                 f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.2.2\r\n--c\r\n"
+                 f"Content-Type: text/rfc822-headers\r\n\r\nTo: {recipient}\r\nMessage-ID: {message_id}\r\n--c--\r\n").encode(),
                 "<>", "lookup@mailbot.localhost")
     # shape 4: a delay notice (not permanent), null sender
     return ((f"From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@mailbot.localhost\r\nSubject: Delayed Mail\r\n"
@@ -91,7 +106,7 @@ def _dsn(recipient: str, n: int) -> tuple[bytes, str, str]:
              "Content-Type: multipart/report; report-type=delivery-status; boundary=d\r\n\r\n"
              "--d\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
              f"Final-Recipient: rfc822; {recipient}\r\nAction: delayed\r\nStatus: 4.4.1\r\n--d--\r\n").encode(),
-            "<>", "bounces@mailbot.localhost")
+            "<>", verp)
 
 
 def _request(n: int) -> bytes:
@@ -109,7 +124,7 @@ def test_a_bounce_storm_gets_no_reply_suspends_a_subscriber_and_loses_nothing(ct
     recipients = [GONE if n % 10 == 0 else FLAKY if n == 7 else f"stranger{n % 40}@example.com" for n in range(storm)]
     dsn_ids, real_ids = [], []
     for n, recipient in enumerate(recipients):
-        raw, sender, to = _dsn(recipient, n)
+        raw, sender, to = _dsn(recipient, n, _sent(ctx, recipient, n), ctx)
         dsn_ids.append(_receive(ctx, raw, envelope_from=sender, to=to))
         if n % (storm // real) == 0:
             real_ids.append(_receive(ctx, _request(n), envelope_from=f"kim{n}@clinic.example",
@@ -124,7 +139,7 @@ def test_a_bounce_storm_gets_no_reply_suspends_a_subscriber_and_loses_nothing(ct
     assert len(rows) == storm + real and all(r.status != "received" for r in rows.values())
     # no reply to any report; exactly one to each real request
     assert not [o for o in outbound if o.inbound_id in dsn_ids]
-    assert sorted(o.inbound_id for o in outbound) == sorted(real_ids)
+    assert sorted(o.inbound_id for o in outbound if o.kind != "digest") == sorted(real_ids)
     assert all(rows[i].action == "bounce" for i in dsn_ids), {rows[i].action for i in dsn_ids}
     # one event per report, permanence as reported
     assert len(events) == storm

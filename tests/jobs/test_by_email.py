@@ -266,10 +266,14 @@ def test_bounces_through_the_listener_suspend_the_subscriber(service, db):
 
     confirm, _ = ask(service, "SUBSCRIBE JOBS remote daily", from_addr="gone@example.org")
     ask(service, f"Re: {confirm['Subject']}", from_addr="gone@example.org")
+    ask(service, "HELP", from_addr="gone@example.org")
     threshold = service.ctx.settings.jobs.bounce_threshold
-    for n in range(threshold):
+    # Each DSN comes back to the VERP return path of one message we sent them.
+    sent = [m for m in service.sink.messages if m.recipients == ["gone@example.org"]][-threshold:]
+    assert len(sent) == threshold and len({m.envelope_from for m in sent}) == threshold
+    for n, mail in enumerate(sent):
         with smtplib.SMTP("127.0.0.1", service.smtp_port, timeout=30) as smtp:
-            smtp.sendmail("<>", ["bounces@mailbot.localhost"], dsn("gone@example.org", n))
+            smtp.sendmail("<>", [mail.envelope_from], dsn("gone@example.org", n))
     deadline = time.monotonic() + 20
     while True:
         with db.read() as s:

@@ -159,8 +159,14 @@ def test_bounces_suspend_a_subscriber_at_the_threshold(ctx, db):
 
     def bounce(minutes: int, permanent: bool = True) -> int:
         with db.session() as s:
+            # each bounce is of a different digest we sent (bounces count per bounced message)
+            sent = OutboundMessage(kind="digest", to_addr="gone@example.org", raw=b"x", state="sent",
+                                   message_id=f"<digest.{minutes}@mailbot.localhost>")
+            s.add(sent)
+            s.flush()
             event = BounceEvent(recipient="Gone@Example.org", status="5.1.1" if permanent else "4.2.2",
-                                permanent=permanent, created_at=NOW + timedelta(minutes=minutes))
+                                permanent=permanent, created_at=NOW + timedelta(minutes=minutes),
+                                outbound_id=sent.id)
             s.add(event)
             s.flush()
         with db.session() as s:

@@ -58,9 +58,9 @@ CORPUS_ROUTES = [
     ("encoded_word_subject.eml", "maria@clinic.example", ASK, "processed", "consult", "advance_consultation"),
     ("reply_quoted.eml", "jane.doe@clinic.example", ASK, "processed", "consult", "advance_consultation"),
     ("command_lookup.eml", "kim@clinic.example", "lookup@mailbot.localhost", "processed", "command", "run_command"),
-    ("bounce_dsn.eml", "<>", "bounces@mailbot.localhost", "processed", "bounce", "bounce_recorded"),
-    ("bounce_qmail.eml", "<>", "bounces@mailbot.localhost", "processed", "bounce", "bounce_recorded"),
-    ("bounce_exim_delayed.eml", "<>", "bounces@mailbot.localhost", "processed", "bounce", "bounce_recorded"),
+    ("bounce_dsn.eml", "<>", "bounces@mailbot.localhost", "processed", "bounce", None),  # names no mail we sent
+    ("bounce_qmail.eml", "<>", "bounces@mailbot.localhost", "processed", "bounce", None),  # names no mail we sent
+    ("bounce_exim_delayed.eml", "<>", "bounces@mailbot.localhost", "processed", "bounce", None),  # names no mail we sent
     ("auto_reply_rfc3834.eml", "henry@clinic.example", ASK, "dropped", "auto_submitted", None),
     ("auto_reply_exchange.eml", "ivy@corp.example", ASK, "dropped", "auto_submitted", None),
     ("list_mail.eml", "bounce-coders@coding-list.example", ASK, "dropped", "auto_submitted", None),
@@ -101,7 +101,7 @@ def test_a_new_question_opens_a_consultation_with_the_parsed_fields(ctx):
     assert consultation.last_inbound_id == inbound_id and stored.consultation_id == consultation.id
     assert stored.codes == ["27447", "20985"] and stored.text.startswith("Total knee")
     assert sorted(a.filename for a in attachments) == ["logo.png", "op-note.pdf"]
-    assert [r["rule"] for r in stored.route] == ["daily_cap", "new_question"]
+    assert [r["rule"] for r in stored.route] == ["sender_verified", "daily_cap", "new_question"]
 
 
 def test_processing_twice_does_nothing_the_second_time(ctx):
@@ -182,12 +182,19 @@ def test_our_own_mail_coming_back_is_dropped(ctx):
     assert row(ctx, inbound_id).action == "own_mail"
 
 
-def test_bounces_record_the_failed_recipient(ctx):
+def test_bounces_record_the_failed_recipient_of_mail_we_sent(ctx):
+    with ctx.db.session() as session:
+        sent = OutboundMessage(kind="answer", to_addr="gone@clinic.example", message_id="<answer.3@mailbot.localhost>",
+                               raw=b"x", state="sent")
+        session.add(sent)
+        session.flush()
+        sent_id = sent.id
     inbound_id = store(ctx, eml("bounce_dsn.eml"), sender="<>", to="bounces@mailbot.localhost")
     [poke] = process(ctx, inbound_id)
     with ctx.db.read() as session:
         event = session.get(BounceEvent, poke.id)
-    assert (event.recipient, event.status, event.permanent, event.inbound_id) == ("gone@clinic.example", "5.1.1", True, inbound_id)
+    assert (event.recipient, event.status, event.permanent, event.inbound_id, event.outbound_id) == \
+        ("gone@clinic.example", "5.1.1", True, inbound_id, sent_id)
 
 
 def test_senders_off_the_allow_list_are_quarantined(ctx):

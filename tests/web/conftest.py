@@ -29,6 +29,7 @@ from mailbot.models import (
 )
 from mailbot.services import accounts
 from reviewers.app import create_app
+from reviewers import sessions
 from reviewers.sessions import COOKIE_NAME
 from tests.conftest import make_settings
 
@@ -87,7 +88,9 @@ def admin(db) -> Reviewer:
 def sign_in(client: TestClient, reviewer: Reviewer) -> str:
     """Give ``client`` a session for ``reviewer``; returns its CSRF token."""
     token = f"csrf-{reviewer.id}-" + "t" * 24
-    value = URLSafeTimedSerializer(SECRET, salt="mailbot.session").dumps({"rid": reviewer.id, "csrf": token})
+    sid = sessions.start(client.app.state.ctx.db, reviewer.id)   # the server-side record a login writes
+    value = URLSafeTimedSerializer(SECRET, salt="mailbot.session").dumps(
+        {"rid": reviewer.id, "sid": sid, "csrf": token})
     client.cookies.set(COOKIE_NAME, value)
     return token
 
