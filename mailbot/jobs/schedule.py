@@ -150,5 +150,7 @@ def pending_runs(session: Session, older_than: datetime, limit: int = REPOKE_LIM
 
 def stale_runs(session: Session, age: timedelta) -> list[Poke]:
     """Recovery rule: digest runs claimed longer than ``age`` ago and still
-    pending (the worker died, or the poke was lost) -> ``send_digest``."""
-    return [Poke("send_digest", run_id) for run_id in pending_runs(session, utcnow() - age)]
+    pending (the worker died, or the poke was lost) -> ``send_digests``, in batches."""
+    from mailbot.jobs.digest_batch import batches  # (digest_batch imports the models this module does)
+
+    return batches(pending_runs(session, utcnow() - age))
