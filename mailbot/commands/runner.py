@@ -46,7 +46,7 @@ from sqlmodel import Session, select
 from mailbot.commands import HANDLERS, Command, Reply, parse_command
 from mailbot.commands.arguments import CommandError, shorten
 from mailbot.context import Context
-from mailbot.mail.compose import Envelope, build, clean_header, render
+from mailbot.mail.compose import Envelope, build_bytes, clean_header, render
 from mailbot.mail.addresses import ServiceAddress, classify
 from mailbot.mail.routing import cap_verdict
 from mailbot.models import InboundMessage, InboundStatus, OutboundMessage, QuarantineItem, utcnow
@@ -72,7 +72,8 @@ class _Plan:
 
     silence: str = ""                        # why no reply, when none is due
     command: Command | None = None
-    message: EmailMessage | None = None      # built already (read-only handlers)
+    message: EmailMessage | None = None      # built already (read-only handlers): its headers
+    raw: bytes | None = None                 # ... and its wire bytes
     reply: Reply | None = None
     deferred: bool = False                   # the handler writes: run it in the write transaction
 
@@ -122,7 +123,8 @@ def _plan(ctx: Context, session: Session, inbound_id: int) -> _Plan | None:
         reply = _dispatch(ctx, session, inbound, command)
     if reply is None:
         return _Plan(command=command)
-    return _Plan(command=command, reply=reply, message=_message(ctx, inbound, command, reply))
+    message, raw = _message(ctx, inbound, command, reply)
+    return _Plan(command=command, reply=reply, message=message, raw=raw)
 
 
 def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int | None:
@@ -133,24 +135,27 @@ def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int
     if plan.silence and not plan.deferred:
         _record(inbound, {"result": "not answered", "reason": plan.silence})
         return None
-    reply, message, verb = plan.reply, plan.message, plan.command.verb if plan.command else ""
+    reply, message, raw = plan.reply, plan.message, plan.raw
+    verb = plan.command.verb if plan.command else ""
     if plan.deferred:
         reply = _dispatch(ctx, session, inbound, plan.command)
         if plan.silence:
             _record(inbound, {"result": "carried out, not answered", "verb": verb, "reason": plan.silence})
             return None
-        message = _message(ctx, inbound, plan.command, reply) if reply is not None else None
+        message, raw = _message(ctx, inbound, plan.command, reply) if reply is not None else (None, None)
     if reply is None or message is None:
         _record(inbound, {"result": "no reply", "verb": verb})
         return None
-    row = queue_message(session, message, kind=reply.kind, inbound_id=inbound_id)
+    row = queue_message(session, message, kind=reply.kind, inbound_id=inbound_id, raw=raw)
     _record(inbound, {"result": "replied", "verb": verb, "template": reply.template, "outbound_id": row.id})
     return row.id
 
 
-def _message(ctx: Context, inbound: InboundMessage, command: Command | None, reply: Reply) -> EmailMessage:
-    """Render the reply's templates and thread it with the request."""
-    return build(
+def _message(ctx: Context, inbound: InboundMessage, command: Command | None,
+             reply: Reply) -> tuple[EmailMessage, bytes]:
+    """Render the reply's templates and thread it with the request: the
+    header-only message and the wire bytes (``compose.build_bytes``)."""
+    return build_bytes(
         render(reply.template, _context(ctx, inbound, command, reply)),
         Envelope(
             to=inbound.reply_to or inbound.from_addr, to_name=inbound.from_name,

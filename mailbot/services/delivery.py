@@ -28,15 +28,18 @@ class RetryLater(Exception):
 
 
 def queue_message(session: Session, message: EmailMessage, *, kind: str,
-                  consultation_id: int | None = None, inbound_id: int | None = None) -> OutboundMessage:
+                  consultation_id: int | None = None, inbound_id: int | None = None,
+                  raw: bytes | None = None) -> OutboundMessage:
     """Store ``message`` as pending in the caller's transaction; returns the row
-    (its id is what the send actor takes)."""
+    (its id is what the send actor takes).  ``raw``: its wire bytes when the
+    caller assembled them already (``compose.build_bytes``; then ``message``
+    only supplies the headers)."""
     to_addr = message["To"].addresses[0].addr_spec if message["To"] else ""
     from_addr = message["From"].addresses[0].addr_spec if message["From"] else ""
     row = OutboundMessage(
         kind=kind, consultation_id=consultation_id, inbound_id=inbound_id,
         to_addr=to_addr, from_addr=from_addr, subject=str(message["Subject"] or ""),
-        message_id=str(message["Message-ID"]), raw=as_bytes(message),
+        message_id=str(message["Message-ID"]), raw=raw if raw is not None else as_bytes(message),
     )
     session.add(row)
     session.flush()
