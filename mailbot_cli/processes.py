@@ -11,10 +11,13 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailbot.context import Context
 from mailbot.services import Poke
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("mailbot")
 

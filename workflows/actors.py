@@ -36,6 +36,14 @@ def send_outbound(outbound_id: int) -> None:
         raise dramatiq.Retry(str(exc)) from None
 
 
+@dramatiq.actor(time_limit=600_000, **RETRY)
+def deliver_batch(outbound_ids: list[int]) -> None:
+    """Send a batch of queued messages (digests) over one relay session; a
+    message that failed for now goes on alone through ``send_outbound``,
+    which retries it with backoff."""
+    dispatch([Poke("send_outbound", i) for i in delivery.deliver_batch(current(), outbound_ids)])
+
+
 @dramatiq.actor(max_retries=0)
 def on_exhausted(message_data: dict, retry_info: dict) -> None:
     """The queue gave up on a message: record why, where reviewers see it."""

@@ -6,8 +6,11 @@ transaction and is safe to run twice.  The reply it queued is handed to the
 relay right here rather than through another queue hop -- automatic replies
 are promised "within seconds", and each hop costs a consumer poll -- and only
 a failure to send goes through the ``send_outbound`` actor, which retries
-with backoff.  Commands whose poke was lost (a crash between routing and
-answering) are found by the reconciler (``mailbot.services.recovery``).
+with backoff.  For the same reason the router (``workflows.inbound``) calls
+:func:`answer` itself for a message it has just routed as a command; the
+``run_command`` actor is the path for retries, replays and the reconciler.
+Commands whose poke was lost (a crash between routing and answering) are
+found by the reconciler (``mailbot.services.recovery``).
 """
 
 from __future__ import annotations
@@ -17,16 +20,17 @@ import logging
 import dramatiq
 
 from mailbot.commands import runner
-from mailbot.context import current
+from mailbot.context import Context, current
 from mailbot.services import Poke, delivery
 from workflows.actors import RETRY, dispatch
 
 log = logging.getLogger(__name__)
 
 
-@dramatiq.actor(time_limit=60_000, **RETRY)
-def run_command(inbound_id: int) -> None:
-    ctx = current()
+def answer(ctx: Context, inbound_id: int) -> list[Poke]:
+    """Answer the command and hand the reply to the relay at once; returns
+    the pokes still to send (a reply the relay did not take goes to
+    ``send_outbound``).  Raises what ``runner.run`` raises."""
     later: list[Poke] = []
     for poke in runner.run(ctx, inbound_id):
         if poke.actor != "send_outbound":
@@ -37,4 +41,9 @@ def run_command(inbound_id: int) -> None:
         except Exception as exc:  # RetryLater or anything else: the send actor retries with backoff
             log.info("reply %s not sent at once (%s); queued for retry", poke.id, exc)
             later.append(poke)
-    dispatch(later)
+    return later
+
+
+@dramatiq.actor(time_limit=60_000, **RETRY)
+def run_command(inbound_id: int) -> None:
+    dispatch(answer(current(), inbound_id))

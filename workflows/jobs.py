@@ -2,7 +2,8 @@
 
 Thin, as every actor: each takes an id, asks ``mailbot.jobs`` to move that row
 forward (in one transaction, safe to repeat) and sends the pokes it returns.
-Digest runs a dead worker left pending are re-poked by the reconciler
+The scheduler sends claimed runs in batches (``send_digests``); digest
+runs a dead worker left pending are re-poked by the reconciler
 (``schedule.stale_runs`` in ``mailbot.services.recovery``); the run's
 conditional pending -> sent update keeps the retry from sending twice.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dramatiq
 
 from mailbot.context import current
-from mailbot.jobs import code_updates, digest, subscriptions
+from mailbot.jobs import code_updates, digest, digest_batch, subscriptions
 from mailbot.services import Poke
 from workflows.actors import RETRY, dispatch
 
@@ -21,6 +22,13 @@ from workflows.actors import RETRY, dispatch
 def send_digest(run_id: int) -> None:
     """Build and queue the digest (jobs or code updates) of one claimed run."""
     dispatch(digest.send_digest(current(), run_id))
+
+
+@dramatiq.actor(time_limit=300_000, **RETRY)
+def send_digests(run_ids: list[int]) -> None:
+    """Build and queue the digests of a batch of claimed runs (one
+    transaction, one insert); pokes one ``deliver_batch`` for the emails."""
+    dispatch(digest_batch.send_digests(current(), run_ids))
 
 
 @dramatiq.actor(time_limit=300_000, **RETRY)

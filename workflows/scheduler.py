@@ -8,7 +8,7 @@ Each tick (every ``SCHEDULER_SECONDS``) it
    (``mailbot.jobs.schedule.claim_due``: a conditional update per row, so
    any number of schedulers in any number of processes can run at once
    without two claiming the same period), one run per subscriber and
-   period, and pokes ``send_digest`` per run;
+   period, and pokes ``send_digests`` per batch of runs;
 3. creates the code-update runs for newly imported code-set versions.
 
 Claims are committed before the pokes go out; a poke lost after the commit
@@ -22,7 +22,7 @@ import threading
 from datetime import datetime
 
 from mailbot.context import Context
-from mailbot.jobs import board, code_updates, schedule, subscriptions
+from mailbot.jobs import board, code_updates, digest_batch, schedule, subscriptions
 from mailbot.services import Poke
 from workflows.actors import dispatch
 
@@ -43,7 +43,7 @@ def tick(ctx: Context, now: datetime | None = None) -> list[Poke]:
     while True:
         with ctx.db.session() as session:
             run_ids = schedule.claim_due(session, ctx.settings, now, limit=BATCH)
-        batch = [Poke("send_digest", run_id) for run_id in run_ids]
+        batch = digest_batch.batches(run_ids)
         dispatch(batch)
         pokes.extend(batch)
         if not run_ids:     # (a batch claims a subscriber's siblings too, so it may hold fewer runs than BATCH)

@@ -27,7 +27,7 @@ from datetime import date
 from functools import lru_cache
 
 import numpy as np
-from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy import Text, cast, func, select
 from sqlmodel import Session
 
 from mailbot.codes.synonyms import STOPWORDS

@@ -46,7 +46,7 @@ from sqlmodel import Session, select
 from mailbot.commands import HANDLERS, Command, Reply, parse_command
 from mailbot.commands.arguments import CommandError, shorten
 from mailbot.context import Context
-from mailbot.mail.compose import ComposeError, Envelope, build, clean_header, render
+from mailbot.mail.compose import ComposeError, Envelope, build_bytes, clean_header, render
 from mailbot.mail.addresses import ServiceAddress, classify
 from mailbot.mail.reflect import inert_subject, reflected
 from mailbot.mail.routing import cap_verdict, verified_sender
@@ -74,7 +74,8 @@ class _Plan:
 
     silence: str = ""                        # why no reply, when none is due
     command: Command | None = None
-    message: EmailMessage | None = None      # built already (read-only handlers)
+    message: EmailMessage | None = None      # built already (read-only handlers): its headers
+    raw: bytes | None = None                 # ... and its wire bytes
     reply: Reply | None = None
     deferred: bool = False                   # the handler writes: run it in the write transaction
     failure: str = ""                        # the reply cannot be written (permanent): quarantine
@@ -128,10 +129,10 @@ def _plan(ctx: Context, session: Session, inbound_id: int) -> _Plan | None:
     if reply is None:
         return _Plan(command=command)
     try:
-        message = _message(ctx, inbound, command, reply)
+        message, raw = _message(ctx, inbound, command, reply)
     except ComposeError as exc:
         return _Plan(command=command, failure=f"the reply cannot be written: {exc}")
-    return _Plan(command=command, reply=reply, message=message)
+    return _Plan(command=command, reply=reply, message=message, raw=raw)
 
 
 def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int | None:
@@ -144,20 +145,21 @@ def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int
         return None
     if plan.failure:
         return _failed(session, inbound, plan.failure)
-    reply, message, verb = plan.reply, plan.message, plan.command.verb if plan.command else ""
+    reply, message, raw = plan.reply, plan.message, plan.raw
+    verb = plan.command.verb if plan.command else ""
     if plan.deferred:
         reply = _dispatch(ctx, session, inbound, plan.command)
         if plan.silence:
             _record(inbound, {"result": "carried out, not answered", "verb": verb, "reason": plan.silence})
             return None
         try:
-            message = _message(ctx, inbound, plan.command, reply) if reply is not None else None
+            message, raw = _message(ctx, inbound, plan.command, reply) if reply is not None else (None, None)
         except ComposeError as exc:
             return _failed(session, inbound, f"the reply cannot be written: {exc}")
     if reply is None or message is None:
         _record(inbound, {"result": "no reply", "verb": verb})
         return None
-    row = queue_message(session, message, kind=reply.kind, inbound_id=inbound_id)
+    row = queue_message(session, message, kind=reply.kind, inbound_id=inbound_id, raw=raw)
     _record(inbound, {"result": "replied", "verb": verb, "template": reply.template, "outbound_id": row.id})
     return row.id
 
@@ -170,9 +172,11 @@ def _failed(session: Session, inbound: InboundMessage, reason: str) -> None:
     return None
 
 
-def _message(ctx: Context, inbound: InboundMessage, command: Command | None, reply: Reply) -> EmailMessage:
-    """Render the reply's templates and thread it with the request."""
-    return build(
+def _message(ctx: Context, inbound: InboundMessage, command: Command | None,
+             reply: Reply) -> tuple[EmailMessage, bytes]:
+    """Render the reply's templates and thread it with the request: the
+    header-only message and the wire bytes (``compose.build_bytes``)."""
+    return build_bytes(
         render(reply.template, _context(ctx, inbound, command, reply)),
         Envelope(
             to=inbound.reply_to or inbound.from_addr,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime
 from email.message import EmailMessage
@@ -39,7 +40,7 @@ from mailbot.config import Settings
 from mailbot.context import Context
 from mailbot.jobs import links
 from mailbot.jobs.matching import JobIndex
-from mailbot.mail.compose import Envelope, Rendered, build, clean_header
+from mailbot.mail.compose import Envelope, Rendered, build, build_bytes, clean_header
 from mailbot.models.base import utcnow
 from mailbot.models.jobs import (
     DigestRun,
@@ -192,12 +193,22 @@ def digest_context(settings: Settings, subscriber: Subscriber, sections: list[di
 def compose_digest(settings: Settings, subscriber: Subscriber, sections: list[dict[str, Any]],
                    frequency: str) -> EmailMessage:
     rendered = render_digest(digest_context(settings, subscriber, sections, frequency))
-    envelope = Envelope(
+    return build(rendered, _envelope(settings, subscriber), domain=settings.service.domain, kind="digest")
+
+
+def compose_digest_bytes(settings: Settings, subscriber: Subscriber, sections: list[dict[str, Any]],
+                         frequency: str) -> tuple[EmailMessage, bytes]:
+    """:func:`compose_digest` through the bulk assembler (header-only message, wire bytes)."""
+    rendered = render_digest(digest_context(settings, subscriber, sections, frequency))
+    return build_bytes(rendered, _envelope(settings, subscriber), domain=settings.service.domain, kind="digest")
+
+
+def _envelope(settings: Settings, subscriber: Subscriber) -> Envelope:
+    return Envelope(
         to=subscriber.email, from_addr=settings.service_address(settings.service.jobs_address),
         from_name=f"{settings.service.name} job board", auto_reply=False,
         extra_headers=list_headers(settings, subscriber.id, None, "jobs", kind=SubscriptionKind.JOBS),
     )
-    return build(rendered, envelope, domain=settings.service.domain, kind="digest")
 
 
 # Digests claimed in one scheduler pass share their window (same claim time,
@@ -308,9 +319,60 @@ def sections_for(settings: Settings, subscriber: Subscriber,
     return kept or sections
 
 
+@dataclass
+class RunPlan:
+    """What one job-digest run comes to: finish it ``state`` (sent or skipped)
+    with ``reason``; when sent, ``message`` is the email, ``wire`` its bytes
+    (set by the batch path) and ``advanced`` the subscriptions whose
+    ``last_digest_at`` moves to the run's window end."""
+
+    state: str
+    reason: str = ""
+    message: EmailMessage | None = None
+    wire: bytes | None = None
+    item_ids: list[int] = field(default_factory=list)
+    record: list[dict[str, Any]] | None = None
+    advanced: list[Subscription] = field(default_factory=list)
+
+
+def plan_run(settings: Settings, session: Session, run: DigestRun, subscriber: Subscriber,
+             planned: list[tuple[Subscription, datetime | None]], *, wire: bool = False) -> RunPlan:
+    """Decide and build one pending job-digest run (no writes): skipped when
+    the subscriber or every subscription stopped, or nothing new matched;
+    otherwise the email.  With ``wire`` the email is assembled by
+    :func:`compose.build_bytes` (the bulk path) and its bytes kept."""
+    if subscriber.status != SubscriberStatus.ACTIVE:
+        return RunPlan(DigestState.SKIPPED, reason=f"subscriber {subscriber.status}")
+    # Unsubscribes and pauses since the claim are honoured here, in the
+    # transaction that would queue the email.
+    live = [(sub, since) for sub, since in planned if sub.status == SubscriptionStatus.ACTIVE]
+    if not live:
+        stopped = ", ".join(f"{sub.reference} {sub.status}" for sub, _ in planned) or "none left"
+        return RunPlan(DigestState.SKIPPED, reason=f"subscriptions stopped: {stopped}")
+    sections = build_sections(settings, session, run, subscriber, live)
+    record = [{"s": sub.id, "since": since.isoformat() if since else None} for sub, since in live]
+    by_id = {section["subscription_id"]: section for section in sections}
+    for entry in record:
+        section = by_id.get(entry["s"])
+        entry["jobs"], entry["also"] = (section["ids"], section["also_ids"]) if section else ([], [])
+    item_ids = [job_id for section in sections for job_id in section["ids"]]
+    advanced = [sub for sub, _ in live]
+    if not item_ids and settings.jobs.skip_empty_digests:
+        return RunPlan(DigestState.SKIPPED, reason="no new matching jobs", record=record, advanced=advanced)
+    frequency = FREQUENCIES.get(run.period_key.split(":", 1)[0], live[0][0].frequency)
+    if wire:
+        message, raw = compose_digest_bytes(settings, subscriber, sections, frequency)
+    else:
+        message, raw = compose_digest(settings, subscriber, sections, frequency), None
+    return RunPlan(DigestState.SENT, message=message, wire=raw, item_ids=item_ids, record=record,
+                   advanced=advanced)
+
+
 def send_digest(ctx: Context, run_id: int) -> list[Poke]:
     """Build and queue the digest for one claimed run; returns the send poke
-    (none when the run was already finished, skipped or superseded)."""
+    (none when the run was already finished, skipped or superseded).  The
+    scheduler sends runs in batches (``mailbot.jobs.digest_batch``); this
+    one-run path serves code-update runs, old pokes and the CLI."""
     settings = ctx.settings
     try:
         with ctx.db.session() as session:
@@ -320,34 +382,16 @@ def send_digest(ctx: Context, run_id: int) -> list[Poke]:
             subscriber = session.get(Subscriber, run.subscriber_id)
             if run.period_key.startswith("codes:"):
                 return _send_code_update(ctx, session, run, subscriber)
-            if subscriber.status != SubscriberStatus.ACTIVE:
-                _finish(session, run, DigestState.SKIPPED, reason=f"subscriber {subscriber.status}")
-                return []
-            planned = _planned(session, run)
-            # Unsubscribes and pauses since the claim are honoured here, in the
-            # transaction that would queue the email.
-            live = [(sub, since) for sub, since in planned if sub.status == SubscriptionStatus.ACTIVE]
-            if not live:
-                stopped = ", ".join(f"{sub.reference} {sub.status}" for sub, _ in planned) or "none left"
-                _finish(session, run, DigestState.SKIPPED, reason=f"subscriptions stopped: {stopped}")
-                return []
-            sections = build_sections(settings, session, run, subscriber, live)
-            for sub, _ in live:
+            plan = plan_run(settings, session, run, subscriber, _planned(session, run))
+            for sub in plan.advanced:
                 sub.last_digest_at = run.window_end
                 session.add(sub)
-            record = [{"s": sub.id, "since": since.isoformat() if since else None} for sub, since in live]
-            by_id = {section["subscription_id"]: section for section in sections}
-            for entry in record:
-                section = by_id.get(entry["s"])
-                entry["jobs"], entry["also"] = (section["ids"], section["also_ids"]) if section else ([], [])
-            item_ids = [job_id for section in sections for job_id in section["ids"]]
-            if not item_ids and settings.jobs.skip_empty_digests:
-                _finish(session, run, DigestState.SKIPPED, reason="no new matching jobs", sections=record)
+            if plan.message is None:
+                _finish(session, run, plan.state, reason=plan.reason, sections=plan.record)
                 return []
-            frequency = FREQUENCIES.get(run.period_key.split(":", 1)[0], live[0][0].frequency)
-            message = compose_digest(settings, subscriber, sections, frequency)
-            outbound = queue_message(session, message, kind="digest")
-            _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=item_ids, sections=record)
+            outbound = queue_message(session, plan.message, kind="digest")
+            _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=plan.item_ids,
+                    sections=plan.record)
             return [Poke("send_outbound", outbound.id)]
     except Superseded:
         return []

@@ -69,8 +69,8 @@ def claim_due(session: Session, settings: Settings, now: datetime | None = None,
     A subscriber's subscriptions due for the same period (``d:2026-11-25``,
     ``w:2026-W48``) become sections of one run, so one email.  Each
     subscription is still claimed on its own with the conditional update of
-    its ``next_due_at``; the updates go in (subscriber, subscription) order so
-    two schedulers lock rows in the same order and never deadlock.  A
+    its ``next_due_at`` (see :func:`_claim`); rows are locked in id order so
+    two schedulers queue on them and never deadlock.  A
     subscription claimed for a period whose run already exists (another
     scheduler took its siblings first, a replayed claim) adds nothing: its
     ``last_digest_at`` did not move, so its jobs go into its next digest.
@@ -107,16 +107,11 @@ def claim_due(session: Session, settings: Settings, now: datetime | None = None,
         select(DigestRun.subscriber_id, DigestRun.period_key)
         .where(DigestRun.subscriber_id.in_(subscriber_ids), DigestRun.period_key.in_({key for _, key in keys}))
     ).all()) & keys
+    claimed = _claim(session, settings, now, due)
     runs: dict[tuple[int, str], DigestRun] = {}
     for sub_id, subscriber_id, due_at, frequency, last_digest_at in due:
-        claimed = session.exec(
-            update(Subscription)
-            .where(Subscription.id == sub_id, Subscription.next_due_at == due_at,
-                   Subscription.status == SubscriptionStatus.ACTIVE)
-            .values(next_due_at=next_slot(now, frequency, settings))
-        ).rowcount
         key = (subscriber_id, period_key(due_at, frequency))
-        if claimed != 1 or key in existing:
+        if sub_id not in claimed or key in existing:
             continue  # another scheduler took it, or this period already has its run
         section = {"s": sub_id, "since": _since(due_at, frequency, last_digest_at)}
         run = runs.get(key)
@@ -132,6 +127,30 @@ def claim_due(session: Session, settings: Settings, now: datetime | None = None,
     session.add_all(runs.values())
     session.flush()
     return [run.id for run in runs.values()]
+
+
+def _claim(session: Session, settings: Settings, now: datetime, due: list) -> set[int]:
+    """The conditional updates of ``next_due_at``, grouped: one UPDATE per
+    (due time, frequency) -- digest slots are a few distinct times, so a
+    batch of 500 costs a few statements, not 500 -- each still matching only
+    rows whose ``next_due_at`` is the value read.  The rows are locked first
+    in id order, so two schedulers queue on them and never deadlock."""
+    ids = sorted(row[0] for row in due)
+    session.exec(select(Subscription.id).where(Subscription.id.in_(ids)).order_by(Subscription.id).with_for_update())
+    groups: dict[tuple[datetime, str], list[int]] = {}
+    for sub_id, _, due_at, frequency, _ in due:
+        groups.setdefault((due_at, frequency), []).append(sub_id)
+    claimed: set[int] = set()
+    for (due_at, frequency), group in groups.items():
+        # (ORM-enabled, so rows already loaded in this session see the new value.)
+        claimed.update(session.execute(
+            update(Subscription)
+            .where(Subscription.id.in_(group), Subscription.next_due_at == due_at,
+                   Subscription.status == SubscriptionStatus.ACTIVE)
+            .values(next_due_at=next_slot(now, frequency, settings))
+            .returning(Subscription.id)
+        ).scalars())
+    return claimed
 
 
 # Re-pokes per reconciler pass.  During a big run most pending runs are only
@@ -150,5 +169,7 @@ def pending_runs(session: Session, older_than: datetime, limit: int = REPOKE_LIM
 
 def stale_runs(session: Session, age: timedelta) -> list[Poke]:
     """Recovery rule: digest runs claimed longer than ``age`` ago and still
-    pending (the worker died, or the poke was lost) -> ``send_digest``."""
-    return [Poke("send_digest", run_id) for run_id in pending_runs(session, utcnow() - age)]
+    pending (the worker died, or the poke was lost) -> ``send_digests``, in batches."""
+    from mailbot.jobs.digest_batch import batches  # (digest_batch imports the models this module does)
+
+    return batches(pending_runs(session, utcnow() - age))

@@ -13,7 +13,9 @@ coming back is recognised), ``X-Mailbot-Kind``.  Automatic replies also get
 
 from __future__ import annotations
 
+import binascii
 import re
+import secrets
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -100,6 +102,52 @@ def new_message_id(domain: str) -> str:
 def build(rendered: Rendered, envelope: Envelope, *, domain: str, kind: str,
           message_id: str | None = None) -> EmailMessage:
     """Assemble the MIME message (text, or text + HTML alternative)."""
+    msg = _headers(rendered, envelope, domain=domain, kind=kind, message_id=message_id)
+    msg.set_content(rendered.text, cte="quoted-printable")
+    if rendered.html is not None:
+        msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    return msg
+
+
+def build_bytes(rendered: Rendered, envelope: Envelope, *, domain: str, kind: str,
+                message_id: str | None = None) -> tuple[EmailMessage, bytes]:
+    """The message :func:`build` makes, as wire bytes (CRLF), assembled for
+    bulk mail: headers through the stdlib as in :func:`build`, but each body
+    quoted-printable encoded by ``binascii`` in C instead of the stdlib's
+    line-by-line Python encoder and generator, which cost ~3 ms of a 30 KB
+    digest.  Returns the header-only message (for its From/To/Subject/
+    Message-ID) and the bytes to store and send."""
+    msg = _headers(rendered, envelope, domain=domain, kind=kind, message_id=message_id)
+    msg["MIME-Version"] = "1.0"
+    text_part = _qp_part("plain", rendered.text)
+    if rendered.html is None:
+        body, content_type = text_part, None
+    else:
+        # "=" is always escaped in quoted-printable, so a boundary made of
+        # "=" and hex digits can never occur inside a part.
+        boundary = f"==========={secrets.token_hex(12)}=="
+        content_type = f'multipart/alternative; boundary="{boundary}"'
+        body = (f"--{boundary}\r\n".encode() + text_part + f"\r\n--{boundary}\r\n".encode()
+                + _qp_part("html", rendered.html) + f"\r\n--{boundary}--\r\n".encode())
+    wire = msg.policy.clone(linesep="\r\n")
+    head = b"".join(wire.fold_binary(name, value) for name, value in msg.items())
+    if content_type is not None:
+        head += f"Content-Type: {content_type}\r\n".encode()
+        return msg, head + b"\r\n" + body
+    return msg, head + body
+
+
+def _qp_part(subtype: str, text: str) -> bytes:
+    """One text part: its MIME headers, a blank line, the body in
+    quoted-printable with CRLF line ends."""
+    encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode() + encoded.replace(b"\n", b"\r\n")
+
+
+def _headers(rendered: Rendered, envelope: Envelope, *, domain: str, kind: str,
+             message_id: str | None) -> EmailMessage:
+    """A message with every header :func:`build` sets, and no body yet."""
     msg = EmailMessage()
     msg["From"] = Address(display_name=clean_header(envelope.from_name), addr_spec=envelope.from_addr)
     msg["To"] = _address(envelope.to, envelope.to_name)
@@ -124,9 +172,6 @@ def build(rendered: Rendered, envelope: Envelope, *, domain: str, kind: str,
         msg["Precedence"] = "auto_reply"
     for name, value in envelope.extra_headers.items():
         msg[name] = clean_header(value)
-    msg.set_content(rendered.text, cte="quoted-printable")
-    if rendered.html is not None:
-        msg.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
     return msg
 
 

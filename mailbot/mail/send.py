@@ -14,7 +14,10 @@ import os
 import smtplib
 import socket
 import ssl
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email import policy
@@ -38,7 +41,14 @@ class MailSender(Protocol):
 
 
 class RelaySender:
-    """Deliver through an SMTP relay (smarthost)."""
+    """Deliver through an SMTP relay (smarthost).
+
+    Connections are reused: each thread keeps one open session to the relay
+    (connect + EHLO + STARTTLS + AUTH cost more than sending a short reply),
+    and :meth:`connection` lends one to a caller sending a batch.  A reused
+    session is checked with RSET before each message; if the relay closed it
+    meanwhile, a new one is opened -- before the message is offered, so the
+    check can never send a message twice."""
 
     name = "relay"
 
@@ -50,16 +60,49 @@ class RelaySender:
         self.username, self.password = username, password
         self.timeout = timeout
         self.local_hostname = local_hostname
+        self._local = threading.local()
 
     def send(self, raw: bytes, *, envelope_from: str, recipients: list[str]) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = RelayConnection(self)
+        conn.send(raw, envelope_from=envelope_from, recipients=recipients)
+
+    @contextmanager
+    def connection(self) -> Iterator["RelayConnection"]:
+        """A relay session of the caller's own for a batch; closed afterwards."""
+        conn = RelayConnection(self)
         try:
-            cls = smtplib.SMTP_SSL if self.use_ssl else smtplib.SMTP
-            with cls(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname) as smtp:
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.username:
-                    smtp.login(self.username, self.password)
-                refused = smtp.sendmail(envelope_from, recipients, raw)
+            yield conn
+        finally:
+            conn.close()
+
+    def _open(self) -> smtplib.SMTP:
+        cls = smtplib.SMTP_SSL if self.use_ssl else smtplib.SMTP
+        smtp = cls(self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname)
+        try:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.username:
+                smtp.login(self.username, self.password)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+
+class RelayConnection:
+    """One (re)usable session with the relay; see :class:`RelaySender`."""
+
+    def __init__(self, relay: RelaySender) -> None:
+        self.relay = relay
+        self.smtp: smtplib.SMTP | None = None
+
+    def send(self, raw: bytes, *, envelope_from: str, recipients: list[str]) -> None:
+        relay = self.relay
+        try:
+            self._ready()
+            refused = self.smtp.sendmail(envelope_from, recipients, raw)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise DeliveryError(f"relay refused recipients: {exc.recipients}",
@@ -68,9 +111,29 @@ class RelaySender:
             text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
             raise DeliveryError(f"relay answered {exc.smtp_code} {text}", permanent=exc.smtp_code >= 500) from exc
         except (OSError, smtplib.SMTPException, socket.timeout) as exc:
-            raise DeliveryError(f"relay {self.host}:{self.port} unreachable: {exc}", permanent=False) from exc
+            self.close()
+            raise DeliveryError(f"relay {relay.host}:{relay.port} unreachable: {exc}", permanent=False) from exc
         if refused:
             raise DeliveryError(f"relay refused some recipients: {refused}", permanent=True)
+
+    def _ready(self) -> None:
+        """An open session in its initial state: RSET on a reused one (it may
+        have been closed by the relay's idle timeout: then reconnect)."""
+        if self.smtp is not None:
+            try:
+                self.smtp.rset()
+                return
+            except (OSError, smtplib.SMTPException):
+                self.close()
+        self.smtp = self.relay._open()
+
+    def close(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                smtp.close()
 
 
 class MaildirOutbox:
@@ -128,6 +191,11 @@ class MaildirOutbox:
             mailbox.Maildir(self.path, create=True).add(message)
         except OSError as exc:
             raise DeliveryError(f"cannot write to outbox {self.path}: {exc}", permanent=False) from exc
+
+    @contextmanager
+    def connection(self) -> Iterator["MaildirOutbox"]:
+        """Batches write straight to the folder (same interface as the relay's)."""
+        yield self
 
 
 def sender_for(settings: Settings) -> MailSender:

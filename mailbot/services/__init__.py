@@ -14,4 +14,4 @@ class Poke(NamedTuple):
     so a lost poke is recovered by the reconciler."""
 
     actor: str
-    id: int
+    id: int | list[int]   # a row id; batch actors (send_digests, deliver_batch) take a list

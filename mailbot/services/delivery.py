@@ -34,12 +34,12 @@ import logging
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import func, select, update
-from sqlmodel import Session
+from sqlalchemy import func, or_, update
+from sqlmodel import Session, select
 
 from mailbot.config import Settings
 from mailbot.context import Context
@@ -59,15 +59,18 @@ class RetryLater(Exception):
 
 
 def queue_message(session: Session, message: EmailMessage, *, kind: str,
-                  consultation_id: int | None = None, inbound_id: int | None = None) -> OutboundMessage:
+                  consultation_id: int | None = None, inbound_id: int | None = None,
+                  raw: bytes | None = None) -> OutboundMessage:
     """Store ``message`` as pending in the caller's transaction; returns the row
-    (its id is what the send actor takes)."""
+    (its id is what the send actor takes).  ``raw``: its wire bytes when the
+    caller assembled them already (``compose.build_bytes``; then ``message``
+    only supplies the headers)."""
     to_addr = message["To"].addresses[0].addr_spec if message["To"] else ""
     from_addr = message["From"].addresses[0].addr_spec if message["From"] else ""
     row = OutboundMessage(
         kind=kind, consultation_id=consultation_id, inbound_id=inbound_id,
         to_addr=to_addr, from_addr=from_addr, subject=str(message["Subject"] or ""),
-        message_id=str(message["Message-ID"]), raw=as_bytes(message),
+        message_id=str(message["Message-ID"]), raw=raw if raw is not None else as_bytes(message),
     )
     session.add(row)
     session.flush()
@@ -123,17 +126,8 @@ def deliver(ctx: Context, outbound_id: int) -> str:
                             recipients=[to_addr])
         except DeliveryError as exc:
             return _record_failure(ctx, outbound_id, exc)
-        _mark_sent(ctx, outbound_id)
+        _mark_sent(ctx, [outbound_id])
     return "sent"
-
-
-def _mark_sent(ctx: Context, outbound_id: int) -> None:
-    with ctx.db.session() as session:
-        session.exec(
-            update(OutboundMessage)
-            .where(OutboundMessage.id == outbound_id, OutboundMessage.state == OutboundState.PENDING)
-            .values(state=OutboundState.SENT, sent_at=utcnow(), transport=ctx.sender.name, last_error="")
-        )
 
 
 # Messages being sent by this process (SQLite: one process owns the file).
@@ -229,3 +223,69 @@ def mark_failed_after_retries(ctx: Context, outbound_id: int, reason: str) -> No
         row.state = OutboundState.FAILED
         row.last_error = reason[:2000]
         quarantine(session, kind="outbound", ref_id=outbound_id, stage="delivery", reason=reason)
+
+
+# Sent marks per commit in :func:`deliver_batch`.  The mark is what stops a
+# retry from sending again, so a worker killed mid-batch re-sends at most the
+# messages of the open chunk (one message with :func:`deliver`); a commit per
+# message would cost an fsync each, the price of a digest run.
+MARK_EVERY = 20
+
+
+def deliver_batch(ctx: Context, outbound_ids: list[int]) -> list[int]:
+    """Send the pending messages among ``outbound_ids`` over one relay
+    session, marking them sent with conditional updates committed every
+    :data:`MARK_EVERY` messages.  Returns the ids that failed for now (the
+    caller hands each to the one-message path, which retries with backoff);
+    permanent failures are recorded as :func:`deliver` records them."""
+    now = utcnow()
+    with ctx.db.session() as session:
+        rows = session.exec(
+            select(OutboundMessage.id, OutboundMessage.raw, OutboundMessage.to_addr, OutboundMessage.message_id)
+            .where(OutboundMessage.id.in_(outbound_ids), OutboundMessage.state == OutboundState.PENDING,
+                   or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now))
+            .order_by(OutboundMessage.id)
+        ).all()
+        if rows:
+            session.exec(update(OutboundMessage).where(OutboundMessage.id.in_([r[0] for r in rows]))
+                         .values(attempts=OutboundMessage.attempts + 1))
+    retry: list[int] = []
+    sent: list[int] = []
+    sender = ctx.sender
+    try:
+        with _session_of(sender) as conn:
+            for outbound_id, raw, to_addr, message_id in rows:
+                try:
+                    conn.send(raw, envelope_from=verp_address(ctx.settings, outbound_id, message_id),
+                              recipients=[to_addr])
+                except DeliveryError as exc:
+                    _mark_sent(ctx, sent)
+                    try:
+                        _record_failure(ctx, outbound_id, exc)
+                    except RetryLater:
+                        retry.append(outbound_id)
+                    continue
+                sent.append(outbound_id)
+                if len(sent) >= MARK_EVERY:
+                    _mark_sent(ctx, sent)
+    finally:
+        _mark_sent(ctx, sent)
+    return retry
+
+
+def _session_of(sender):
+    connection = getattr(sender, "connection", None)
+    return connection() if connection is not None else nullcontext(sender)
+
+
+def _mark_sent(ctx: Context, sent: list[int]) -> None:
+    """Mark (and forget) the ids in ``sent``: one conditional update, one commit."""
+    if not sent:
+        return
+    with ctx.db.session() as session:
+        session.exec(
+            update(OutboundMessage)
+            .where(OutboundMessage.id.in_(sent), OutboundMessage.state == OutboundState.PENDING)
+            .values(state=OutboundState.SENT, sent_at=utcnow(), transport=ctx.sender.name, last_error="")
+        )
+    sent.clear()
