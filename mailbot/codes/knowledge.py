@@ -101,6 +101,7 @@ def load(session: Session) -> Knowledge:
              .order_by(CodeEntry.system, CodeEntry.code, CodeEntry.valid_from))
     dates: dict[str | None, date | None] = {None: None}
     notes: dict[str | None, str | None] = {None: None, "{}": None, "null": None}
+    names: dict[str, str] = {}
     grouped: dict[str, dict[str, list[Row]]] = {}
     children: dict[str, dict[str, list[str]]] = {}
     starts: dict[tuple[str, date], list[Row]] = {}
@@ -109,7 +110,10 @@ def load(session: Session) -> Knowledge:
         valid_from = dates.get(start) or dates.setdefault(start, date.fromisoformat(start[:10]))
         valid_to = dates[end] if end in dates else dates.setdefault(end, date.fromisoformat(end[:10]))
         note = notes[note] if note in notes else notes.setdefault(note, note)
-        row = Row(system, code, title, short or "", bool(billable), parent or "", valid_from, valid_to,
+        # one string object per code, shared by its rows, its children's parent field and the indexes
+        code = names.setdefault(code, code)
+        parent = names.setdefault(parent, parent) if parent else ""
+        row = Row(system, code, title, short or "", bool(billable), parent, valid_from, valid_to,
                   version_id, note)
         by_code = grouped.get(system) or grouped.setdefault(system, {})
         bucket = by_code.get(code)
