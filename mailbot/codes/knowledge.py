@@ -15,19 +15,21 @@ that :mod:`.history`, :mod:`.successors` and :mod:`.lookup` ask.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, false, or_, select
 from sqlmodel import Session
 
 from mailbot.codes.catalogue import Catalogue
 from mailbot.models.codes import CodeEntry
 
 SYSTEMS = ("icd10cm", "hcpcs", "cpt", "modifier")
+log = logging.getLogger(__name__)
 
 
 class Row(NamedTuple):
@@ -88,8 +90,9 @@ class Knowledge:
         return value
 
 
-def load(session: Session) -> Knowledge:
-    """Read every code row (one query) into a :class:`Knowledge`.
+def load(session: Session, only: "Hint | None" = None) -> Knowledge:
+    """Read every code row (one query) into a :class:`Knowledge`; with ``only``,
+    just the rows a few cards need (see :func:`get_knowledge`).
 
     Dates and notes arrive as text and are decoded through small memo
     tables: a few hundred distinct dates and ~12,000 distinct notes cover
@@ -99,8 +102,11 @@ def load(session: Session) -> Knowledge:
                     CodeEntry.version_id, cast(CodeEntry.notes, Text))
              .where(CodeEntry.system.in_(SYSTEMS))
              .order_by(CodeEntry.system, CodeEntry.code, CodeEntry.valid_from))
+    if only is not None:
+        query = query.where(only.clause())
     dates: dict[str | None, date | None] = {None: None}
     notes: dict[str | None, str | None] = {None: None, "{}": None, "null": None}
+    names: dict[str, str] = {}
     grouped: dict[str, dict[str, list[Row]]] = {}
     children: dict[str, dict[str, list[str]]] = {}
     starts: dict[tuple[str, date], list[Row]] = {}
@@ -109,7 +115,10 @@ def load(session: Session) -> Knowledge:
         valid_from = dates.get(start) or dates.setdefault(start, date.fromisoformat(start[:10]))
         valid_to = dates[end] if end in dates else dates.setdefault(end, date.fromisoformat(end[:10]))
         note = notes[note] if note in notes else notes.setdefault(note, note)
-        row = Row(system, code, title, short or "", bool(billable), parent or "", valid_from, valid_to,
+        # one string object per code, shared by its rows, its children's parent field and the indexes
+        code = names.setdefault(code, code)
+        parent = names.setdefault(parent, parent) if parent else ""
+        row = Row(system, code, title, short or "", bool(billable), parent, valid_from, valid_to,
                   version_id, note)
         by_code = grouped.get(system) or grouped.setdefault(system, {})
         bucket = by_code.get(code)
@@ -125,18 +134,36 @@ def load(session: Session) -> Knowledge:
                      children=children, starts=starts)
 
 
+@dataclass
+class Hint:
+    """What a few cards need when the full knowledge is not loaded yet: whole
+    ICD-10-CM categories (a code, its ancestors, children, descendants and the
+    same-category additions successors look at) and whole small systems."""
+
+    categories: set[str] = field(default_factory=set)   # ICD-10-CM, e.g. "M54"
+    systems: set[str] = field(default_factory=set)      # hcpcs, cpt, modifier
+
+    def clause(self):
+        parts = [CodeEntry.system.in_(sorted(self.systems))] if self.systems else []
+        parts += [(CodeEntry.system == "icd10cm") & CodeEntry.code.like(f"{c}%") for c in sorted(self.categories)]
+        return or_(*parts) if parts else false()
+
+
 _cache: dict[str, tuple[tuple, Knowledge]] = {}
+_loading: set[str] = set()
 _checked: dict[str, float] = {}
 _lock = threading.Lock()
 GENERATION_TTL = 2.0  # seconds between checks that the code sets did not change
 
 
-def get_knowledge(source: Session | Knowledge) -> Knowledge:
+def get_knowledge(source: Session | Knowledge, hint: Hint | None = None) -> Knowledge:
     """The cached knowledge of this session's database (or ``source`` itself).
 
     Rebuilt when the imported versions change; whether they did is asked of
     the database at most every ``GENERATION_TTL`` seconds (an import in this
-    process invalidates at once)."""
+    process invalidates at once).  A caller that gives a ``hint`` never waits
+    for the full load (seconds, in a fresh worker process): while it runs in a
+    background thread, such a caller gets just the rows of its hint."""
     if isinstance(source, Knowledge):
         return source
     from mailbot.codes.index import generation
@@ -151,6 +178,9 @@ def get_knowledge(source: Session | Knowledge) -> Knowledge:
     _checked[key] = now
     if cached and cached[0] == gen:
         return cached[1]
+    if hint is not None:
+        _load_in_background(session, key, gen)
+        return load(session, only=hint)
     with _lock:
         cached = _cache.get(key)
         if cached and cached[0] == gen:
@@ -158,6 +188,28 @@ def get_knowledge(source: Session | Knowledge) -> Knowledge:
         knowledge = load(session)
         _cache[key] = (gen, knowledge)
         return knowledge
+
+
+def _load_in_background(session: Session, key: str, gen: tuple) -> None:
+    with _lock:
+        if key in _loading:
+            return
+        _loading.add(key)
+    engine = session.get_bind()
+
+    def run() -> None:
+        try:
+            with Session(engine) as own:
+                knowledge = load(own)
+            with _lock:
+                _cache[key] = (gen, knowledge)
+        except Exception:  # noqa: BLE001 - the next caller loads again (or gets a partial view)
+            log.warning("loading the code knowledge failed", exc_info=True)
+        finally:
+            with _lock:
+                _loading.discard(key)
+
+    threading.Thread(target=run, name="load-code-knowledge", daemon=True).start()
 
 
 def invalidate() -> None:

@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from mailbot.codes.dxedits import dx_facts
 from mailbot.codes.history import status_on, when_text
-from mailbot.codes.knowledge import Knowledge, Row, get_knowledge
+from mailbot.codes.knowledge import Hint, Knowledge, Row, get_knowledge
 from mailbot.codes.modifiers import explain
 from mailbot.codes.normalize import CPT, HCPCS, ICD10CM, MODIFIER, candidates, digit_slips, split_modifier
 from mailbot.models.codes import CodeEntry, MueLimit, NcciEdit, RvuEntry
@@ -78,13 +78,25 @@ def lookup(session: Session, codes: list[str], on: date | None = None) -> list[C
     (RVU, NCCI and MUE facts of CPT/HCPCS codes are still read per code)."""
     assumed = on is None
     on = on or date.today()
-    knowledge = get_knowledge(session)
+    knowledge = get_knowledge(session, hint=_hint(codes))
     cards = [_card(session, knowledge, raw, on) for raw in codes]
     for card in cards:
         card.date_assumed = assumed
         if assumed and card.message:
             card.message = card.message.replace(f"on {on.isoformat()}", f"on {when_text(on, True)}")
     return cards
+
+
+def _hint(codes: list[str]) -> Hint:
+    """The rows these cards can need, for a process whose full knowledge is still loading."""
+    hint = Hint()
+    for raw in codes:
+        for system, code in candidates(raw):
+            if system == ICD10CM:
+                hint.categories.add(code[:3])
+            else:
+                hint.systems.update((system, MODIFIER))
+    return hint
 
 
 def _rows(knowledge: Knowledge, system: str, code: str) -> tuple[Row, ...]:

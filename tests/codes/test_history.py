@@ -120,7 +120,7 @@ def test_unit_conversion_comes_from_both_doses(old, new, text):
 
 def test_cards_run_no_code_query_per_code(session):
     codes = ["M54.5", "E11.22", "S52.521A", "G35", "Z86.010", "E78.01"]
-    lookup(session, codes, date(2022, 6, 1))  # warm the in-memory knowledge
+    get_knowledge(session)  # the full load (a cold process gets category slices meanwhile)
     statements: list[str] = []
     engine = session.get_bind()
 
@@ -140,3 +140,13 @@ def test_a_card_without_a_date_says_it_assumed_today(session):
     [card] = lookup(session, ["J1030"])
     assert card.date_assumed and "(today; no date of service given)" in card.message
     assert card.successors[0]["code"] == "J1010"
+
+
+def test_a_cold_process_answers_from_a_slice_while_the_knowledge_loads(session):
+    from mailbot.codes import knowledge
+
+    knowledge.invalidate()
+    [card] = lookup(session, ["M54.5"], date(2022, 6, 1))  # does not wait for the full load
+    assert card.status == "not_billable" and [s["code"] for s in card.successors] == ["M54.50", "M54.51", "M54.59"]
+    assert card.version == "ICD-10-CM FY2022"
+    get_knowledge(session)  # (waits for a full load of its own)
