@@ -170,7 +170,7 @@ class GroupCommit:
             self._busy_since = time.monotonic()
             try:
                 self._store(batch)
-            except BaseException as exc:  # noqa: BLE001 - the thread must survive anything
+            except BaseException as exc:  # the thread must survive anything
                 self.failures += 1
                 self.last_error = repr(exc)[:500]
                 log.exception("intake writer: a batch of %d failed; answering 451 to its senders", len(batch))

@@ -35,8 +35,8 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from mailbot.context import Context
-from mailbot.mail.addresses import classify
 from mailbot.mail import limits
+from mailbot.mail.addresses import classify
 from mailbot.mail.intake import Arrival, GroupCommit
 
 log = logging.getLogger(__name__)

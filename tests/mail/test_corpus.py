@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import smtplib
-from pathlib import Path
 
 import pytest
 
