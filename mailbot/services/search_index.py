@@ -6,7 +6,8 @@ Two engines, one interface (:func:`refresh`, :func:`matching_ids`):
 - SQLite (embedded): an FTS5 table ``consultation_fts`` (porter stemming),
   rowid = consultation id;
 - PostgreSQL (scaled): a table ``consultation_search`` holding a
-  ``tsvector`` (``english`` configuration) with a GIN index.
+  ``tsvector`` (``simple`` configuration: every word counts, stop words too,
+  as in the SQLite index) with a GIN index.
 
 The index is derived data, not part of the schema: created on first use
 and brought up to date before each search for exactly the consultations
@@ -90,7 +91,7 @@ def refresh(session: Session) -> int:
             else:
                 session.exec(text(
                     "INSERT INTO consultation_search (consultation_id, document, stamp) "
-                    "VALUES (:id, to_tsvector('english', :doc), :stamp) ON CONFLICT (consultation_id) DO UPDATE "
+                    "VALUES (:id, to_tsvector('simple', :doc), :stamp) ON CONFLICT (consultation_id) DO UPDATE "
                     "SET document = EXCLUDED.document, stamp = EXCLUDED.stamp")
                     .bindparams(id=cid, doc=docs[cid], stamp=stamp))
         done += len(stale)
@@ -118,4 +119,4 @@ def matching_ids(session: Session, words: str):
     if not _WORD.search(words):
         return None
     return (text("SELECT consultation_id AS id FROM consultation_search "
-                 "WHERE document @@ plainto_tsquery('english', :words)").bindparams(words=words).columns(id=Integer))
+                 "WHERE document @@ plainto_tsquery('simple', :words)").bindparams(words=words).columns(id=Integer))

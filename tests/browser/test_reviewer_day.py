@@ -201,3 +201,40 @@ def test_a_question_is_worked_from_queue_to_sent_answer_with_the_keyboard_alone(
     sent = live.relay.wait_for(1)[0].message
     assert "append modifier 25" in sent.get_body(("plain",)).get_content()
     assert sent["Subject"].endswith(f"[#Q-{cid}]")
+
+
+def test_queue_redacts_marks_and_searches_and_the_editor_inserts_macros_and_notes(live, page, db):
+    from sqlalchemy import update
+
+    from mailbot.models import Consultation, Macro
+
+    alice = add_reviewer(db, "alice@coders.example", "Alice Moreau")
+    cid = seed_consultation(db, subject="Coding question for patient John Smith", cited=[], draft="Short draft.",
+                            text="Can we bill 64483 with 64484 for the same session?")
+    seed_consultation(db, subject="Other", text="Nothing relevant.", cited=[])
+    with db.session() as session:
+        session.exec(update(Consultation).where(Consultation.id == cid).values(has_phi=True, new_reply_at=utcnow()))
+        session.add(Macro(name="Date please", body="Hi {asker_first_name}, what is the date of service for {reference}?"))
+    log_in(page, live.url, alice.email)
+    row = page.locator("table.grid tbody tr", has_text=f"Q-{cid}")
+    expect(row).to_contain_text("Coding question for patient [NAME]")
+    expect(row).not_to_contain_text("John Smith")
+    expect(row.locator(".new-reply")).to_have_text("new reply")
+    expect(row.locator(".phi")).to_have_text("patient data")
+
+    page.fill("input[name=q]", "64484")
+    page.press("input[name=q]", "Enter")
+    expect(page.locator("table.grid tbody tr")).to_have_count(1)
+    expect(page.locator("table.grid tbody tr")).to_contain_text(f"Q-{cid}")
+
+    page.goto(f"{live.url}/consultations/{cid}")
+    page.click("#claim")
+    page.locator("#draft-body").evaluate("el => el.setSelectionRange(el.value.length, el.value.length)")
+    page.select_option("#macro-pick", label="Date please")
+    page.click("#insert-macro")
+    expect(page.locator("#draft-body")).to_have_value(
+        f"Short draft.\n\nHi Casey, what is the date of service for Q-{cid}?")
+    page.fill("#note-body", "Asked for the DOS; expect a reply tomorrow.")
+    page.click("#add-note")
+    expect(page.locator("#notes")).to_contain_text("Asked for the DOS; expect a reply tomorrow.")
+    expect(page.locator("#notes")).to_contain_text("Alice Moreau")
