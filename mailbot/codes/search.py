@@ -214,9 +214,27 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
     return concepts
 
 
+_RARE = 20  # documents: below this a word is rare enough to widen to its stem family
+
+
+def _same_stem(index: CodeIndex, token: str) -> list[tuple[str, float]]:
+    import bisect
+
+    root = token[: max(6, len(token) - 2)]
+    start = bisect.bisect_left(index.vocab, root)
+    out = [(w, 0.8) for w in index.vocab[start : start + 30]
+           if w.startswith(root) and w != token and len(index.postings[w].ids) >= _RARE]
+    out.sort(key=lambda p: -len(index.postings[p[0]].ids))
+    return out[:3]
+
+
 def _resolve(index: CodeIndex, token: str) -> list[tuple[str, float]]:
     """Vocabulary tokens for a query token: itself, else words it begins, else near spellings."""
     if token in index.postings:
+        if len(token) >= 7 and len(index.postings[token].ids) < _RARE:
+            # a rare adjective or short form also reaches its noun ("hypothyroid" -> "hypothyroidism",
+            # "conjunctival" -> "conjunctiva"): words sharing its stem that the code sets use more
+            return [(token, 1.0), *_same_stem(index, token)]
         return [(token, 1.0)]
     if token.isdigit():
         return []
@@ -345,6 +363,8 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
             score *= 0.85  # pregnancy / newborn codes only when the query says so
         if "history" in title and not _HISTORY_WORDS & query_set:
             score *= 0.9
+        if "family" in title_words and "family" not in query_set:
+            score *= 0.85  # "alcoholism" is the patient's, not "alcoholism in family"
         category = index.codes[i][:3]
         if category in defaults:
             score *= 1.04
