@@ -214,9 +214,27 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
     return concepts
 
 
+_RARE = 20  # documents: below this a word is rare enough to widen to its stem family
+
+
+def _same_stem(index: CodeIndex, token: str) -> list[tuple[str, float]]:
+    import bisect
+
+    root = token[: max(6, len(token) - 2)]
+    start = bisect.bisect_left(index.vocab, root)
+    out = [(w, 0.8) for w in index.vocab[start : start + 30]
+           if w.startswith(root) and w != token and len(index.postings[w].ids) >= _RARE]
+    out.sort(key=lambda p: -len(index.postings[p[0]].ids))
+    return out[:3]
+
+
 def _resolve(index: CodeIndex, token: str) -> list[tuple[str, float]]:
     """Vocabulary tokens for a query token: itself, else words it begins, else near spellings."""
     if token in index.postings:
+        if len(token) >= 7 and len(index.postings[token].ids) < _RARE:
+            # a rare adjective or short form also reaches its noun ("hypothyroid" -> "hypothyroidism",
+            # "conjunctival" -> "conjunctiva"): words sharing its stem that the code sets use more
+            return [(token, 1.0), *_same_stem(index, token)]
         return [(token, 1.0)]
     if token.isdigit():
         return []
@@ -270,8 +288,10 @@ def _score(index: CodeIndex, concepts: list[list[_Alt]]) -> tuple[np.ndarray, np
     return total, covered
 
 
-def _title_facts(index: CodeIndex, i: int) -> tuple[str, frozenset[str], set[str], frozenset[str]]:
-    """Lower-case title, its word set and its sides; memoised per document (the rerank reads them often)."""
+def _title_facts(index: CodeIndex, i: int) -> tuple:
+    """Lower-case title, its words, sides, words before the 7th-character meaning, words after a
+    "non" prefix, and whether it reads as a coding default; memoised per document (the rerank
+    reads them for hundreds of candidates per query)."""
     facts = index.facts.get(i)
     if facts is None:
         title = index.titles[i].lower()
@@ -279,7 +299,9 @@ def _title_facts(index: CodeIndex, i: int) -> tuple[str, frozenset[str], set[str
         meaning = index.meanings[i]
         # the words before the 7th-character meaning: what the code is about (the meaning is ranked apart)
         base = frozenset(words(title[: -len(meaning)])) if meaning and title.endswith(meaning) else title_words
-        facts = index.facts[i] = (title, title_words, qualifiers.title_sides(title_words), base)
+        non = frozenset(w[3:] for w in title_words if w.startswith("non") and len(w) > 5)
+        default = any(marker in title for marker in _DEFAULT_MARKERS) or title.endswith(" nos")
+        facts = index.facts[i] = (title, title_words, qualifiers.title_sides(title_words), base, non, default)
     return facts
 
 
@@ -288,7 +310,7 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
             billable: np.ndarray | None = None) -> list[SearchHit]:
     quals = quals or qualifiers.Qualifiers(" ".join(query_words))
     billable = index.billable if billable is None else billable
-    candidates = int(min(index.size, max(limit * 40, 400)))
+    candidates = int(min(index.size, max(limit * 25, 250)))
     top = np.argpartition(-final, candidates - 1)[:candidates] if candidates < index.size else np.arange(index.size)
     query_set = set(query_words)
     defaults = {DEFAULT_CATEGORIES[w] for w in query_words if w in DEFAULT_CATEGORIES}
@@ -300,7 +322,7 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
         score = float(final[i])
         if score <= 0:
             continue
-        title, title_words, sides, base_words = _title_facts(index, i)
+        title, title_words, sides, base_words, non_words, is_default = _title_facts(index, i)
         if index.stems[i]:
             meaning = index.meanings[i]
             kind = next((k for k in qualifiers.ENCOUNTERS if k in meaning), "")
@@ -322,21 +344,19 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
         elif sides:
             score *= 0.96  # no side stated: the unspecified side is the coding default
         if quals.negated:
-            if title_words & _NEGATIVE_TITLE or any(w.startswith("non") and w[3:] in quals.words_after_negation
-                                                    for w in title_words):
+            if title_words & _NEGATIVE_TITLE or non_words & quals.words_after_negation:
                 score *= 1.1
             elif "with" in title_words:
                 # "asthma w/o status asthmaticus" must not answer "... with status asthmaticus"
                 score *= 0.6 if _stems(quals.words_after_negation) & _stems(title_words) else 0.85
         elif "without" in title_words and quals.with_:
             score *= 0.85
-        for w in title_words:
-            # "displaced" typed, "nondisplaced" titled (and the reverse)
-            if w.startswith("non") and w[3:] in query_set and w not in query_set:
-                score *= 0.85
+        if non_words & query_set:
+            # "displaced" typed, "nondisplaced" titled
+            score *= 0.85 ** len({w for w in non_words & query_set if "non" + w not in query_set})
         if not billable[i] and not headers_wanted:
             score *= 0.6  # a header cannot be reported; shown only when asked for
-        elif any(marker in title for marker in _DEFAULT_MARKERS) or title.endswith(" nos"):
+        elif is_default:
             # a query without detail usually means the default (unspecified) code
             if not ({"unspecified"} & query_set) and not states_detail:
                 score *= 1.03
@@ -345,6 +365,8 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
             score *= 0.85  # pregnancy / newborn codes only when the query says so
         if "history" in title and not _HISTORY_WORDS & query_set:
             score *= 0.9
+        if "family" in title_words and "family" not in query_set:
+            score *= 0.85  # "alcoholism" is the patient's, not "alcoholism in family"
         category = index.codes[i][:3]
         if category in defaults:
             score *= 1.04
