@@ -22,7 +22,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-ORDER = ["search", "intake", "lookup", "redaction", "web", "digest", "load", "memory"]
+ORDER = ["search", "intake", "lookup", "replies", "redaction", "web", "digest", "digest_e2e", "load", "memory"]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
