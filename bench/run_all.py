@@ -22,7 +22,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-ORDER = ["search", "intake", "lookup", "cards", "redaction", "web", "digest", "load", "memory"]
+ORDER = ["search", "answers", "intake", "lookup", "cards", "replies", "redaction", "web", "digest", "digest_e2e",
+         "load", "memory"]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 

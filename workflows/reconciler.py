@@ -5,11 +5,10 @@ the queue may have lost messages) and then every ``broker.reconcile_seconds``.
 
 Only what is really stuck is re-poked: a row left unfinished longer than
 ``broker.stuck_after_seconds`` (its lease) *and* with no message for it
-still held by the broker -- queued, delayed for a retry, or being worked on
-(dramatiq's Redis broker keeps a message in ``<queue>.msgs`` until it is
-acknowledged).  A long queue is therefore left alone, while a Redis restart
-that lost the queue, a crash that lost a poke or an embedded restart is
-recovered in full.  Several reconcilers may run at once (one per worker
+still waiting in the broker -- queued, or delayed for a retry.  A long queue
+is therefore left alone, while a Redis restart that lost the queue, a crash
+that lost a poke, a worker killed in the middle of a message or an embedded
+restart is recovered in full.  Several reconcilers may run at once (one per worker
 process): on Redis each re-poke first takes a short lease key (``SET NX``),
 so only one of them sends it; the actors are idempotent anyway, so a
 duplicate poke would cost a little work and nothing else.
@@ -58,8 +57,8 @@ def reconcile_once(ctx: Context, age: timedelta | None = None) -> int:
 
 
 def held(broker: dramatiq.Broker) -> set[tuple[str, int]]:
-    """``(actor, row id)`` of every message the broker still holds: queued,
-    delayed (retries) or being worked on.  Batch messages count per id."""
+    """``(actor, row id)`` of every message waiting in the broker: queued or
+    delayed (retries).  Batch messages count per id."""
     found: set[tuple[str, int]] = set()
     for encoded in _held_messages(broker):
         try:
@@ -75,10 +74,18 @@ def held(broker: dramatiq.Broker) -> set[tuple[str, int]]:
 
 def _held_messages(broker: dramatiq.Broker):
     if isinstance(broker, RedisBroker):
+        # Waiting messages only: ids in the queue's list (and its delay
+        # queue's), bodies from the matching ``.msgs`` hash.  A message a
+        # worker has fetched is left out on purpose: if that worker was
+        # killed, dramatiq gives it back only after its heartbeat times out,
+        # and a re-poke past the lease is what finishes the row sooner.
+        client = broker.client
         for queue in broker.get_declared_queues():
-            for key in (f"{broker.namespace}:{queue}.msgs", f"{broker.namespace}:{queue}.DQ.msgs"):
-                for _, encoded in broker.client.hscan_iter(key, count=1000):
-                    yield encoded
+            for name in (queue, f"{queue}.DQ"):
+                key = f"{broker.namespace}:{name}"
+                ids = client.lrange(key, 0, -1)
+                for start in range(0, len(ids), 1000):
+                    yield from (m for m in client.hmget(f"{key}.msgs", ids[start:start + 1000]) if m)
     elif isinstance(broker, StubBroker):
         for queue in list(broker.queues.values()):
             with queue.mutex:
