@@ -44,7 +44,8 @@ FLAG_MEANINGS = {
     "code_first": "the I/OCE flags it 'code first': the underlying condition must be listed before it",
     "unacceptable_pdx": "unacceptable as principal (first-listed) diagnosis (I/OCE)",
 }
-SEXES = {"M": "male", "F": "female", "MALE": "M", "FEMALE": "F"}
+SEX_CODES = {"M": "M", "F": "F", "MALE": "M", "FEMALE": "F"}  # what a question may state -> the edit's value
+SEX_NAMES = {"M": "male", "F": "female"}
 # "(E08-E13)", "(E10.-)", "(F10.2-)", "(J09.X3; J10.2)" inside tabular note text
 _CODE = r"[A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{0,4})?"
 _REF = re.compile(rf"{_CODE}(?:-{_CODE}|-(?![A-Z]\d))?")
@@ -152,8 +153,8 @@ def _age(ctx: _Context) -> list[DxConflict]:
 def _sex(ctx: _Context) -> list[DxConflict]:
     if not ctx.sex:
         return []
-    return [DxConflict("sex", [row.code], f"{row.code} is for {SEXES.get(row.value, row.value)} patients; the "
-                       f"question gives {SEXES.get(ctx.sex, ctx.sex)}.", "I/OCE sex edit", ctx.name(row))
+    return [DxConflict("sex", [row.code], f"{row.code} is for {SEX_NAMES.get(row.value, row.value)} patients; "
+                       f"the question gives {SEX_NAMES.get(ctx.sex, ctx.sex)}.", "I/OCE sex edit", ctx.name(row))
             for row in ctx.flags("sex") if row.value != ctx.sex]
 
 
@@ -213,7 +214,7 @@ def _partners(ctx: _Context, key: str, kind: str, verb: str) -> list[DxConflict]
 class _Context:
     def __init__(self, session: Session, codes: list[str], on: date, age: int | None, sex: str | None) -> None:
         self.session, self.codes, self.on, self.age = session, codes, on, age
-        self.sex = SEXES.get(sex.upper(), sex.upper()) if sex else None
+        self.sex = SEX_CODES.get(sex.strip().upper(), sex.strip().upper()) if sex else None
         self.catalogue = Catalogue(session)
         self.rows = _flags(session, codes, on)
         self._notes: dict[str, list[CodeEntry]] = {}

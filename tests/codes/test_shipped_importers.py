@@ -111,3 +111,22 @@ def test_flag_set_with_a_bad_row_names_the_line_and_changes_nothing(fresh_db, tm
         with fresh_db.session() as s:
             import_flags(s, spec, wrong)
     assert count(fresh_db, CodeFlag) == 2 and count(fresh_db, CodeSetVersion) == 1
+
+
+def test_sex_edit_fires_only_against_the_stated_sex(fresh_db, tmp_path):
+    """The FY2026 I/OCE carries no sex edits (CMS removed them); a table that has one is honoured."""
+    from mailbot.codes.dxedits import diagnosis_edits
+
+    folder = tmp_path / "edits"
+    folder.mkdir()
+    shutil.copy(SHIPPED / "pyoce" / "manifest.json", folder / "manifest.json")
+    flags = folder / "icd10cm-edit-flags.csv"
+    flags.write_text("code,valid_from,valid_to,lo_age,hi_age,sex,manifestation,code_first,unacceptable_pdx\n"
+                     "N80.00,2025-10-01,,0,124,F,,,\n")
+    with fresh_db.session() as s:
+        import_flags(s, flag_set("icd10cm_edits"), flags)
+    with fresh_db.read() as s:
+        (conflict,) = diagnosis_edits(s, ["N80.00"], date(2026, 6, 1), sex="male")
+        assert conflict.kind == "sex" and "female" in conflict.message and conflict.source == "I/OCE sex edit"
+        assert diagnosis_edits(s, ["N80.00"], date(2026, 6, 1), sex="F") == []
+        assert diagnosis_edits(s, ["N80.00"], date(2026, 6, 1)) == []
