@@ -51,7 +51,7 @@ def test_without_a_relay_mail_lands_in_a_maildir_outbox(tmp_path, db):
     box = mailbox.Maildir(ctx.settings.outbox_path, create=False)
     [stored] = list(box)
     assert stored["Message-ID"] == "<test-1@mailbot.localhost>"
-    assert stored["X-Envelope-From"] == "bounces@mailbot.localhost"
+    assert stored["X-Envelope-From"] == delivery.verp_address(ctx.settings, outbound_id, "<test-1@mailbot.localhost>")
     row = _state(db, outbound_id)
     assert row.state == OutboundState.SENT and row.transport == "outbox"
 
@@ -62,7 +62,7 @@ def test_a_message_is_sent_once_even_when_delivered_twice(tmp_path, db, relay):
     assert delivery.deliver(ctx, outbound_id) == "sent"
     assert delivery.deliver(ctx, outbound_id) == "skipped"
     assert len(relay.wait_for(1)) == 1
-    assert relay.messages[0].envelope_from == "bounces@mailbot.localhost"
+    assert relay.messages[0].envelope_from == delivery.verp_address(ctx.settings, outbound_id, "<test-1@mailbot.localhost>")
 
 
 def test_a_4xx_answer_is_retried_later_and_the_message_stays_pending(tmp_path, db, relay):
