@@ -35,6 +35,7 @@ MAX_DEPTH = 64
 _MSGID = re.compile(r"<[^<>\s]+>")
 _ANGLE_ADDR = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
 _REGISTRY = HeaderRegistry()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 _MAX_ADDRESSES = 100
 _MAX_MAILBOX_HEADER = 2_000      # characters: From / Reply-To / Sender
 _MAX_LIST_HEADER = 8_000         # characters of To / Cc read (well over the 100 addresses kept)
@@ -227,7 +228,10 @@ def mailboxes(msg: Message, name: str) -> list[tuple[str, str]]:
         addr = addr.strip()
         if not safe_addr_spec(addr):
             continue
-        display = " ".join(str(display).split())
+        # Encoded words in a name can decode to anything: no control
+        # characters (NUL breaks PostgreSQL, CR/LF headers), no lone surrogates.
+        display = _CONTROL.sub(" ", str(display)).encode("utf-8", "replace").decode("utf-8")
+        display = " ".join(display.split())
         if "@" in display or "=?" in display:
             display = ""   # a name that looks like an address (or is undecodable) misleads
         out.append((display, addr.lower() if _ascii(addr) else addr))
