@@ -148,12 +148,10 @@ def spam_verdict(msg: Message) -> str | None:
     filter in front of us prepends its own): a sender who writes
     ``X-Spam-Flag: YES`` into their own mail only stops their own reply, and
     a forged ``NO`` under the filter's ``YES`` changes nothing."""
-    flag = msg.get_all("X-Spam-Flag") or []
-    if flag and _SPAM_YES.match(str(flag[0])):
-        return f"X-Spam-Flag: {str(flag[0]).strip()[:40]}"
-    status = msg.get_all("X-Spam-Status") or []
-    if status and _SPAM_YES.match(str(status[0])):
-        return f"X-Spam-Status: {' '.join(str(status[0]).split())[:80]}"
+    for name in ("X-Spam-Flag", "X-Spam-Status"):
+        value = header(msg, name)          # the first (topmost) one, cleaned of NUL and folding
+        if value and _SPAM_YES.match(value):
+            return f"{name}: {value[:80]}"
     return None
 
 

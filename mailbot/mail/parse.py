@@ -36,7 +36,10 @@ MAX_DEPTH = 64
 _MSGID = re.compile(r"<[^<>\s]+>")
 _ANGLE_ADDR = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
 _REGISTRY = HeaderRegistry()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 _MAX_ADDRESSES = 100
+_MAX_MAILBOX_HEADER = 2_000      # characters: From / Reply-To / Sender
+_MAX_LIST_HEADER = 8_000         # characters of To / Cc read (well over the 100 addresses kept)
 
 
 class ParseError(Exception):
@@ -211,8 +214,11 @@ def mailboxes(msg: Message, name: str) -> list[tuple[str, str]]:
     """Every ``(display name, addr-spec)`` in header ``name`` that is a safe,
     deliverable address (see :func:`mailbot.mail.addresses.safe_addr_spec`)."""
     text = _raw_header_text(msg, name)
-    if not text:
-        return []
+    single = name.lower() in ("from", "reply-to", "sender")
+    if not text or (single and len(text) > _MAX_MAILBOX_HEADER):
+        return []     # no real sender header is that long; the stdlib's parser is superlinear in it
+    if len(text) > _MAX_LIST_HEADER:
+        text = text[:text.rfind(",", 0, _MAX_LIST_HEADER) + 1 or _MAX_LIST_HEADER].rstrip(",")
     try:
         parsed = _REGISTRY(name, text)
         found = [(a.display_name or "", a.addr_spec or "") for a in parsed.addresses]
@@ -232,7 +238,10 @@ def mailboxes(msg: Message, name: str) -> list[tuple[str, str]]:
         addr = addr.strip()
         if not safe_addr_spec(addr):
             continue
-        display = " ".join(str(display).split())
+        # Encoded words in a name can decode to anything: no control
+        # characters (NUL breaks PostgreSQL, CR/LF headers), no lone surrogates.
+        display = _CONTROL.sub(" ", str(display)).encode("utf-8", "replace").decode("utf-8")
+        display = " ".join(display.split())
         if "@" in display or "=?" in display:
             display = ""   # a name that looks like an address (or is undecodable) misleads
         out.append((display, addr.lower() if _ascii(addr) else addr))

@@ -118,7 +118,8 @@ def body_text(msg: EmailMessage) -> tuple[str, str]:
     (``message/rfc822``) uses the forwarded message's text."""
     plain = find_body(msg, "plain")
     html_part = find_body(msg, "html")
-    html = decode_part(html_part) if html_part is not None else ""
+    # NUL never carries meaning in HTML, and PostgreSQL text cannot hold it.
+    html = decode_part(html_part).replace("\x00", "") if html_part is not None else ""
     text = decode_part(plain) if plain is not None else ""
     if not text.strip() and html:
         # An empty text/plain alternative (Outlook sends these) must not hide the HTML.
