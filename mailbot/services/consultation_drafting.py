@@ -104,11 +104,15 @@ def make_draft(ctx: Context, consultation_id: int, *, force_offline: bool = Fals
                                 max_codes=ctx.settings.commands.max_codes,
                                 message_date=message_date(inbound))
         on = context.date_of_service
+        # A date taken from the message's Date header is an assumption the
+        # draft states; only a date the asker gave is kept on the consultation.
+        source = ((context.engine or {}).get("facts") or {}).get("date_source")
+        kept = consultation.date_of_service or (on if source != "message date" else None)
 
     result = _llm_or_offline(ctx, context, force_offline)
     result.redacted_question = redaction.text
     result.redactions = redaction.summary()
-    result.date_of_service = on
+    result.date_of_service = kept
     result.context = context.to_dict()
     result.intents = context.intents
     with ctx.db.read() as session:
