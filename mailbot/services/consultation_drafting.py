@@ -23,7 +23,7 @@ from mailbot.drafting import offline
 from mailbot.drafting.context import DraftContext, build_context
 from mailbot.drafting.llm import LlmClient, LlmError
 from mailbot.drafting.redact import redact
-from mailbot.drafting.verify import Verification, verify_answer
+from mailbot.drafting.verify import Verification, claim_setting, verify_answer
 from mailbot.models import Consultation, InboundMessage, OutboundMessage, OutboundState
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,8 @@ def make_draft(ctx: Context, consultation_id: int, *, force_offline: bool = Fals
     result.context = context.to_dict()
     result.intents = context.intents
     with ctx.db.read() as session:
-        result.verification = verify_answer(session, result.cited, result.body, on)
+        result.verification = verify_answer(session, result.cited, result.body, on,
+                                            setting=claim_setting(redaction.text))
     result.cited = result.verification.codes
     return result
 
