@@ -103,7 +103,11 @@ def make_draft(ctx: Context, consultation_id: int, *, force_offline: bool = Fals
                                 search_limit=min(5, ctx.settings.commands.search_limit),
                                 max_codes=ctx.settings.commands.max_codes,
                                 message_date=message_date(inbound))
-        on = context.date_of_service
+        # a date the question states becomes the consultation's; one assumed from the
+        # Date header stays an assumption (said in the draft), not a date of service
+        if on is None and str((context.engine.get("facts") or {}).get("date_source", "")).startswith(
+                ("stated", "in text")):
+            on = context.date_of_service
 
     result = _llm_or_offline(ctx, context, force_offline)
     result.redacted_question = redaction.text
