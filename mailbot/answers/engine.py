@@ -20,6 +20,7 @@ from mailbot.answers.intents import detect
 from mailbot.answers.kb import KB
 from mailbot.answers.model import ALTERNATIVE, NOT_RECOMMENDED, RECOMMENDED, Answer
 from mailbot.answers.resolvers.describe import add_candidates, diagnosis_beside_procedure, system_of
+from mailbot.answers.resolvers.sequence import diagnosis_conflicts
 
 ORDER = ("valid", "replaced", "children", "units", "describe", "sequence", "modifier", "bundle")
 
@@ -57,6 +58,7 @@ def answer(session: Session, text: str, *, message_date: date | None = None, on:
         add_candidates(kb, facts, result, recommend=not result.recommended)
     result.intents = sorted(fired, key=lambda f: ORDER.index(f["intent"]))
     _verify(kb, result)
+    diagnosis_conflicts(kb, facts, result)
     _missing(facts, result)
     result.confidence = confidence(result)
     return result

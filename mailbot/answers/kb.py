@@ -1,8 +1,11 @@
 """Adapters over the code knowledge base (``mailbot.codes``): the engine's only way in.
 
-Small functions with plain-dict results, so when the code-knowledge work
-lands (history, successors, NCCI hospital table, add-on lists, diagnosis
-edit flags) only this module and :mod:`mailbot.answers.successors` change.
+Small functions with plain-dict results over the code-knowledge APIs: lookup
+cards (with the ICD-10-CM history), :func:`mailbot.codes.edits.check` (NCCI
+PTP tables by setting, MUEs, the I/OCE add-on lists),
+:func:`mailbot.codes.dxedits.diagnosis_edits` (age / sex / manifestation /
+Excludes1 / code-first and use-additional conflicts) and, through
+:mod:`mailbot.answers.successors`, the history's successors.
 """
 
 from __future__ import annotations
@@ -114,10 +117,27 @@ class KB:
             return {"pairs": [], "codes": [], "notes": [str(exc)]}
 
     def addon_primaries(self, code: str) -> list[str]:
-        """Primary codes of an add-on code.  The CMS add-on lists arrive with the
-        code-knowledge work; until then none are known (the PFS ``ZZZ`` global
-        still says a code is an add-on)."""
-        return []
+        """Primary codes of an add-on code on the date, from the shipped I/OCE add-on lists
+        (empty when the code has no list there)."""
+        from mailbot.codes.catalogue import Catalogue
+        from mailbot.codes.edits import addon_flags
+
+        flags = addon_flags(self.session, Catalogue(self.session), [code], self.on)
+        return next((list(f["primaries"]) for f in flags if f["code"] == code), [])
+
+    def is_addon(self, code: str) -> bool:
+        """Listed as an add-on code in the shipped I/OCE add-on lists on the date."""
+        from mailbot.codes.catalogue import Catalogue
+        from mailbot.codes.edits import addon_flags
+
+        return any(f["code"] == code for f in addon_flags(self.session, Catalogue(self.session), [code], self.on))
+
+    def diagnosis_edits(self, codes: list[str], age: int | None = None, sex: str = "") -> list[dict[str, Any]]:
+        """Conflicts among ICD-10-CM ``codes`` (first = first-listed), each with its source and version."""
+        from mailbot.codes.dxedits import diagnosis_edits
+
+        sex_code = {"male": "M", "female": "F"}.get((sex or "").lower(), (sex or "").upper()[:1]) or None
+        return [c.to_dict() for c in diagnosis_edits(self.session, codes, self.on, age=age, sex=sex_code)]
 
     def version(self, code: str) -> str:
         return str(self.card(code).get("version") or "")

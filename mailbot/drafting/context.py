@@ -170,7 +170,10 @@ def build_context(session: Session, question: str, *, on: date | None = None,
             ctx.search_hits = []
     procedures = [c for c in bases if _is_procedure(c)]
     if procedures:
-        ctx.check = edits.check(session, procedures, on=on).to_dict()
+        # the table of the claim's setting decides (as in the bundle resolver: hospital outpatient
+        # when stated, else practitioner, which ASCs use too); the other setting's comes labelled
+        setting = "hospital" if result.facts.get("setting") == "hospital" else "practitioner"
+        ctx.check = edits.check(session, procedures, on=on, setting=setting).to_dict()
     for mod in modifiers_in(question, ctx.codes):
         explanation = modifiers.explain(mod)
         if explanation:

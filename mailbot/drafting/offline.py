@@ -17,7 +17,7 @@ from typing import Any
 from mailbot.drafting.context import DraftContext, base_code
 
 # Kept for drafts stored before the label moved to the metadata: approval
-# refuses a body that still carries it (see verify.recommendation_problems).
+# refuses a body that still carries it (see verify.approval_problems).
 LABEL = "[Offline draft: composed from the code knowledge base without an LLM. Review and rewrite before sending.]"
 LLM_DOWN_LABEL = "[LLM unavailable: {reason}. This offline draft was composed from the code knowledge base instead.]"
 LABEL_PREFIXES = ("[Offline draft:", "[LLM unavailable:")

@@ -6,12 +6,14 @@ these tools (a bounded number of rounds, see ``llm.max_tool_rounds``):
 - ``lookup(codes)`` -- the cards of codes on the date of service;
 - ``search(query, system)`` -- codes for described words;
 - ``check(codes, setting)`` -- NCCI pairs and MUEs among codes billed together;
-- ``successors(code)`` -- what to report instead of an ended or header code.
+- ``successors(code)`` -- what to report instead of an ended or header code;
+- ``index(code | term)`` -- the ICD-10-CM Alphabetic Index (and the Table of
+  Drugs and Chemicals, the Neoplasm Table) paths leading to a code, or the
+  index lines whose path holds a term; offered only once the operator has
+  imported the index (``mailbot codes import --index``).
 
-(``index`` -- the ICD-10-CM Alphabetic Index -- is offered once the
-code-knowledge work imports it.)  Results are compact JSON of public code-set
-facts; no question text goes into them, so no PHI leaves through a tool.
-Every call is kept for the audit trail.
+Results are compact JSON of public code-set facts; no question text goes into
+them, so no PHI leaves through a tool.  Every call is kept for the audit trail.
 """
 
 from __future__ import annotations
@@ -49,6 +51,14 @@ SPECS: list[dict[str, Any]] = [
         "on the date of service, with why and any unit conversion.",
         "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}},
 ]
+INDEX_SPEC: dict[str, Any] = {"type": "function", "function": {
+    "name": "index", "description": "The ICD-10-CM Alphabetic Index, Table of Drugs and Chemicals and Neoplasm "
+    "Table: the index paths leading to a code (give code), or the index lines whose path holds every word of "
+    "a term (give term), e.g. 'Fracture, radius, distal end -> S52.50-'.",
+    "parameters": {"type": "object", "properties": {
+        "code": {"type": "string"}, "term": {"type": "string"}}}}}
+INDEX_KIND = "icd10cm_index"
+MAX_INDEX_LINES = 12
 
 
 @dataclass
@@ -58,10 +68,25 @@ class ToolBox:
     read: Callable[[], Any]          # a context manager yielding a Session
     on: date
     calls: list[dict[str, Any]] = field(default_factory=list)
+    _has_index: bool | None = field(default=None, repr=False)
+
+    @property
+    def has_index(self) -> bool:
+        """Is the Alphabetic Index imported (asked once per toolbox)?"""
+        if self._has_index is None:
+            from mailbot.codes.catalogue import Catalogue
+
+            with self.read() as session:
+                self._has_index = Catalogue(session).has(INDEX_KIND)
+        return self._has_index
 
     @property
     def specs(self) -> list[dict[str, Any]]:
-        return SPECS
+        return SPECS + [INDEX_SPEC] if self.has_index else SPECS
+
+    @property
+    def names(self) -> list[str]:
+        return [spec["function"]["name"] for spec in self.specs]
 
     def run(self, name: str, arguments: str) -> str:
         """The JSON result of one tool call (an error object for a bad call, never an exception)."""
@@ -70,8 +95,8 @@ class ToolBox:
             if not isinstance(args, dict):
                 raise ValueError("arguments must be a JSON object")
             with self.read() as session:
-                result = _TOOLS[name](session, self.on, **args) if name in _TOOLS else \
-                    {"error": f"unknown tool {name!r}; use lookup, search, check or successors"}
+                result = _TOOLS[name](session, self.on, **args) if name in self.names else \
+                    {"error": f"unknown tool {name!r}; use {', '.join(self.names)}"}
         except (ValueError, TypeError) as exc:
             result = {"error": f"bad arguments for {name}: {exc}"}
         text = json.dumps(result, default=str, ensure_ascii=False, separators=(",", ":"))
@@ -122,5 +147,33 @@ def _successors(session, on: date, code: str) -> Any:
                            for s in successors(kb, card["code"], card.get("system") or "")[:12]]}
 
 
+def _index(session, on: date, code: str = "", term: str = "") -> Any:
+    from sqlalchemy import select
+
+    from mailbot.codes.alphabetic import LABELS, index_paths
+    from mailbot.codes.normalize import ICD10CM, candidates
+    from mailbot.models.code_index import IndexTerm
+
+    code, term = str(code or "").strip(), str(term or "").strip()
+    if not code and not term:
+        return {"error": "give a code or a term"}
+    out: dict[str, Any] = {}
+    if code:
+        reading = next((c for system, c in candidates(code) if system == ICD10CM), None)
+        if reading is None:
+            return {"error": f"{code} is not shaped like an ICD-10-CM code"}
+        out["code"], out["paths"] = reading, index_paths(session, reading, limit=MAX_INDEX_LINES)
+    if term:
+        words = [w for w in term.replace(",", " ").split() if len(w) > 1][:8]
+        query = select(IndexTerm.kind, IndexTerm.path, IndexTerm.code, IndexTerm.column, IndexTerm.see)
+        for word in words:
+            query = query.where(IndexTerm.path.ilike(f"%{word}%"))
+        rows = session.execute(query.order_by(IndexTerm.path).limit(MAX_INDEX_LINES)).all() if words else []
+        out["term"] = term
+        out["lines"] = [f"{LABELS.get(kind, kind)}: {path}{', ' + column if column else ''} -> "
+                        + (code_ or f"see {see}") for kind, path, code_, column, see in rows]
+    return out
+
+
 _TOOLS: dict[str, Callable[..., Any]] = {"lookup": _lookup, "search": _search, "check": _check,
-                                         "successors": _successors}
+                                         "successors": _successors, "index": _index}

@@ -36,6 +36,7 @@ class Verification:
     codes: list[dict[str, Any]] = field(default_factory=list)
     ncci: list[dict[str, Any]] = field(default_factory=list)
     mue: list[dict[str, Any]] = field(default_factory=list)
+    setting: str = "practitioner"   # the NCCI table that decides (the other setting's pairs are labelled facts)
 
     @property
     def flagged(self) -> list[dict[str, Any]]:
@@ -51,8 +52,9 @@ class Verification:
 
 
 def verify_answer(session: Session, cited: list[dict[str, Any]], answer: str,
-                  on: date | None = None) -> Verification:
-    """Verify ``cited`` (``[{"code", "role"}]``) plus codes written in ``answer``."""
+                  on: date | None = None, setting: str = "practitioner") -> Verification:
+    """Verify ``cited`` (``[{"code", "role"}]``) plus codes written in ``answer``; NCCI pairs
+    for ``setting`` (practitioner or hospital), the other setting's loaded table labelled."""
     from mailbot.codes import edits, lookup, validate
     from mailbot.codes.extract import find_codes
     from mailbot.codes.normalize import normalize
@@ -75,7 +77,7 @@ def verify_answer(session: Session, cited: list[dict[str, Any]], answer: str,
     for code in find_codes(answer):
         add(code, "uncited")
 
-    result = Verification()
+    result = Verification(setting=setting)
     known = [e for e in entries if e["recognised"]]
     cards = lookup.lookup(session, [e["base"] for e in known], on=on) if known else []
     verdicts = [validate.verdict_of(c) for c in cards]  # one lookup serves both
@@ -94,9 +96,18 @@ def verify_answer(session: Session, cited: list[dict[str, Any]], answer: str,
             since=verdict.since, successors=verdict.successors, date_assumed=verdict.date_assumed))
     procedures = [e["base"] for e in known if re.fullmatch(r"\d{4}[0-9FTUM]|[A-Z]\d{4}", e["base"])]
     if len(procedures) >= 1:
-        check = edits.check(session, procedures, on=on).to_dict()
+        check = edits.check(session, procedures, on=on, setting=setting).to_dict()
         result.ncci = ncci_pairs(check)
     return result
+
+
+def claim_setting(question: str) -> str:
+    """The NCCI table that decides for the claim the (redacted) question is about: ``hospital`` when it
+    says hospital outpatient, else ``practitioner`` (also for an ASC claim)."""
+    from mailbot.answers.facts import extract
+    from mailbot.answers.resolvers.bundle import ncci_setting
+
+    return ncci_setting(extract(question or ""))[0]
 
 
 def _row(entry: dict[str, Any], **facts: Any) -> dict[str, Any]:
@@ -122,73 +133,14 @@ def codes_still_in(body: str, cited: list[dict[str, Any]]) -> list[dict[str, Any
     return [c for c in cited if canonical(str(c.get("code", ""))) in present]
 
 
-def recommendation_problems(session: Session, body: str, cited: list[dict[str, Any]],
-                            on: date | None = None, setting: str = "practitioner") -> list[str]:
-    """Why an answer may not be sent as it stands: one sentence per problem, empty when none.
-
-    For the approval guard (the reviewer may override with an audited reason):
-
-    - a code the answer recommends (role ``recommended``, or written in the body
-      without a "do not report" / "not" on its line) is a header, not valid on the
-      date of service, or unknown;
-    - two recommended procedure codes form an NCCI pair the answer does not address
-      (no modifier on the column 2 code, no mention of the edit, or indicator 0);
-    - the offline-draft label is still in the text.
-    """
-    from mailbot.codes import edits, lookup
-    from mailbot.codes.extract import find_codes
-    from mailbot.codes.normalize import normalize
-    from mailbot.drafting.offline import LABEL_PREFIXES
-
-    problems: list[str] = []
-    if any(prefix in body for prefix in LABEL_PREFIXES):
-        problems.append("the offline-draft label is still in the text; remove it before sending")
-    recommended: dict[str, str] = {}   # base code -> as written
-    for item in cited:
-        if str(item.get("role") or "") == "recommended" and str(item.get("code") or "").strip():
-            found = normalize(str(item["code"]))
-            if found:
-                recommended.setdefault(base_code(found[1]), found[1])
-    for line in body.splitlines():
-        if re.search(r"\b(?:do not|don't|not to be|never|instead of|no longer|ended|terminated|header)\b", line,
-                     re.I):
-            continue   # a line marking codes not to report
-        for code in find_codes(line):
-            recommended.setdefault(base_code(code), code)
-    if not recommended:
-        return problems
-    cards = lookup.lookup(session, list(recommended), on=on)
-    for card in cards:
-        if card.status == "not_billable":
-            problems.append(f"{card.code} is a header on the date of service: report a code under it")
-        elif card.status in ("terminated", "not_yet_valid"):
-            problems.append(f"{card.code} is not valid on the date of service ({card.message})")
-        elif not card.found:
-            problems.append(f"{card.input} is not in the loaded code sets")
-    procedures = [c for c in recommended if re.fullmatch(r"\d{4}[0-9FTUM]|[A-Z]\d{4}", c)]
-    if len(procedures) >= 2:
-        written = {base_code(c): c for c in find_codes(body)}
-        check = edits.check(session, [written.get(c, recommended[c]) for c in procedures], on=on,
-                            setting=setting).to_dict()
-        for pair in check.get("pairs") or []:
-            col1, col2 = pair["column1"], pair["column2"]
-            if pair.get("modifier_indicator") == "9":
-                continue
-            if pair.get("modifier_indicator") == "0":
-                problems.append(f"NCCI: {col2} is bundled into {col1} and no modifier allows both (indicator 0)")
-            elif not pair.get("bypassed_by_modifier") and "NCCI" not in body:
-                problems.append(f"NCCI: {col2} is bundled into {col1}; the answer neither adds a modifier to "
-                                f"{col2} nor addresses the edit")
-    return problems
-
-
 # --- The approval guard ---------------------------------------------------
 # What stops an answer at "Approve": each rule names the problem in words a
 # reviewer can act on.  Codes that do not exist at all stay blocking with no
 # override (zero invented codes reach a sender); everything else here may be
 # overridden by a reviewer with a reason, which the caller audits.
 
-OFFLINE_LABEL = re.compile(r"\[\s*Offline draft", re.I)
+# the labels drafts stored before the label moved to the metadata carried (offline.LABEL_PREFIXES)
+OFFLINE_LABEL = re.compile(r"\[\s*(?:Offline draft|LLM unavailable)\s*:", re.I)
 
 # A code mentioned only in sentences like these is being warned against, not
 # recommended ("M54.5 is a header code; report M54.50 instead").
@@ -254,15 +206,38 @@ def approval_problems(verification: Verification, body: str, on: date | None = N
                 and _recommended(row["code"], body):
             kind, reason = GUARDED_STATUSES[status]
             problems.append(ApprovalProblem(kind, row["code"], reason.format(code=row["code"], when=when)))
-    if verification.ncci and not NCCI_ADDRESSED_CUE.search(body):
-        for pair in verification.ncci:
-            col1 = pair.get("column1") or pair.get("column_1") or ""
-            col2 = pair.get("column2") or pair.get("column_2") or ""
-            problems.append(ApprovalProblem(
-                "ncci", f"{col1}/{col2}",
-                f"NCCI edit: {col2} is bundled into {col1} (modifier indicator "
-                f"{pair.get('modifier_indicator', '?')}); the answer does not say how to handle it"))
+    problems += _ncci_problems(verification, body)
     if OFFLINE_LABEL.search(body):
         problems.append(ApprovalProblem("offline_label", "",
                                         "the \"[Offline draft …]\" label is still in the text; remove it"))
+    return problems
+
+
+def _ncci_problems(verification: Verification, body: str) -> list[ApprovalProblem]:
+    """NCCI pairs between two codes the answer recommends, for the claim's setting.
+
+    Indicator 9 (deleted retroactively) never counts; a pair whose column 2
+    code the answer marks not to report is handled; indicator 0 stays a
+    problem even when the answer talks about modifiers (no modifier allows
+    both); indicator 1 is fine once the answer addresses the edit or a
+    modifier.  Pairs of the other setting's table (labelled in the reply)
+    are facts for another kind of claim, not a conflict of this answer."""
+    problems: list[ApprovalProblem] = []
+    addressed = bool(NCCI_ADDRESSED_CUE.search(body))
+    for pair in verification.ncci:
+        col1 = pair.get("column1") or pair.get("column_1") or ""
+        col2 = pair.get("column2") or pair.get("column_2") or ""
+        indicator = str(pair.get("modifier_indicator", "?"))
+        if indicator == "9" or (pair.get("setting") and pair["setting"] != verification.setting):
+            continue
+        if not (_recommended(col1, body) and _recommended(col2, body)):
+            continue   # one of the two is named only as not to report
+        if indicator == "0":
+            problems.append(ApprovalProblem(
+                "ncci", f"{col1}/{col2}", f"NCCI edit: {col2} is bundled into {col1} and no modifier allows both "
+                f"(modifier indicator 0, {pair.get('version') or 'NCCI PTP'}); the answer still recommends both"))
+        elif not addressed:
+            problems.append(ApprovalProblem(
+                "ncci", f"{col1}/{col2}", f"NCCI edit: {col2} is bundled into {col1} (modifier indicator "
+                f"{indicator}); the answer does not say how to handle it"))
     return problems

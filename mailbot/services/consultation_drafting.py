@@ -23,7 +23,7 @@ from mailbot.drafting import offline
 from mailbot.drafting.context import DraftContext, build_context
 from mailbot.drafting.llm import LlmClient, LlmError
 from mailbot.drafting.redact import redact
-from mailbot.drafting.verify import Verification, verify_answer
+from mailbot.drafting.verify import Verification, claim_setting, verify_answer
 from mailbot.models import Consultation, InboundMessage, OutboundMessage, OutboundState
 
 log = logging.getLogger(__name__)
@@ -103,20 +103,21 @@ def make_draft(ctx: Context, consultation_id: int, *, force_offline: bool = Fals
                                 search_limit=min(5, ctx.settings.commands.search_limit),
                                 max_codes=ctx.settings.commands.max_codes,
                                 message_date=message_date(inbound))
-        on = context.date_of_service
-        # A date taken from the message's Date header is an assumption the
-        # draft states; only a date the asker gave is kept on the consultation.
-        source = ((context.engine or {}).get("facts") or {}).get("date_source")
-        kept = consultation.date_of_service or (on if source != "message date" else None)
+        # a date the question states becomes the consultation's; one assumed from the
+        # Date header stays an assumption (said in the draft), not a date of service
+        if on is None and str((context.engine.get("facts") or {}).get("date_source", "")).startswith(
+                ("stated", "in text")):
+            on = context.date_of_service
 
     result = _llm_or_offline(ctx, context, force_offline)
     result.redacted_question = redaction.text
     result.redactions = redaction.summary()
-    result.date_of_service = kept
+    result.date_of_service = on
     result.context = context.to_dict()
     result.intents = context.intents
     with ctx.db.read() as session:
-        result.verification = verify_answer(session, result.cited, result.body, on)
+        result.verification = verify_answer(session, result.cited, result.body, on,
+                                            setting=claim_setting(redaction.text))
     result.cited = result.verification.codes
     return result
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from mailbot.context import Context
-from mailbot.drafting.verify import approval_problems, codes_still_in, verify_answer
+from mailbot.drafting.verify import approval_problems, claim_setting, codes_still_in, verify_answer
 from mailbot.mail.compose import ComposeError
 from mailbot.models import Consultation, ConsultationState as S, Draft, Reviewer
 from mailbot.services import Poke
@@ -63,7 +63,11 @@ def _verified(ctx: Context, cid: int, body: str):
         consultation = session.get(Consultation, cid)
         draft = latest_draft(session, cid)
         cited = codes_still_in(body, draft.cited_codes if draft else [])
-        return verify_answer(session, cited, body, consultation.date_of_service if consultation else None)
+        # the NCCI table that decides: from the question the machine draft answered
+        asked = session.exec(select(Draft.redacted_question).where(
+            Draft.consultation_id == cid, Draft.redacted_question != "").order_by(Draft.id.desc())).first()
+        return verify_answer(session, cited, body, consultation.date_of_service if consultation else None,
+                             setting=claim_setting(asked or ""))
 
 
 def check_answer(ctx: Context, cid: int, body: str):

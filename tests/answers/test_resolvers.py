@@ -43,7 +43,7 @@ def test_valid_and_children_a_header_is_not_recommended_its_default_child_is(ses
 def test_replaced_a_terminated_drug_code_names_its_successor_and_units(session):
     result = ask(session, "J1030 was denied for 80 mg Depo-Medrol given 11/4/2026, what do we use now?")
     assert billed(result) == ["J1010 x 80 units"]
-    assert "ended 2024-03-31" in render(result)
+    assert "terminated 2024-03-31" in render(result)   # the history's words (codes.successors)
     assert {"intent": "replaced", "trigger": 'words: "replace"'} not in result.intents  # fired on "denied"
     assert "replaced" in {f["intent"] for f in result.intents}
 
@@ -89,7 +89,8 @@ def test_sequence_guideline_hypertension_with_ckd(session):
     ("Kenalog 40 mg injected into knee, how many units of J3301?", "J3301 x 4 units"),
     ("Rocephin 1 gram IM - units for J0696?", "J0696 x 4 units"),
     ("Phenergan 25 mg IM units J2550", "J2550 x 1 unit"),
-    ("Epinephrine 0.3 mg, J0171 units?", "J0171 x 3 units"),
+    # J0171 ended 2025-06-30 (HCPCS April 2026): its successor, same 0.1 mg dose
+    ("Epinephrine 0.3 mg, J0171 units?", "J0165 x 3 units"),
 ])
 def test_units_from_the_dose_and_the_descriptor(session, text, expected):
     assert expected in billed(ask(session, text))
@@ -147,6 +148,38 @@ def test_bundle_reports_the_ncci_pair_and_its_table(session):
 def test_bundle_global_period_and_add_on(session):
     assert "090" in render(ask(session, "What is the global period of 27447?"))
     assert "add-on" in render(ask(session, "Can 11045 be billed without 11042?"))
+
+
+def test_bundle_hospital_question_uses_the_shipped_hospital_table(session):
+    result = ask(session, "29881 and 29877 same knee, hospital outpatient claim: both billable?")
+    assert [line.code for line in result.with_role("not_recommended")] == ["29877"]
+    assert result.facts["ncci_setting"]["setting"] == "hospital"
+    assert any("hospital" in rule.source.lower() and "29877" in rule.text for rule in result.rules)
+
+
+def test_bundle_never_claims_a_table_that_is_not_loaded():
+    """A practitioner claim with no practitioner table: it decides, it is not loaded, nothing was checked;
+    the hospital table's pairs are labelled as facts for another kind of claim."""
+    from mailbot.answers.model import Answer
+    from mailbot.answers.resolvers.bundle import _pairs
+
+    result = Answer(question="")
+    hospital_pair = {"message": "NCCI PTP, hospital outpatient, April 2026: 20610 / 99213", "setting": "hospital"}
+    _pairs(result, {"ncci_table": None, "pairs": [], "other_settings": [
+        {"setting": "hospital", "table": "NCCI PTP, hospital outpatient, April 2026", "pairs": [hospital_pair]}]},
+        "practitioner", "no setting stated", 2)
+    text = " ".join(rule.text for rule in result.rules)
+    assert "practitioner (professional claim) PTP edits decide" in text and "NOT checked" in text
+    assert "for a hospital outpatient claim only" in text
+    assert result.facts["ncci_setting"]["table"] == "not loaded" and "ncci_pairs" not in result.facts
+
+
+def test_diagnosis_edits_state_an_age_conflict_and_ask(session):
+    result = ask(session, "O80 for a 70 year old patient, ok?")
+    kinds = [edit["kind"] for edit in result.facts.get("diagnosis_edits", [])]
+    assert "age" in kinds and "age" in result.ask and "aged 9 to 64" in render(result)
+    assert "diagnosis_edits" not in ask(session, "O80 for a 30 year old patient, ok?").facts or \
+        "age" not in [e["kind"] for e in ask(session, "O80 for a 30 year old patient, ok?").facts["diagnosis_edits"]]
 
 
 def test_bundle_indicator_0_pair_is_not_recommended(session):

@@ -43,7 +43,7 @@ def test_an_install_from_before_the_history_gets_it_on_the_next_start(fresh_db, 
     shipped = REPO / "data" / "codesets"
     data_dir = tmp_path / "codesets"
     data_dir.mkdir()
-    for name in ("hcpcs", "pfs", "icd10cm-fy2027", "pyoce", "dxgroups"):
+    for name in ("hcpcs", "pfs", "icd10cm-fy2027", "pyoce", "dxgroups"):  # every shipped set but the history
         (data_dir / name).symlink_to(shipped / name)
     ctx = Context(make_settings(tmp_path, fresh_db, **{"codes.data_dir": str(data_dir)}), db=fresh_db)
     ensure_loaded(ctx)

@@ -41,7 +41,7 @@ def test_hcpcs_card_with_dates_rvus_and_mue(session):
     assert (j1030.system, j1030.code, j1030.status) == ("hcpcs", "J1030", "terminated")
     assert "2024-03-31" in j1030.message
     assert j1010.status == "ok" and j1010.title == "Injection, methylprednisolone acetate, 1 mg"
-    assert j1010.version == "HCPCS Level II 2026 Apr (I/OCE 27.1.0)"  # the newest release that has it
+    assert j1010.version == "HCPCS Level II 2026 Apr (I/OCE 27.1.0)"  # the set in force on the date
     assert j1010.mue and j1010.mue[0]["value"] == 80
     # HCPCS is current to April 2026 (I/OCE quarters); 2027 dates lie past it: say so
     assert j1010.version_warning is None

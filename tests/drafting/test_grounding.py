@@ -71,19 +71,49 @@ def test_no_header_or_invalid_code_unless_marked_not_to_report(session):
     assert "M54.50" in draft["answer"].splitlines()[0] and "J1010 x 40 units" in draft["answer"].splitlines()[0]
     for line in draft["answer"].splitlines():
         if {"M54.5", "J1030"} & set(find_codes(line)):
-            assert any(w in line.lower() for w in ("not report", "ended", "instead", "header", "not valid",
+            assert any(w in line.lower() for w in ("not report", "ended", "terminated", "deleted", "instead", "header", "not valid",
                                                    "not billable")), line
 
 
-def test_recommendation_problems_for_the_approval_guard(session):
-    from mailbot.drafting.verify import recommendation_problems
+def _problems(session, body, cited=(), on=DOS, setting="practitioner"):
+    from mailbot.drafting.verify import approval_problems
 
-    assert recommendation_problems(session, "Report E11.22 and N18.31.", [], DOS) == []
-    problems = recommendation_problems(session, "Report M54.5.", [{"code": "M54.5", "role": "recommended"}], DOS)
-    assert problems and "header" in problems[0]
-    assert recommendation_problems(session, "Report J1010 x 40 units; do not report J1030 (ended 2024-03-31).",
-                                   [], DOS) == []
-    assert "not valid" in recommendation_problems(session, "Report J1030.", [], DOS)[0]
-    assert "indicator 0" in " ".join(recommendation_problems(session, "Report 20610 and 20604.", [], DOS))
-    assert recommendation_problems(session, "Report 99213 with 20610-59 per the NCCI edit.", [], DOS) == []
-    assert "label" in recommendation_problems(session, offline.LABEL + "\nReport E11.22.", [], DOS)[0]
+    verification = verify_answer(session, list(cited), body, on, setting=setting)
+    return [(p.kind, p.code, p.reason) for p in approval_problems(verification, body, on)]
+
+
+def test_the_approval_guard_on_recommended_codes(session):
+    assert _problems(session, "Report E11.22 and N18.31.") == []
+    [(kind, code, _)] = _problems(session, "Report M54.5.", [{"code": "M54.5", "role": "recommended"}])
+    assert (kind, code) == ("header", "M54.5")
+    assert _problems(session, "Report J1010 x 40 units; do not report J1030 (ended 2024-03-31).") == []
+    assert _problems(session, "Report J1030.")[0][:2] == ("terminated", "J1030")
+    assert [k for k, _, _ in _problems(session, offline.LABEL + "\nReport E11.22.")] == ["offline_label"]
+    assert [k for k, _, _ in _problems(session, offline.LLM_DOWN_LABEL.format(reason="timeout")
+                                       + "\nReport E11.22.")] == ["offline_label"]
+
+
+def test_the_approval_guard_on_ncci_pairs_among_recommended_codes(session):
+    # indicator 1 (practitioner table of the tests): refused until the answer addresses it
+    assert [k for k, _, _ in _problems(session, "Report 20610 and 99213.")] == ["ncci"]
+    assert _problems(session, "Report 99213 with 20610-59 per the NCCI edit.") == []
+    # indicator 0: talking about modifiers does not help while both are still recommended
+    zero = _problems(session, "Report 20610 and 20604 with modifier 59.")
+    assert zero and "indicator 0" in zero[0][2]
+    assert _problems(session, "Report 20604; do not report 20610 (bundled, indicator 0).") == []
+
+
+def test_the_approval_guard_uses_the_table_of_the_claims_setting(session):
+    from mailbot.drafting.verify import claim_setting
+
+    assert claim_setting("29881 and 29880 same knee, hospital outpatient?") == "hospital"
+    assert claim_setting("29881 and 29880 in the office?") == "practitioner"
+    # each claim is judged by its own table (the shipped hospital one, the tests' practitioner one)
+    hospital = _problems(session, "Report 29881 and 29877.", setting="hospital")
+    assert [k for k, _, _ in hospital] == ["ncci"] and "indicator 0" in hospital[0][2]
+    assert "hospital" in hospital[0][2].lower()
+    # a hospital-only pair is a labelled fact for a practitioner claim, not a conflict of its answer
+    assert _problems(session, "Report 29881 and 29877.") == []
+    practitioner = _problems(session, "Report 29880 and 29881.")
+    assert [k for k, _, _ in practitioner] == ["ncci"] and "hospital" not in practitioner[0][2].lower()
+    assert _problems(session, "Report 20610 and 99213.", setting="hospital") == []

@@ -81,3 +81,29 @@ def test_a_bad_tool_call_gets_an_error_result_not_a_crash(toolbox):
     assert "unknown tool" in json.loads(toolbox.run("drop_tables", "{}"))["error"]
     assert "error" in json.loads(toolbox.run("check", json.dumps({"codes": []})))
     assert "error" in json.loads(toolbox.run("lookup", json.dumps({"codes": ["J1030"], "extra": 1})))
+
+
+def test_the_index_tool_is_offered_once_the_alphabetic_index_is_imported(llm, fresh_db, tmp_path):
+    from mailbot.codes.importers import import_sets
+    from tests.codes.test_alphabetic_index import INDEX
+
+    before = ToolBox(fresh_db.read, DOS)
+    assert "index" not in before.names
+    assert "unknown tool" in json.loads(before.run("index", json.dumps({"code": "S52.521A"})))["error"]
+    path = tmp_path / "icd10cm_index_2026.xml"
+    path.write_text(INDEX, encoding="utf-8")
+    import_sets(fresh_db, index=[path])
+    toolbox = ToolBox(fresh_db.read, DOS)
+    assert toolbox.names[-1] == "index"
+    paths = json.loads(toolbox.run("index", json.dumps({"code": "S52.521A"})))["paths"]
+    assert paths[0] in ("Index: Fracture, traumatic, radius, distal end, buckle -> S52.52-",
+                        "Index: Fracture, traumatic, radius, distal end, torus -> S52.52-")
+    lines = json.loads(toolbox.run("index", json.dumps({"term": "diabetes kidney"})))["lines"]
+    assert lines == ["Index: Diabetes, diabetic (mellitus) (sugar), with, chronic kidney disease -> E11.22"]
+    assert "error" in json.loads(toolbox.run("index", "{}"))
+    assert "error" in json.loads(toolbox.run("index", json.dumps({"code": "99213"})))
+    # the model is offered it through the real client
+    llm.script(FakeLlm.tool_calls(("index", {"term": "fracture radius"})), FakeLlm.json(GOOD))
+    client(llm).draft("q", "{}", tools=toolbox)
+    assert "index" in {t["function"]["name"] for t in llm.requests[0]["tools"]}
+    assert "S52.5-" in [m for m in llm.requests[1]["messages"] if m["role"] == "tool"][0]["content"]

@@ -31,8 +31,23 @@ SOURCE_G0463 = "CMS OPPS: hospital outpatient clinic visits are reported with G0
 SOURCE_ONE_EM = "Medicare Claims Processing Manual ch. 12 sec. 30.6.5 (one E/M per day, same physician)"
 
 
+SETTING_NAMES = {"practitioner": "practitioner (professional claim)", "hospital": "hospital outpatient"}
+SOURCE_ASC = "CMS NCCI: ambulatory surgical centers are subject to the practitioner PTP edits"
+
+
+def ncci_setting(facts) -> tuple[str, str]:
+    """``(table setting, why)``: the NCCI PTP table that decides for the question's claim."""
+    if facts.setting == "hospital":
+        return "hospital", "the question is about a hospital outpatient claim"
+    if facts.setting == "asc":
+        return "practitioner", "an ASC claim is edited with the practitioner PTP table"
+    if facts.setting == "practitioner":
+        return "practitioner", "the question is about a practitioner (professional) claim"
+    return "practitioner", "no setting stated: a practitioner (professional) claim is assumed"
+
+
 def resolve(kb: KB, facts, answer: Answer) -> None:
-    setting = facts.setting if facts.setting in ("practitioner", "hospital") else "practitioner"
+    setting, setting_why = ncci_setting(facts)
     procedures = [line for line in answer.recommended if line.system in ("cpt", "hcpcs")]
     for line in procedures:
         rvu = kb.rvu(line.code)
@@ -41,36 +56,65 @@ def resolve(kb: KB, facts, answer: Answer) -> None:
             answer.rule(f"{line.code}: {days} -- {GLOBAL_MEANING[days]}",
                         f"Physician Fee Schedule {rvu.get('version', '')} global days; {SOURCE_GLOBAL}")
             if days == "ZZZ":
-                primaries = kb.addon_primaries(line.code)
                 answer.facts.setdefault("add_on", []).append(line.code)
-                if primaries and not any(answer.line(p) for p in primaries):
-                    answer.ask_once(f"{line.code} is an add-on code: which primary procedure was reported with it "
-                                    f"({', '.join(primaries[:6])})?")
             _postop_visit(kb, facts, answer, line, days)
     codes = list(dict.fromkeys(line.code for line in procedures))
     if codes:
         result = kb.check(codes, setting=setting)
-        for pair in result.get("pairs") or []:
-            answer.rule(pair.get("message") or f"NCCI pair {pair['column1']} / {pair['column2']}",
-                        f"NCCI PTP {setting} table, {pair.get('version') or ''}")
-            answer.facts.setdefault("ncci_pairs", []).append(
-                {k: pair.get(k) for k in ("column1", "column2", "modifier_indicator", "version")})
-            if pair.get("modifier_indicator") == "0":
-                col2 = answer.line(pair["column2"])
-                if col2 is not None and not EM.match(col2.code):
-                    col2.role, col2.why = NOT_RECOMMENDED, (f"bundled into {pair['column1']} (NCCI indicator 0: "
-                                                            "no modifier allows both)")
+        _pairs(answer, result, setting, setting_why, len(codes))
+        _addons(answer, result)
         _mues(answer, result, setting)
-        for note in result.get("notes") or []:
-            if "NCCI" in note and len(codes) >= 2:
-                answer.rule(note.replace("(mailbot codes import --ncci FILE)", "").strip(),
-                            "code sets loaded in this installation")
     if not any(m in answer.modifiers for m in ("24", "25", "57")):
         from mailbot.answers.resolvers.modifier import em_with_procedure
 
         em_with_procedure(kb, facts, answer, set())
     _one_em_per_day(answer)
     _hospital_clinic_visit(kb, facts, answer)
+
+
+def _pairs(answer: Answer, result: dict, setting: str, setting_why: str, count: int) -> None:
+    """The pairs of the table that decides for the claim; a table not loaded is said to be not checked."""
+    table = result.get("ncci_table")
+    answer.facts["ncci_setting"] = {"setting": setting, "why": setting_why, "table": table or "not loaded"}
+    if count >= 2 and not table:
+        answer.rule(f"NCCI {SETTING_NAMES[setting]} PTP edits decide for this claim ({setting_why}) and are not "
+                    "loaded in this installation: the pairs among these codes were NOT checked for it",
+                    "code sets loaded in this installation")
+        if setting == "practitioner" and result.get("other_settings"):
+            answer.rule("the shipped hospital outpatient NCCI table does not decide a practitioner claim "
+                        "(hospitals bill clinic visits as G0463, so their pairs differ)",
+                        "CMS NCCI: separate practitioner and hospital PTP tables")
+    elif count >= 2 and not result.get("pairs"):
+        answer.rule(f"no NCCI PTP edit between {', '.join(c['code'] for c in result.get('codes') or [])} "
+                    f"in {table} ({setting_why})", table)
+    for pair in result.get("pairs") or []:
+        answer.rule(pair.get("message") or f"NCCI pair {pair['column1']} / {pair['column2']}",
+                    f"{table or 'NCCI PTP ' + setting} ({setting_why})")
+        answer.facts.setdefault("ncci_pairs", []).append(
+            {k: pair.get(k) for k in ("column1", "column2", "modifier_indicator", "version", "setting")})
+        if pair.get("modifier_indicator") == "0":
+            col2 = answer.line(pair["column2"])
+            if col2 is not None and not EM.match(col2.code):
+                col2.role, col2.why = NOT_RECOMMENDED, (f"bundled into {pair['column1']} (NCCI indicator 0: "
+                                                        "no modifier allows both)")
+    for other in result.get("other_settings") or []:
+        for pair in other.get("pairs") or []:
+            # another setting's table: a fact for that kind of claim, not this answer's verdict
+            answer.rule(f"for a {SETTING_NAMES.get(other['setting'], other['setting'])} claim only: "
+                        f"{pair.get('message')}", f"{other.get('table')} (not the table for this claim)")
+
+
+def _addons(answer: Answer, result: dict) -> None:
+    """Add-on codes (I/OCE add-on lists): a missing primary code is asked for."""
+    for addon in result.get("addons") or []:
+        answer.facts.setdefault("add_on", [])
+        if addon["code"] not in answer.facts["add_on"]:
+            answer.facts["add_on"].append(addon["code"])
+        answer.rule(addon["message"], addon.get("version") or "I/OCE add-on code lists")
+        if addon.get("missing_primary"):
+            primaries = addon.get("primaries") or []
+            answer.ask_once(f"{addon['code']} is an add-on code: which primary procedure was reported with it "
+                            f"({', '.join(primaries[:6])}{' ...' if len(primaries) > 6 else ''})?")
 
 
 def _mues(answer: Answer, result: dict, setting: str) -> None:

@@ -11,6 +11,14 @@ Two sources, both cited in the answer:
   question asks for it;
 - the ICD-10-CM Official Guidelines' presumed links (table below):
   hypertension with heart failure and / or chronic kidney disease.
+
+Then :func:`diagnosis_conflicts` (run by the engine on the final answer)
+asks the diagnosis edits (:func:`mailbot.codes.dxedits.diagnosis_edits`)
+about the recommended ICD-10-CM codes in their order: age and sex conflicts
+with what the question states, a manifestation code listed first (moved
+after its underlying condition), a code unacceptable as first-listed,
+Excludes1 pairs, and "code first" / "use additional code" partners still
+missing -- each stated with the edit table or tabular note behind it.
 """
 
 from __future__ import annotations
@@ -204,6 +212,34 @@ def _partner(kb, facts, asked, asked_words, answer, line, key, text, owner) -> N
                     version=kb.version(row.code), source="sequence"))
     _order(answer, line, key, row.code)
     answer.rule(f"{owner}: {key.replace('_', ' ')} {text}", f"{line.version or 'ICD-10-CM'} tabular")
+
+
+# diagnosis-edit kinds the answer asks about (the code may be wrong for this patient)
+_PATIENT_CONFLICTS = ("age", "sex")
+
+
+def diagnosis_conflicts(kb: KB, facts, answer: Answer) -> None:
+    """The diagnosis edits' verdict on the recommended ICD-10-CM codes, as rules (and one question)."""
+    lines = [line for line in answer.recommended if line.system == "icd10cm"]
+    if not lines:
+        return
+    conflicts = kb.diagnosis_edits([line.code for line in lines], age=facts.age, sex=facts.sex)
+    answer.facts["diagnosis_edits"] = [{k: c[k] for k in ("kind", "codes", "source", "version")} for c in conflicts]
+    for conflict in conflicts:
+        kind, codes = conflict["kind"], conflict["codes"]
+        if kind in ("code_first_missing", "use_additional_missing") and any(
+                r.text.startswith(f"{codes[0]}") and ("code first" in r.text or "use additional" in r.text)
+                for r in answer.rules):
+            continue   # the tabular note is already stated (or its partner asked for) by the resolver
+        answer.rule(conflict["message"], f"{conflict['source']}, {conflict['version']}".strip(", "))
+        if kind in _PATIENT_CONFLICTS:
+            answer.ask_once(f"{conflict['message']} Is the code or the patient's {kind} as documented?")
+        elif kind == "manifestation_first" and len(lines) > 1:
+            # a manifestation may not lead: the underlying condition goes first
+            first = answer.line(codes[0])
+            answer.lines.remove(first)
+            at = answer.lines.index(lines[1])
+            answer.lines.insert(at + 1, first)
 
 
 def _number_stated(title: str, number: str, asked: str) -> bool:
