@@ -31,7 +31,8 @@ class EmbeddedWorkers:
 
     def __init__(self, ctx: Context) -> None:
         import workflows.actors  # noqa: F401  (declare every actor, so every queue exists)
-        from workflows.broker import SLOW  # (imported late: importing it installs a broker)
+        # Imported here, not at the top: importing workflows.broker installs a broker.
+        from workflows.broker import SLOW
 
         broker = dramatiq.get_broker()
         threads = ctx.settings.broker.embedded_threads
@@ -41,7 +42,7 @@ class EmbeddedWorkers:
             "slow": dramatiq.Worker(broker, queues={SLOW}, worker_threads=threads, worker_timeout=100),
         }
 
-    def start(self) -> "EmbeddedWorkers":
+    def start(self) -> EmbeddedWorkers:
         for worker in self.lanes.values():
             worker.start()
         return self

@@ -18,10 +18,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from email import policy
-from email.message import EmailMessage, Message
-from email.parser import BytesParser
 from email.header import decode_header, make_header
 from email.headerregistry import HeaderRegistry
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
 from email.utils import getaddresses
 
 from mailbot.mail.addresses import safe_addr_spec
