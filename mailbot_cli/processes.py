@@ -123,16 +123,13 @@ def _warm_knowledge(ctx: Context) -> None:
 
 
 def _start_worker(ctx: Context, running: Running) -> None:
-    import dramatiq
-
+    from workflows.embedded import start_worker
     from workflows.reconciler import Reconciler
     from workflows.scheduler import Scheduler
 
-    worker = dramatiq.Worker(dramatiq.get_broker(), worker_threads=ctx.settings.broker.embedded_threads,
-                             worker_timeout=100)
-    worker.start()
-    running.add("worker", worker.stop)
-    ctx.health.register("worker", lambda: _worker_problem(worker))
+    workers = start_worker(ctx)
+    running.add("worker", workers.stop)
+    ctx.health.register("worker", workers.problem)
     reconciler = Reconciler(ctx)
     reconciler.start()
     running.add("reconciler", reconciler.stop)
@@ -143,12 +140,9 @@ def _start_worker(ctx: Context, running: Running) -> None:
 
 def _worker_problem(worker) -> str | None:
     """``/healthz``: a queue worker whose threads have died does no work."""
-    threads = list(getattr(worker, "workers", []))
-    consumers = list(getattr(worker, "consumers", {}).values())
-    dead = sum(not t.is_alive() for t in threads) + sum(not t.is_alive() for t in consumers)
-    if not threads:
-        return "worker has no threads"
-    return f"{dead} worker thread(s) are not running" if dead else None
+    from workflows.embedded import worker_problem
+
+    return worker_problem(worker)
 
 
 def web_config(ctx: Context, app) -> "uvicorn.Config":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from workflows import broker as _configured  # noqa: F401  (must precede any actor)
+from workflows.broker import SLOW
 
 import dramatiq
 
@@ -36,7 +37,7 @@ def send_outbound(outbound_id: int) -> None:
         raise dramatiq.Retry(str(exc)) from None
 
 
-@dramatiq.actor(time_limit=600_000, **RETRY)
+@dramatiq.actor(time_limit=600_000, **RETRY, queue_name=SLOW)
 def deliver_batch(outbound_ids: list[int]) -> None:
     """Send a batch of queued messages (digests) over one relay session; a
     message that failed for now goes on alone through ``send_outbound``,

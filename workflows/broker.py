@@ -22,6 +22,12 @@ from dramatiq.brokers.stub import StubBroker
 from mailbot.config import ConfigError, Settings
 from mailbot.context import current
 
+# The queue of work that takes seconds per message (drafting, bulk mail):
+# kept apart so it never holds the threads that route mail and answer
+# commands (``workflows.embedded``; issue 17, point 15).  Everything else is
+# on dramatiq's ``default`` queue.
+SLOW = "slow"
+
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
     url = settings.broker.url

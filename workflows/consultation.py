@@ -18,12 +18,13 @@ import dramatiq
 from mailbot.context import current
 from mailbot.services import consultations
 from workflows.actors import RETRY, dispatch
+from workflows.broker import SLOW
 
 # Drafting may wait on an LLM: timeout x (retries + 1) plus backoff.
 DRAFT_TIME_LIMIT_MS = 15 * 60 * 1000
 
 
-@dramatiq.actor(time_limit=DRAFT_TIME_LIMIT_MS, **RETRY)
+@dramatiq.actor(time_limit=DRAFT_TIME_LIMIT_MS, **RETRY, queue_name=SLOW)
 def advance_consultation(consultation_id: int) -> None:
     try:
         dispatch(consultations.advance(current(), consultation_id))

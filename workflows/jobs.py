@@ -16,6 +16,7 @@ from mailbot.context import current
 from mailbot.jobs import code_updates, digest, digest_batch, subscriptions
 from mailbot.services import Poke
 from workflows.actors import RETRY, dispatch
+from workflows.broker import SLOW
 
 
 @dramatiq.actor(time_limit=120_000, **RETRY)
@@ -24,14 +25,14 @@ def send_digest(run_id: int) -> None:
     dispatch(digest.send_digest(current(), run_id))
 
 
-@dramatiq.actor(time_limit=300_000, **RETRY)
+@dramatiq.actor(time_limit=300_000, **RETRY, queue_name=SLOW)
 def send_digests(run_ids: list[int]) -> None:
     """Build and queue the digests of a batch of claimed runs (one
     transaction, one insert); pokes one ``deliver_batch`` for the emails."""
     dispatch(digest_batch.send_digests(current(), run_ids))
 
 
-@dramatiq.actor(time_limit=300_000, **RETRY)
+@dramatiq.actor(time_limit=300_000, **RETRY, queue_name=SLOW)
 def code_updates_digest(version_id: int) -> None:
     """A code-set version was imported: one run per interested subscription."""
     ctx = current()

@@ -10,7 +10,8 @@ Order matters and is the policy:
 
 1. duplicates, our own mail coming back, bounces, machine and list mail --
    never answered automatically, never a consultation (an UNSUBSCRIBE from a
-   machine is still carried out, silently);
+   machine is still carried out, silently); a person's message that a
+   forwarder stamped ``Precedence: bulk`` is queued, without an answer;
 2. sender policy (allow-list, ``Authentication-Results`` from our MTA):
    quarantined, so an operator can let a legitimate sender through (replay);
 3. the per-sender daily cap on automatic replies (a mark: ``auto_reply_ok``);
@@ -137,6 +138,16 @@ def auto_submitted(mail: Mail) -> str | None:
     return guards.auto_submitted(mail.parsed.message)
 
 
+def forwarded_bulk(mail: Mail) -> str | None:
+    """A person's message that a forwarder stamped ``Precedence: bulk``:
+    queued like any other, but nothing automatic goes back (RFC 3834 asks
+    us not to answer bulk mail, and we cannot tell who added it for sure)."""
+    reason = guards.forwarded_bulk(mail.parsed.message)
+    if reason is not None:
+        mail.auto_reply_ok = False
+    return reason
+
+
 def machine_unsubscribe(mail: Mail) -> str | None:
     """An UNSUBSCRIBE to jobs@ sent by a machine -- a mail provider acting on
     our List-Unsubscribe mailto often marks it auto-submitted -- is carried
@@ -182,7 +193,11 @@ def authentication_failed(mail: Mail) -> str | None:
 
 
 def daily_cap(mail: Mail) -> str | None:
-    """Reserve one automatic reply for the sender (always fires: the verdict is recorded)."""
+    """Reserve one automatic reply for the sender (always fires: the verdict is recorded).
+    A message an earlier rule already silenced reserves nothing."""
+    if not mail.auto_reply_ok:
+        mail.cap = "none"
+        return mail.cap
     mail.cap = guards.reserve_auto_reply(mail.session, mail.parsed.reply_address,
                                          cap=mail.settings.guards.daily_reply_cap)
     mail.auto_reply_ok = mail.cap == "ok"
@@ -227,6 +242,7 @@ CHAIN: tuple[Link, ...] = (
     Link("machine_unsubscribe", machine_unsubscribe, Action.COMMAND),
     Link("auto_submitted", auto_submitted, Action.DROP),
     Link("system_notice", system_notice, Action.DROP),
+    Link("forwarded_bulk", forwarded_bulk, Action.MARK),
     Link("spam", spam, Action.QUARANTINE),
     Link("sender_not_allowed", sender_not_allowed, Action.QUARANTINE),
     Link("authentication_failed", authentication_failed, Action.QUARANTINE),
@@ -261,7 +277,8 @@ def verified_sender(inbound: InboundMessage) -> bool:
 
 def cap_verdict(inbound: InboundMessage) -> str:
     """What the daily cap said for ``inbound``: ``"ok"``, ``"notice"`` (send
-    the one "no more today" notice) or ``"over"`` (send nothing); ``""``
+    the one "no more today" notice), ``"over"`` (send nothing) or ``"none"``
+    (an earlier rule silenced the message, nothing reserved); ``""``
     when the router never reached the cap (bounces, auto-replies ...)."""
     for entry in inbound.route or []:
         if entry.get("rule") == "daily_cap":

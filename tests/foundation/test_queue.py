@@ -102,3 +102,39 @@ def test_the_reconciler_recovers_work_the_queue_lost(tmp_path, db, embedded_brok
         assert reconcile_once(ctx, timedelta(0)) == 0
     finally:
         worker.stop()
+
+
+def test_a_reply_goes_out_while_every_slow_lane_thread_is_busy(tmp_path, db, embedded_broker):
+    """Issue 17, point 15: drafting (the ``slow`` queue) never holds the
+    threads that route mail and send replies.  Every slow-lane thread is
+    held busy; a reply queued meanwhile is still sent."""
+    import threading
+
+    from workflows.broker import SLOW
+    from workflows.embedded import start_worker
+
+    settings = make_settings(tmp_path, db)
+    ctx = configure(Context(settings, db=db))
+    workflows.broker.install(settings)
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    def hold() -> None:
+        started.release()
+        release.wait(60)
+
+    busy = dramatiq.actor(hold, actor_name="test_hold_the_slow_lane", queue_name=SLOW, max_retries=0)
+    worker = start_worker(ctx)
+    try:
+        for _ in range(settings.broker.embedded_threads):
+            busy.send()
+        for _ in range(settings.broker.embedded_threads):
+            assert started.acquire(timeout=30), "the slow lane did not start its work"
+        outbound_id = _queue(db)
+        from workflows.actors import send_outbound
+
+        send_outbound.send(outbound_id)
+        assert _wait_sent(db, outbound_id, timeout=30).state == OutboundState.SENT
+        assert not release.is_set()          # ... while the slow lane was still busy
+    finally:
+        release.set()
+        worker.stop()

@@ -33,6 +33,13 @@ def test_machine_and_list_mail_is_recognised(name, reason):
     "From: a@x.example\nSubject: Automatic reply: away",
     "From: a@x.example\nSubject: Out of office until Monday",
     "From: a@x.example\nPrecedence: bulk",
+    # the author's own Precedence sits below the first Received header
+    "Received: from relay.x.example\nFrom: a@x.example\nPrecedence: bulk",
+    # Mailman 2: no RFC 2369 headers, only its own and the list robot's address
+    "From: ppp@x.example\nX-Mailman-Version: 2.0.4",
+    "From: ppp-request@x.example\nSubject: Ppp digest, Vol 1 #2",
+    "From: a@x.example\nSender: ppp-admin@x.example",
+    "From: owner-ppp@x.example",
 ])
 def test_other_auto_reply_signals(headers):
     assert guards.auto_submitted(_msg(headers)) is not None
@@ -117,3 +124,14 @@ def test_the_daily_cap_allows_n_replies_then_one_notice_then_nothing(db):
     with db.session() as session:
         assert guards.reserve_auto_reply(session, "loop@example.org", cap=3, day=date(2026, 11, 25)) == "ok"
         assert guards.reserve_auto_reply(session, "other@example.org", cap=3, day=day) == "ok"
+
+
+def test_a_precedence_a_forwarder_added_keeps_the_message_but_silences_the_answer():
+    # A qmail SRS forwarder stamps "Precedence: bulk" above the author's Received lines.
+    msg = _msg("Received: from forwarder.example\nPrecedence: bulk\nReceived: from mua.example\n"
+               "From: Person <person@x.example>\nSubject: Re: Fwd: Stuff")
+    assert guards.auto_submitted(msg) is None
+    assert "in transit" in guards.forwarded_bulk(msg)
+    written = _msg("Received: from relay.example\nFrom: a@x.example\nPrecedence: bulk")
+    assert guards.forwarded_bulk(written) is None
+    assert guards.forwarded_bulk(_msg("From: a@x.example\nSubject: a person who asks")) is None
