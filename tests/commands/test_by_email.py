@@ -40,7 +40,7 @@ def test_lookup_by_email_answers_one_verified_card_per_code(service, db):
     for part in (text, html):
         assert "Type 2 diabetes mellitus with diabetic chronic kidney disease" in part
         assert "Injection, methylprednisolone acetate, 40 mg" in part
-        assert "ICD-10-CM FY20" in part and "HCPCS Level II 2025" in part   # versions cited
+        assert "ICD-10-CM FY20" in part and "HCPCS Level II 20" in part     # versions cited
         assert "AMA" in part                                                # CPT: licence note, no descriptor
         assert "Use additional code" in part                                # ICD-10-CM notes
     assert "Global days" in text and "National payment estimate" in text    # PFS facts for 50250
