@@ -7,7 +7,8 @@ without a queue in between (the queue hops are measured by ``lookup.py``):
 intake stores N requests, then for each message ``services.inbound.process``
 (route), ``commands.runner.run`` (answer + queue the reply) and
 ``services.delivery.deliver`` (hand it to an aiosmtpd relay sink on loopback).
-Prints, per stage, the median milliseconds and the number of SQL statements
+Prints, per stage, the median and mean milliseconds, the mean CPU milliseconds of
+this thread (least disturbed by a loaded machine) and the number of SQL statements
 and transactions per message.  A diagnostic, not a goal-checking benchmark:
 the figures it printed before and after the throughput work are in
 ``bench/README.md``.
