@@ -22,13 +22,14 @@ same answers.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlmodel import Session
 
 from mailbot.codes.knowledge import Knowledge
@@ -39,6 +40,35 @@ log = logging.getLogger(__name__)
 EXTRA = "public_facts"
 _building: set[int] = set()
 _lock = threading.Lock()
+
+
+class RvuRow(NamedTuple):
+    """The ``rvu_entry`` fields a card shows (no descriptor); indicators kept as their JSON text."""
+
+    modifier: str
+    status: str
+    global_days: str
+    work_rvu: float
+    nonfacility_pe_rvu: float
+    facility_pe_rvu: float
+    mp_rvu: float
+    nonfacility_total: float
+    facility_total: float
+    conversion_factor: float
+    version_id: int
+    indicators_json: str | None
+
+    @property
+    def indicators(self) -> dict[str, Any]:
+        return json.loads(self.indicators_json) if self.indicators_json else {}
+
+
+class FlagRow(NamedTuple):
+    flag: str
+    value: str
+    valid_from: date
+    valid_to: date | None
+    version_id: int
 
 
 @dataclass
@@ -62,16 +92,30 @@ class Facts:
 def build(session: Session) -> Facts:
     """Read the facts (five queries; the NCCI ones aggregate in the database)."""
     conn = session.connection()
+    # plain tuples with shared strings, not ORM/Core row objects (those cost ~2 KB a row here)
+    memo: dict[Any, Any] = {None: None}
     rvu: dict[str, list[Any]] = {}
-    for row in conn.execute(select(RvuEntry.__table__).order_by(RvuEntry.code, RvuEntry.modifier, RvuEntry.id)):
-        rvu.setdefault(row.code, []).append(row)
+    t = RvuEntry
+    query = (select(t.code, t.modifier, t.status, t.global_days, t.work_rvu, t.nonfacility_pe_rvu,
+                    t.facility_pe_rvu, t.mp_rvu, t.nonfacility_total, t.facility_total, t.conversion_factor,
+                    t.version_id, cast(t.indicators, Text))
+             .order_by(t.code, t.modifier, t.id))
+    for code, *fields in conn.execute(query):
+        fields = [memo.setdefault(f, f) if isinstance(f, str) else f for f in fields]
+        rvu.setdefault(memo.setdefault(code, code), []).append(RvuRow(*fields))
     mue: dict[str, list[Any]] = {}
-    for row in conn.execute(select(MueLimit.__table__).order_by(MueLimit.code, MueLimit.setting, MueLimit.id)):
-        mue.setdefault(row.code, []).append(row)
+    m = MueLimit
+    for row in conn.execute(select(m.setting, m.code, m.value, m.adjudication, m.rationale, m.version_id)
+                            .order_by(m.code, m.setting, m.id)):
+        mue.setdefault(row.code, []).append(_MueRow(*row))
     flags: dict[str, list[Any]] = {}
-    for row in conn.execute(select(CodeFlag.__table__).where(CodeFlag.system == ICD10CM)
-                            .order_by(CodeFlag.code, CodeFlag.flag, CodeFlag.id)):
-        flags.setdefault(row.code, []).append(row)
+    f = CodeFlag
+    for code, flag, value, valid_from, valid_to, version_id in conn.execute(
+            select(f.code, f.flag, f.value, f.valid_from, f.valid_to, f.version_id)
+            .where(f.system == ICD10CM).order_by(f.code, f.flag, f.id)):
+        row = FlagRow(memo.setdefault(flag, flag), memo.setdefault(value, value), memo.setdefault(valid_from, valid_from),
+                      memo.setdefault(valid_to, valid_to), version_id)
+        flags.setdefault(memo.setdefault(code, code), []).append(row)
     ncci: dict[tuple[str, int, str], list[tuple[date, date | None, int]]] = {}
     dates: dict[Any, Any] = {None: None}
     for number, column in ((1, NcciEdit.column1), (2, NcciEdit.column2)):
@@ -82,6 +126,15 @@ def build(session: Session) -> Facts:
             deleted = dates.setdefault(deleted, deleted)
             ncci.setdefault((setting, number, code), []).append((effective, deleted, n))
     return Facts(rvu=rvu, mue=mue, flags=flags, ncci=ncci)
+
+
+class _MueRow(NamedTuple):
+    setting: str
+    code: str
+    value: int
+    adjudication: str
+    rationale: str
+    version_id: int
 
 
 def facts_of(session: Session, knowledge: Knowledge) -> Facts | None:
