@@ -7,7 +7,8 @@ without a queue in between (the queue hops are measured by ``lookup.py``):
 intake stores N requests, then for each message ``services.inbound.process``
 (route), ``commands.runner.run`` (answer + queue the reply) and
 ``services.delivery.deliver`` (hand it to an aiosmtpd relay sink on loopback).
-Prints, per stage, the median milliseconds and the number of SQL statements
+Prints, per stage, the median and mean milliseconds, the mean CPU milliseconds of
+this thread (least disturbed by a loaded machine) and the number of SQL statements
 and transactions per message.  A diagnostic, not a goal-checking benchmark:
 the figures it printed before and after the throughput work are in
 ``bench/README.md``.
@@ -106,40 +107,48 @@ def main() -> None:
 
     ctx.db.upgrade()
     ensure_loaded(ctx)
+    try:  # the in-memory code knowledge and facts a long-running worker has (built in the background there)
+        from mailbot.codes import facts, knowledge
+        with ctx.db.session() as session:
+            facts.ensure(session, knowledge.get_knowledge(session))
+    except ImportError:  # an older tree (--compare runs): it has no such cache
+        pass
     to = settings.service_address(settings.service.lookup_address)
     counter = Counter()
     counter.attach(ctx.db.engine)
     if ctx.db.read_engine is not ctx.db.engine:
         counter.attach(ctx.db.read_engine)
 
-    def one(i: int, times: dict, counts: dict) -> None:
-        marks = [(time.perf_counter(), counter.statements, counter.begins)]
+    def one(i: int, times: dict, counts: dict, cpu: dict) -> None:
+        marks = [(time.perf_counter(), counter.statements, counter.begins, time.thread_time())]
         iid = intake.accept(ctx.db, request(i, args.kind, to), source="smtp",
                             envelope_from=f"coder{i}@example.org", envelope_to=[to])
-        marks.append((time.perf_counter(), counter.statements, counter.begins))
+        marks.append((time.perf_counter(), counter.statements, counter.begins, time.thread_time()))
         pokes = inbound.process(ctx, iid)
         assert [p.actor for p in pokes] == ["run_command"], pokes
-        marks.append((time.perf_counter(), counter.statements, counter.begins))
+        marks.append((time.perf_counter(), counter.statements, counter.begins, time.thread_time()))
         pokes = runner.run(ctx, iid)
         assert [p.actor for p in pokes] == ["send_outbound"], pokes
-        marks.append((time.perf_counter(), counter.statements, counter.begins))
+        marks.append((time.perf_counter(), counter.statements, counter.begins, time.thread_time()))
         assert delivery.deliver(ctx, pokes[0].id) == "sent"
-        marks.append((time.perf_counter(), counter.statements, counter.begins))
+        marks.append((time.perf_counter(), counter.statements, counter.begins, time.thread_time()))
         for name, (a, b) in zip(("store", "route", "answer", "send"), zip(marks, marks[1:])):
             times.setdefault(name, []).append((b[0] - a[0]) * 1000)
             counts.setdefault(name, []).append((b[1] - a[1], b[2] - a[2]))
+            cpu.setdefault(name, []).append((b[3] - a[3]) * 1000)
 
     try:
         for i in range(10):  # warm-up: caches, the search index, connections
-            one(i, {}, {})
+            one(i, {}, {}, {})
         times: dict[str, list[float]] = {}
         counts: dict[str, list[tuple[int, int]]] = {}
+        cpu: dict[str, list[float]] = {}  # this thread's CPU: the figure the machine's load disturbs least
         profiler = cProfile.Profile() if args.cprofile else None
         started = time.perf_counter()
         if profiler:
             profiler.enable()
         for i in range(10, 10 + args.n):
-            one(i, times, counts)
+            one(i, times, counts, cpu)
         if profiler:
             profiler.disable()
             profiler.dump_stats(args.cprofile)
@@ -150,12 +159,16 @@ def main() -> None:
         drop_db()
     print(f"{args.kind} x {args.n} on {'postgresql' if args.pg else 'sqlite'}: "
           f"{args.n / elapsed:.1f} replies/s in one thread ({elapsed * 1000 / args.n:.1f} ms each)")
-    print(f"{'stage':8} {'p50 ms':>8} {'mean ms':>8} {'SQL':>5} {'txns':>5}")
+    print(f"{'stage':8} {'p50 ms':>8} {'mean ms':>8} {'CPU ms':>8} {'SQL':>5} {'txns':>5}")
+    totals = [0.0, 0.0, 0.0, 0.0]
     for name in times:
         sql = statistics.mean(c[0] for c in counts[name])
         txn = statistics.mean(c[1] for c in counts[name])
-        print(f"{name:8} {statistics.median(times[name]):8.2f} {statistics.mean(times[name]):8.2f} "
+        row = (statistics.mean(times[name]), statistics.mean(cpu[name]), sql, txn)
+        totals = [t + r for t, r in zip(totals, row)]
+        print(f"{name:8} {statistics.median(times[name]):8.2f} {row[0]:8.2f} {row[1]:8.2f} "
               f"{sql:5.1f} {txn:5.1f}")
+    print(f"{'total':8} {'':8} {totals[0]:8.2f} {totals[1]:8.2f} {totals[2]:5.1f} {totals[3]:5.1f}")
 
 
 if __name__ == "__main__":

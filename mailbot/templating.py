@@ -26,6 +26,9 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # templates ship with the code (a deploy restarts the processes): no stat() of every
+        # template a reply extends or includes on each render (issue 16, ~12 per LOOKUP reply)
+        auto_reload=False,
     )
     env.filters["wrap"] = _wrap
     return env

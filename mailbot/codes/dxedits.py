@@ -29,6 +29,7 @@ from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from mailbot.codes.catalogue import Catalogue
+from mailbot.codes.facts import facts_of
 from mailbot.codes.normalize import ICD10CM, candidates
 from mailbot.config import REPO_ROOT
 from mailbot.models.codes import CodeEntry, CodeFlag
@@ -68,15 +69,20 @@ def _flags(session: Session, codes: list[str], on: date) -> list[CodeFlag]:
         return []
     return list(session.execute(select(CodeFlag).where(
         CodeFlag.system == ICD10CM, CodeFlag.code.in_(codes), CodeFlag.valid_from <= on,
-        or_(CodeFlag.valid_to.is_(None), CodeFlag.valid_to >= on)).order_by(CodeFlag.code, CodeFlag.flag)).scalars())
+        or_(CodeFlag.valid_to.is_(None), CodeFlag.valid_to >= on))
+        .order_by(CodeFlag.code, CodeFlag.flag, CodeFlag.id)).scalars())
 
 
-def dx_facts(session: Session, code: str, on: date) -> dict[str, Any] | None:
-    """CC/MCC, HCC and edit flags of one ICD-10-CM code on ``on`` (None when it has none)."""
-    rows = _flags(session, [code], on)
+def dx_facts(session: Session, code: str, on: date, knowledge=None) -> dict[str, Any] | None:
+    """CC/MCC, HCC and edit flags of one ICD-10-CM code on ``on`` (None when it has none).
+
+    With the cached ``knowledge`` (a lookup card), the flags come from memory
+    (:mod:`.facts`) once built, and version names from its catalogue."""
+    facts = facts_of(session, knowledge) if knowledge is not None else None
+    rows = facts.flags_on(code, on) if facts is not None else _flags(session, [code], on)
     if not rows:
         return None
-    catalogue = Catalogue(session)
+    catalogue = knowledge.catalogue if knowledge is not None else Catalogue(session)
     out: dict[str, Any] = {"cc_level": None, "hcc": None, "edits": []}
     for row in rows:
         source = catalogue.name(row.version_id) or ""

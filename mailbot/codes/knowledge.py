@@ -64,6 +64,7 @@ class Knowledge:
     children: dict[str, dict[str, list[str]]]         # system -> parent code -> child codes
     starts: dict[tuple[str, date], list[Row]] = field(default_factory=dict)
     _extra: dict[str, Any] = field(default_factory=dict)  # lazily built indexes (e.g. HCPCS drugs)
+    partial: bool = False  # only a hint's rows (load(only=...)): not cached, so nothing is built on it
 
     def rows_of(self, system: str, code: str) -> tuple[Row, ...]:
         return self.rows.get(system, {}).get(code, ())
@@ -131,7 +132,7 @@ def load(session: Session, only: "Hint | None" = None) -> Knowledge:
         starts.setdefault((system, valid_from), []).append(row)
     return Knowledge(catalogue=Catalogue.detached(session), rows={system: {code: tuple(rows) for code, rows in by_code.items()}
                            for system, by_code in grouped.items()},
-                     children=children, starts=starts)
+                     children=children, starts=starts, partial=only is not None)
 
 
 @dataclass

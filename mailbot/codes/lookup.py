@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from mailbot.codes.dxedits import dx_facts
+from mailbot.codes.facts import facts_of
 from mailbot.codes.history import status_on, when_text
 from mailbot.codes.knowledge import Hint, Knowledge, Row, get_knowledge
 from mailbot.codes.modifiers import explain
@@ -75,7 +76,7 @@ def lookup(session: Session, codes: list[str], on: date | None = None) -> list[C
     ``on`` is the date of service; without one, today is used and every card
     says so (``date_assumed``) rather than judging "the date of service".
     Code rows come from the in-memory :mod:`.knowledge`: no query per code
-    (RVU, NCCI and MUE facts of CPT/HCPCS codes are still read per code)."""
+    (RVU, NCCI, MUE and diagnosis flags come from :mod:`.facts` once it is built)."""
     assumed = on is None
     on = on or date.today()
     knowledge = get_knowledge(session, hint=_hint(codes))
@@ -164,9 +165,9 @@ def _card_for(session: Session, knowledge: Knowledge, raw: str, system: str, cod
                          "version": catalogue.name(r.version_id)} for r in rows]
     if system == ICD10CM:
         _icd_context(knowledge, card, row, on)
-        card.dx = dx_facts(session, card.code, on)
+        card.dx = dx_facts(session, card.code, on, knowledge=knowledge)
     else:
-        _public_facts(session, catalogue, card, base, on)
+        _public_facts(session, knowledge, card, base, on)
         card.version_warning = catalogue.staleness(system if system == HCPCS else "pfs", on)
     if modifier:
         card.modifier = _modifier_facts(knowledge, modifier)
@@ -196,7 +197,7 @@ def _icd_context(knowledge: Knowledge, card: CodeCard, row: Row, on: date) -> No
 def _public_cpt_card(session: Session, knowledge: Knowledge, card: CodeCard, base: str, on: date) -> CodeCard:
     """A CPT code known only by number from the public CMS files (RVU, NCCI, MUE)."""
     catalogue = knowledge.catalogue
-    _public_facts(session, catalogue, card, base, on)
+    _public_facts(session, knowledge, card, base, on)
     if not (card.rvu or card.mue or (card.ncci and any(v["as_column1"] + v["as_column2"]
                                                        for v in card.ncci.values()))):
         return card
@@ -219,24 +220,38 @@ def _public_cpt_card(session: Session, knowledge: Knowledge, card: CodeCard, bas
     return card
 
 
-def _public_facts(session: Session, catalogue, card: CodeCard, code: str, on: date) -> None:
-    card.rvu = [_rvu_dict(r, catalogue) for r in session.execute(
-        select(RvuEntry).where(RvuEntry.code == code).order_by(RvuEntry.modifier)).scalars()]
+def _public_facts(session: Session, knowledge: Knowledge, card: CodeCard, code: str, on: date) -> None:
+    """RVU, NCCI counts and MUEs: from the in-memory :mod:`.facts` once built, else by query (same answers)."""
+    catalogue = knowledge.catalogue
+    facts = facts_of(session, knowledge)
+    if facts is None:
+        rvus = session.execute(select(RvuEntry).where(RvuEntry.code == code)
+                               .order_by(RvuEntry.modifier, RvuEntry.id)).scalars()
+        mues = session.execute(select(MueLimit).where(MueLimit.code == code)
+                               .order_by(MueLimit.setting, MueLimit.id)).scalars()
+    else:
+        rvus, mues = facts.rvu.get(code, ()), facts.mue.get(code, ())
+    card.rvu = [_rvu_dict(r, catalogue) for r in rvus]
     if catalogue.has("ncci"):
         card.ncci = {}
         for setting in ("practitioner", "hospital"):
             if not catalogue.has("ncci", setting):
                 continue
-            active = or_(NcciEdit.deleted.is_(None), NcciEdit.deleted > on)
-            as1 = session.execute(select(func.count()).where(NcciEdit.setting == setting, NcciEdit.column1 == code,
-                                                             NcciEdit.effective <= on, active)).scalar_one()
-            as2 = session.execute(select(func.count()).where(NcciEdit.setting == setting, NcciEdit.column2 == code,
-                                                             NcciEdit.effective <= on, active)).scalar_one()
+            if facts is None:
+                as1, as2 = (_ncci_count(session, setting, column, code, on)
+                            for column in (NcciEdit.column1, NcciEdit.column2))
+            else:
+                as1, as2 = (facts.ncci_count(setting, number, code, on) for number in (1, 2))
             card.ncci[setting] = {"as_column1": as1, "as_column2": as2,
                                   "version": catalogue.name_of("ncci", setting)}
     card.mue = [{"setting": m.setting, "value": m.value, "adjudication": m.adjudication, "rationale": m.rationale,
-                 "version": catalogue.name(m.version_id)}
-                for m in session.execute(select(MueLimit).where(MueLimit.code == code).order_by(MueLimit.setting)).scalars()]
+                 "version": catalogue.name(m.version_id)} for m in mues]
+
+
+def _ncci_count(session: Session, setting: str, column, code: str, on: date) -> int:
+    active = or_(NcciEdit.deleted.is_(None), NcciEdit.deleted > on)
+    return session.execute(select(func.count()).where(NcciEdit.setting == setting, column == code,
+                                                      NcciEdit.effective <= on, active)).scalar_one()
 
 
 def _rvu_dict(r: RvuEntry, catalogue) -> dict[str, Any]:

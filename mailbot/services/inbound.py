@@ -121,7 +121,8 @@ def _start_attempt(ctx: Context, inbound_id: int) -> tuple[bytes, str, list[str]
         )
         if counted.rowcount != 1:
             return None
-    with ctx.db.read() as session:
+        # read in the counting transaction (issue 16: one transaction less per message); the
+        # count is still committed, on leaving this block, before any work starts
         row = session.get(InboundMessage, inbound_id)
         if row is None or row.status != InboundStatus.RECEIVED:
             return None

@@ -125,3 +125,28 @@ def test_versions_record_source_dates_counts_and_checksum(session):
     assert (icd["FY2021"].row_count, icd["FY2025"].row_count) == (95352, 97584)
     assert loaded[("pfs", "")].row_count == 18865
     assert {("ncci", "practitioner"), ("ncci", "hospital"), ("mue", "practitioner"), ("mue", "hospital")} <= set(loaded)
+
+
+def test_in_memory_facts_answer_as_the_per_code_queries(session, monkeypatch):
+    """Issue 16: RVU, MUE, NCCI counts and diagnosis flags read from memory (codes/facts.py)
+    give the very cards the per-code queries give, on several dates (NCCI edits deleted and added)."""
+    from mailbot.codes import dxedits, facts
+    from mailbot.codes import lookup as lookup_module
+    from mailbot.codes.knowledge import get_knowledge
+
+    codes = ["99213-25", "J1010", "J1030", "E11.22", "N18.31", "20610", "93000", "G0439", "M17.11", "I10",
+             "A0425", "J0696", "99214", "F32.A", "Z00.00"]
+    dates = [FY26, FY27, date(2023, 1, 1), date(2021, 6, 30)]
+    with monkeypatch.context() as m:
+        m.setattr(lookup_module, "facts_of", lambda *a: None)
+        m.setattr(dxedits, "facts_of", lambda *a: None)
+        by_query = [[c.to_dict() for c in lookup(session, codes, on)] for on in dates]
+    built = facts.ensure(session, get_knowledge(session))
+    assert built.ncci and built.rvu and built.flags
+    assert facts.facts_of(session, get_knowledge(session)) is built
+    by_memory = [[c.to_dict() for c in lookup(session, codes, on)] for on in dates]
+    assert by_memory == by_query
+    # the comparison has teeth: NCCI counts, MUEs and dx flags are there to compare
+    assert any(c["ncci"] and c["ncci"]["practitioner"]["as_column1"] for day in by_query for c in day)
+    assert any(c["mue"] for day in by_query for c in day)
+    assert any(c["dx"] for day in by_query for c in day)
