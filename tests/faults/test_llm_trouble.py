@@ -99,7 +99,7 @@ def test_an_llm_in_trouble_gives_the_reviewer_a_labelled_offline_draft_then_the_
         sign_in(client, reviewer)
         page = client.get(f"/consultations/{c.id}")
         assert page.status_code == 200
-        assert "Draft from offline" in page.text
+        assert "Draft from the offline drafter" in page.text
         assert 'id="failure-reason">LLM endpoint unavailable after 2 retries' in page.text
         assert client.post(f"/consultations/{c.id}/claim",
                            data={"csrf_token": csrf_from(page.text)}).status_code == 303
@@ -119,7 +119,7 @@ def test_an_llm_in_trouble_gives_the_reviewer_a_labelled_offline_draft_then_the_
         client.post(f"/consultations/{c.id}/regenerate", data={"csrf_token": csrf_from(page.text)})
         wait(lambda: len(_drafts(db)) == 3 and _state(db) == "awaiting_review", "the model's draft")
         page = client.get(f"/consultations/{c.id}")
-        assert "Draft from llm" in page.text and GOOD["answer"] in page.text
+        assert "Draft from the llm drafter" in page.text and GOOD["answer"] in page.text
         assert 'id="failure-reason"' not in page.text   # the old trouble is not shown as current
         assert kinds(sink) == ["ack"]              # nothing but the acknowledgement so far
 
