@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import dramatiq
 import pytest
@@ -122,7 +123,9 @@ def test_a_reply_goes_out_while_every_slow_lane_thread_is_busy(tmp_path, db, emb
         started.release()
         release.wait(60)
 
-    busy = dramatiq.actor(hold, actor_name="test_hold_the_slow_lane", queue_name=SLOW, max_retries=0)
+    # The embedded broker may outlive one parametrised run: a fresh name each time.
+    busy = dramatiq.actor(hold, actor_name=f"test_hold_the_slow_lane_{uuid.uuid4().hex}",
+                          queue_name=SLOW, max_retries=0)
     worker = start_worker(ctx)
     try:
         for _ in range(settings.broker.embedded_threads):
