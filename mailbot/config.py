@@ -60,6 +60,7 @@ class BrokerSettings(_Section):
     url: str = ""
     namespace: str = Field("mailbot", min_length=1)
     embedded_threads: int = Field(2, ge=1, le=64)
+    draft_processes: int = Field(1, ge=0, le=16)
     reconcile_seconds: int = Field(60, ge=5)
     stuck_after_seconds: int = Field(120, ge=5)
 

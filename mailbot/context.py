@@ -19,6 +19,9 @@ class Context:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
         self._db = db
+        # ``make_draft`` run elsewhere (``serve``: child processes, see
+        # ``workflows.draft_process``); ``None`` drafts in the calling thread.
+        self.drafter = None
 
     @cached_property
     def db(self) -> Database:

@@ -127,6 +127,12 @@ def _start_worker(ctx: Context, running: Running) -> None:
     from workflows.reconciler import Reconciler
     from workflows.scheduler import Scheduler
 
+    if ctx.settings.embedded and ctx.settings.broker.draft_processes:
+        from workflows.draft_process import DraftProcesses
+
+        ctx.drafter = DraftProcesses(ctx.settings, ctx.settings.broker.draft_processes)
+        running.add("drafting processes", ctx.drafter.shutdown)
+        ctx.health.register("drafting", ctx.drafter.problem)
     workers = start_worker(ctx)
     running.add("worker", workers.stop)
     ctx.health.register("worker", workers.problem)

@@ -20,6 +20,8 @@ processes).
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 from dramatiq.common import q_name
 
@@ -35,6 +37,11 @@ class EmbeddedWorkers:
         from workflows.broker import SLOW
 
         broker = dramatiq.get_broker()
+        # Each Worker registers its own _WorkerMiddleware (it adds consumers
+        # for queues declared later, within that worker's queue list), and
+        # dramatiq warns about the second one.  Two lanes with disjoint
+        # queues are what is meant here: that one warning is dropped.
+        logging.getLogger(f"dramatiq.broker.{type(broker).__name__}").addFilter(_expected_second_worker)
         threads = ctx.settings.broker.embedded_threads
         quick = {q_name(name) for name in broker.get_declared_queues()} - {SLOW}
         self.lanes = {
@@ -55,6 +62,10 @@ class EmbeddedWorkers:
         """``/healthz``: a lane whose threads have died does no work."""
         found = [f"{name} lane: {p}" for name, w in self.lanes.items() if (p := worker_problem(w))]
         return "; ".join(found) or None
+
+
+def _expected_second_worker(record: logging.LogRecord) -> bool:
+    return not (record.levelno == logging.WARNING and "_WorkerMiddleware" in record.getMessage())
 
 
 def worker_problem(worker: dramatiq.Worker) -> str | None:

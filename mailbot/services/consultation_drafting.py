@@ -25,6 +25,7 @@ from mailbot.drafting.context import DraftContext, build_context
 from mailbot.drafting.llm import LlmClient, LlmError
 from mailbot.drafting.redact import redact
 from mailbot.drafting.verify import Verification, claim_setting, verify_answer
+from mailbot.mail.limits import MAX_QUESTION_CHARS, header_block
 from mailbot.models import Consultation, InboundMessage, OutboundMessage, OutboundState
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class DraftResult:
 def question_text(inbound: InboundMessage | None, consultation: Consultation) -> str:
     subject = (inbound.subject if inbound is not None else "") or consultation.subject
     body = (inbound.text or inbound.full_text) if inbound is not None else ""
+    if len(body) > MAX_QUESTION_CHARS:
+        # The drafter reads the question's start; the reviewer sees it all.
+        body = body[:MAX_QUESTION_CHARS] + "\n[... question cut at %d characters for drafting]" % MAX_QUESTION_CHARS
     return f"Subject: {subject}\n\n{body}".strip()
 
 
@@ -80,7 +84,7 @@ def message_date(inbound: InboundMessage | None) -> date | None:
     try:
         # Headers only: parsing the whole MIME tree again for one header cost
         # 0.6 s on a 490-part message, on the thread that drafts (issue 17, point 15).
-        header = BytesHeaderParser(policy=policy.default).parsebytes(inbound.raw or b"").get("Date")
+        header = BytesHeaderParser(policy=policy.default).parsebytes(header_block(inbound.raw or b"")).get("Date")
         if header is not None and getattr(header, "datetime", None) is not None:
             return header.datetime.date()
     except (TypeError, ValueError, IndexError):

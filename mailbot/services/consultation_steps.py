@@ -122,7 +122,7 @@ def run_draft(ctx: Context, cid: int, *, force_offline: bool = False) -> list[Po
         # Counted (and timed) before the work, so a worker killed mid-draft still counts.
         session.exec(update(Consultation).where(Consultation.id == cid).values(
             attempts=Consultation.attempts + 1, state_changed_at=utcnow()))
-    result = make_draft(ctx, cid, force_offline=force_offline)
+    result = (ctx.drafter or make_draft)(ctx, cid, force_offline=force_offline)
     with ctx.db.session() as session:
         phi = {"has_phi": True} if result.redactions else {}   # once seen, the flag stays (until a purge)
         if not move(session, cid, (S.DRAFTING,), S.AWAITING_REVIEW, flags=result.verification.flags, **phi,

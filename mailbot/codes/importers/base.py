@@ -8,7 +8,9 @@ same kind (and setting) replaces the previous rows of that kind.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -155,3 +157,23 @@ def read_text(path: Path, *, encoding: str = "utf-8") -> str:
         return data.decode(encoding)
     except UnicodeDecodeError:
         return data.decode("latin-1")
+
+
+def read_csv(path: Path, header: list[str]) -> list[tuple[int, dict[str, str]]]:
+    """``(line number, row)`` of a CSV file whose first line must be ``header``
+    exactly; a malformed, truncated or wrongly headed file raises
+    :class:`CodeImportError` naming the file and line."""
+    try:
+        rows = list(csv.reader(io.StringIO(read_text(path)), strict=True))
+    except csv.Error as exc:
+        raise CodeImportError(f"{path}: malformed CSV ({exc})") from None
+    if not rows or rows[0] != header:
+        raise CodeImportError(f"{path}:1: unexpected header {rows[0] if rows else '(empty file)'}; expected {header}")
+    out = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise CodeImportError(f"{path}:{number}: {len(row)} fields, expected {len(header)} (truncated?)")
+        out.append((number, dict(zip(header, row))))
+    return out

@@ -10,8 +10,6 @@ base they amend.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import date
 from pathlib import Path
@@ -26,6 +24,7 @@ from mailbot.codes.importers.base import (
     already_imported,
     bulk_insert,
     drop_kind,
+    read_csv,
     read_text,
     sha256_of,
 )
@@ -161,22 +160,7 @@ def _base_version(tabular: Path) -> str:
 
 
 def _read_csv(path: Path, header: list[str]) -> list[dict[str, str]]:
-    text = read_text(path)
-    reader = csv.reader(io.StringIO(text), strict=True)
-    try:
-        rows = list(reader)
-    except csv.Error as exc:
-        raise CodeImportError(f"{path}: malformed CSV ({exc})") from None
-    if not rows or rows[0] != header:
-        raise CodeImportError(f"{path}: unexpected header {rows[0] if rows else '(empty file)'}; expected {header}")
-    out = []
-    for number, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise CodeImportError(f"{path}:{number}: {len(row)} fields, expected {len(header)} (truncated?)")
-        out.append(dict(zip(header, row)))
-    return out
+    return [row for _, row in read_csv(path, header)]
 
 
 def _read_addenda(directory: Path) -> dict[str, list[dict[str, str]]]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from mailbot.codes.importers.base import CodeImportError, read_text, sha256_of
+from mailbot.codes.importers.base import CodeImportError, read_csv, read_text, sha256_of
 
 FIRST_FY, BASE_FY, LAST_FY = 2016, 2026, 2027
 FILES = {
@@ -112,20 +112,7 @@ def read_history(directory: Path) -> History:
 def _read_rows(path: Path, header: list[str]) -> list[tuple[int, dict[str, str]]]:
     if not path.exists():
         raise CodeImportError(f"{path}: missing (ICD-10-CM history needs {', '.join(FILES)})")
-    try:
-        rows = list(csv.reader(io.StringIO(read_text(path)), strict=True))
-    except csv.Error as exc:
-        raise CodeImportError(f"{path}: malformed CSV ({exc})") from None
-    if not rows or rows[0] != header:
-        raise CodeImportError(f"{path}:1: unexpected header {rows[0] if rows else '(empty file)'}; expected {header}")
-    out = []
-    for number, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise CodeImportError(f"{path}:{number}: {len(row)} fields, expected {len(header)} (truncated?)")
-        out.append((number, dict(zip(header, row))))
-    return out
+    return read_csv(path, header)
 
 
 def _year(value: str, where: str) -> int:
