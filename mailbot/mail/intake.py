@@ -91,8 +91,25 @@ def accept_many(db: Database, arrivals: list[Arrival], conn: Connection | None =
     # insert for the batch, ids back in order: the ORM adds nothing here
     # but CPU on the listener's hot path.
     with conn.begin():
+        if conn.dialect.name == "sqlite":
+            return _insert_sqlite(conn, table, rows)
         result = conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
         ids = [row_id for (row_id,) in result]
+    return ids
+
+
+def _insert_sqlite(conn: Connection, table, rows: list[dict]) -> list[int]:
+    """The batch with one ``executemany`` (SQLAlchemy runs an
+    ``INSERT ... RETURNING`` whose order it must keep one row at a time on
+    SQLite), ids read back afterwards.  The transaction holds SQLite's write
+    lock (BEGIN IMMEDIATE), so the rows above the largest id seen before the
+    insert are exactly this batch's, and SQLite gives each new row an id above
+    every existing one, so ascending ids are the insertion order."""
+    before = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar_one()
+    conn.execute(insert(table), rows)
+    ids = list(conn.exec_driver_sql(f"SELECT id FROM {table.name} WHERE id > ? ORDER BY id", (before,)).scalars())
+    if len(ids) != len(rows):   # cannot happen under the write lock; never hand out a wrong id
+        raise RuntimeError(f"intake: {len(rows)} rows inserted, {len(ids)} found above id {before}")
     return ids
 
 
@@ -254,7 +271,9 @@ class GroupCommit:
             self._drop_connection()
             raise
         # The kept connection had broken (a server restart, an idle timeout):
-        # the batch was not stored; once more on a fresh connection.
+        # once more on a fresh connection.  Had the break come after the
+        # server committed, the second row is a duplicate that routing's
+        # duplicate rule drops, as after a sender's retry.
         self._conn = self.db.engine.connect()
         try:
             return accept_many(self.db, arrivals, self._conn)
