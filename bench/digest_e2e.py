@@ -234,6 +234,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-digest-e2e-"))
     load = round(os.getloadavg()[0], 2)
     results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}",
+               "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "load_average_at_start": load, "workers": args.workers, "open_jobs": args.jobs,
                "goal_s_100k": GOAL_S_100K}
 

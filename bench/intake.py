@@ -13,7 +13,7 @@ client shares a GIL with a server), each on one connection, sending
   PostgreSQL with ``--database-url``), and then pokes the router.
 
 Rounds alternate baseline and mailbot so machine noise hits both; the median
-rate of each is reported with the ratio (target: mailbot >= 50% of the
+rate of each is reported with the ratio (target: mailbot >= 60% of the
 baseline), with each round's own ratio and the server CPU time per message.
 Figures go to bench/results/intake.json (intake-postgresql.json for
 PostgreSQL).
@@ -58,6 +58,9 @@ Controller(Discard(), hostname="127.0.0.1", port=int(sys.argv[1]), data_size_lim
 threading.Event().wait()
 """
 
+
+# Issue 16's goal: intake at least 0.6 of the bare sink, on SQLite and PostgreSQL.
+TARGET = 0.6
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -173,6 +176,7 @@ def main() -> None:
     ratio = mine / base
     result = {
         "benchmark": "intake",
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "what": "messages accepted with 250 per second over loopback SMTP; mailbot stores each durably before 250",
         "setup": "each server in its own process (`mailbot smtpd`, embedded queue); clients in separate processes",
         "database": database.dialect,
@@ -182,8 +186,8 @@ def main() -> None:
         "baseline_msgs_per_s": round(base, 1),
         "mailbot_msgs_per_s": round(mine, 1),
         "ratio": round(ratio, 3),
-        "target_ratio": 0.5,
-        "meets_target": ratio >= 0.5,
+        "target_ratio": TARGET,
+        "meets_target": ratio >= TARGET,
         "all_rounds": {k: [round(v, 1) for v in vs] for k, vs in rates.items()},
         # Each round's pair ran back to back: its ratio is less exposed to
         # other load on the machine than the ratio of the medians.
@@ -198,7 +202,7 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_average": [round(x, 2) for x in os.getloadavg()]},
     }
-    print(f"\nmedian: baseline {base:.1f} msg/s, mailbot {mine:.1f} msg/s, ratio {ratio:.2f} (target >= 0.50); "
+    print(f"\nmedian: baseline {base:.1f} msg/s, mailbot {mine:.1f} msg/s, ratio {ratio:.2f} (target >= {TARGET:.2f}); "
           f"per-round ratios {result['round_ratios']}; server CPU ratio {result['cpu_ratio']:.2f}")
     print(f"stored {stored} of {expected} acknowledged messages")
     # The embedded default (SQLite) is the headline figure; other databases

@@ -404,6 +404,7 @@ def main() -> None:
     results.update({
         "database": "sqlite" if args.sqlite else "postgresql",
         "load_average_at_start": round(load_avg, 1),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "baseline": "same run: LOOKUP reply latency on the idle system, one at a time, before the load",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     })

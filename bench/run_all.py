@@ -51,20 +51,103 @@ def run(names: list[str]) -> dict:
     return results
 
 
+def _load(figures: dict) -> str:
+    when = figures.get("measured_at", "date not recorded")
+    load = figures.get("load_average_at_start", (figures.get("machine") or {}).get("load_average", ["?"])[0]
+                       if isinstance(figures.get("machine"), dict) else "?")
+    return f"{when}, load {load}"
+
+
+def _yes(flag) -> str:
+    return "**yes**" if flag else "no"
+
+
+def _replies_rows(figures: dict) -> list[list[str]]:
+    rows = []
+    for row in figures.get("rows", []):
+        setup, ours, base = row["setup"], row["ours"], row.get("baseline")
+        goal = figures["goals"][setup]
+        name = ("LOOKUP, embedded `mailbot serve` on SQLite" if setup == "embedded"
+                else "LOOKUP, `mailbot smtpd` + 2 workers x 4 threads, Redis + PostgreSQL")
+
+        def said(r: dict) -> str:
+            s = r["steady_80pct"]
+            return (f"{r['capacity_replies_per_s']} replies/s ({r['server_cpu_ms_per_reply']} ms server CPU/reply, "
+                    f"{r['replies_per_s_on_idle_cores']}/s on idle cores); at 80%: p50 {s['p50_ms']:.0f} / "
+                    f"p95 {s['p95_ms']:.0f} ms")
+
+        ratio = (f"capacity x{row['capacity_ratio']}, CPU/reply x{row['cpu_per_reply_ratio']}, "
+                 f"p50 x{row['steady_p50_ratio']}") if base else "—"
+        rows.append([f"{name} (`replies.py`)", said(ours),
+                     f"tree `{Path(base['tree']).name}`: {said(base)}" if base else "—", ratio,
+                     f">= {goal['replies_per_s']}/s, p50 <= {goal['p50_ms']} ms", _yes(row["meets_goal"]),
+                     _load(figures)])
+    return rows
+
+
+def _load_rows(figures: dict) -> list[list[str]]:
+    if "replies_per_s" not in figures:
+        return []
+    today = 26.6   # issue 16: the 10,000-message run before the work
+    return [[f"Load run, {figures['messages']} messages, 10 clients -> smtpd + 2 workers (`load.py`)",
+             f"{figures['replies_per_s']} replies/s; LOOKUP p95 under the burst {figures['lookup_p95_ms'] / 1000:.1f} s; "
+             f"acknowledged = stored: {figures['acknowledged'] == figures['stored']}",
+             f"idle LOOKUP p95 {figures['idle_lookup_p95_ms']:.0f} ms (same run); issue's 26.6 replies/s",
+             f"p95 burst/idle x{figures['lookup_p95_over_idle_p95']}; replies/s x{figures['replies_per_s'] / today:.2f} of 26.6",
+             ">= 133 replies/s (p95 at a steady 80% <= 1 s: see the scaled LOOKUP row)",
+             _yes(figures["replies_per_s"] >= 5 * today),
+             _load(figures)]]
+
+
+def _digest_rows(figures: dict) -> list[list[str]]:
+    if "ours" not in figures:
+        return []
+    ours = figures["ours"]
+    base = figures.get("one_run_path") or {}
+    return [[f"Digest end to end, {ours['subscriptions']:,} subscriptions, 2 workers, PG + Redis, relay sink (`digest_e2e.py`)",
+             f"{ours['emails']:,} emails in {ours['wall_s']} s ({ours['emails_per_s']}/s), exactly once: {ours['exactly_once']}; "
+             f"100k extrapolated {figures['wall_s_100k_extrapolated']:.0f} s, 1M {figures['wall_s_1M_extrapolated']:.0f} s",
+             f"one-run path {base.get('emails_per_s', '?')} emails/s ({base.get('subscriptions', '?')} subs); "
+             f"bare sink {figures.get('bare_sink_msgs_per_s', '?')} msgs/s",
+             f"x{figures.get('speedup_vs_one_run_path', '?')} the one-run path; {figures.get('ratio_to_bare_sink', '?')} of the bare sink",
+             f"100k <= {figures['goal_s_100k']} s", _yes(figures["meets_goal_100k"]), _load(figures)]]
+
+
+def _intake_rows(figures: dict) -> list[list[str]]:
+    if "ratio" not in figures:
+        return []
+    return [[f"Intake, {figures['database']} (`intake.py`)",
+             f"{figures['mailbot_msgs_per_s']} msgs/s stored before 250 ({figures['server_cpu_us_per_msg']['mailbot']} us CPU/msg)",
+             f"bare aiosmtpd sink {figures['baseline_msgs_per_s']} msgs/s ({figures['server_cpu_us_per_msg']['baseline']} us CPU/msg)",
+             f"{figures['ratio']} (per round {', '.join(map(str, figures['round_ratios']))}; CPU {figures['cpu_ratio']})",
+             f">= {figures['target_ratio']}", _yes(figures["meets_target"]),
+             _load({**figures, "load_average_at_start": figures["machine"]["load_average"][0]})]]
+
+
+THROUGHPUT = {"replies": _replies_rows, "load": _load_rows, "digest_e2e": _digest_rows,
+              "intake": _intake_rows, "intake-postgresql": _intake_rows}
+
+
 def table(results: dict) -> str:
-    rows = ["| benchmark | figure | value |", "|---|---|---|"]
-    for name, figures in results.items():
-        for key, value in figures.items():
-            if key in ("machine", "stderr") or isinstance(value, (dict, list)):
-                continue
-            rows.append(f"| {name} | {key} | {value} |")
+    """Issue 16's benchmarks, one row each: figure, baseline of the same run, ratio, goal."""
+    rows = ["| benchmark | figure | baseline, same run | ratio | goal | met? | measured |",
+            "|---|---|---|---|---|---|---|"]
+    for name, make in THROUGHPUT.items():
+        figures = results.get(name)
+        if figures is None or "error" in figures:
+            rows.append(f"| {name} | {'failed: ' + figures['error'] if figures else 'not run'} | | | | | |")
+            continue
+        rows += ["| " + " | ".join(cells) + " |" for cells in make(figures)]
+    others = [name for name in results if name not in THROUGHPUT]
+    rows += ["", f"Other benchmarks (figures in `bench/results/<name>.json`, described below): {', '.join(others)}."]
     return "\n".join(rows)
 
 
 def collected() -> dict:
-    """The figures each benchmark last wrote, without running anything."""
+    """The figures each benchmark last wrote, without running anything
+    (``intake-postgresql`` is ``intake.py --database-url postgresql+psycopg://...``)."""
     return {name: json.loads((BENCH / "results" / f"{name}.json").read_text())
-            for name in ORDER if (BENCH / "results" / f"{name}.json").exists()}
+            for name in ORDER + ["intake-postgresql"] if (BENCH / "results" / f"{name}.json").exists()}
 
 
 def main() -> None:

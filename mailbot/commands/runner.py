@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
@@ -48,6 +47,7 @@ from mailbot.commands.arguments import CommandError, shorten
 from mailbot.context import Context
 from mailbot.mail.compose import ComposeError, Envelope, build_bytes, clean_header, render
 from mailbot.mail.limits import header_block
+from mailbot.mail.mailpolicy import POLICY
 from mailbot.mail.addresses import ServiceAddress, classify
 from mailbot.mail.reflect import inert_subject, reflected
 from mailbot.mail.routing import cap_verdict, verified_sender
@@ -230,7 +230,7 @@ def silence_reason(inbound: InboundMessage, cap: str = "") -> str | None:
     sender = (inbound.reply_to or inbound.from_addr).lower()
     if sender.split("@", 1)[0] in ("mailer-daemon", "postmaster") or sender.startswith(("bounces@", "noreply", "no-reply")):
         return f"robot sender {sender}"
-    headers = BytesParser(policy=policy.default).parsebytes(header_block(inbound.raw or b""), headersonly=True)
+    headers = BytesParser(policy=POLICY).parsebytes(header_block(inbound.raw or b""), headersonly=True)
     auto = str(headers.get("Auto-Submitted", "no")).strip().lower()
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"

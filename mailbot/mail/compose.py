@@ -25,6 +25,7 @@ from typing import Any
 import css_inline
 
 from mailbot.mail.addresses import safe_addr_spec
+from mailbot.mail.mailpolicy import POLICY
 from mailbot.models.base import utcnow
 from mailbot.templating import environment
 
@@ -148,7 +149,7 @@ def _qp_part(subtype: str, text: str) -> bytes:
 def _headers(rendered: Rendered, envelope: Envelope, *, domain: str, kind: str,
              message_id: str | None) -> EmailMessage:
     """A message with every header :func:`build` sets, and no body yet."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = Address(display_name=clean_header(envelope.from_name), addr_spec=envelope.from_addr)
     msg["To"] = _address(envelope.to, envelope.to_name)
     if envelope.reply_to:

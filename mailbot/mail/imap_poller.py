@@ -32,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable
 from email.parser import BytesHeaderParser
-from email import policy
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
@@ -42,6 +41,7 @@ from sqlmodel import select
 from mailbot.context import Context
 from mailbot.mail.intake import accept, header_message_id
 from mailbot.mail.limits import header_block
+from mailbot.mail.mailpolicy import POLICY
 from mailbot.models import InboundMessage, utcnow
 from mailbot.models.imap import ImapFolderState
 from mailbot.services.quarantine import quarantine
@@ -192,7 +192,7 @@ class ImapPoller(threading.Thread):
             if session.exec(select(InboundMessage.id).where(or_(*same)).limit(1)).first() is not None:
                 log.info("IMAP %s: already stored, skipped", peer)
                 return None
-        headers = BytesHeaderParser(policy=policy.default).parsebytes(header_block(raw))
+        headers = BytesHeaderParser(policy=POLICY).parsebytes(header_block(raw))
         return accept(self.ctx.db, raw, source="imap", envelope_from=_return_path(headers),
                       envelope_to=_delivered_to(headers), peer=peer)
 

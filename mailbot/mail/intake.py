@@ -23,7 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
+from sqlalchemy.exc import DBAPIError
 
 from mailbot.db import Database
 from mailbot.models import InboundMessage, InboundStatus, utcnow
@@ -76,18 +77,39 @@ def accept(db: Database, raw: bytes, *, source: str, envelope_from: str, envelop
     return accept_many(db, [Arrival(raw, source, envelope_from, envelope_to, peer)])[0]
 
 
-def accept_many(db: Database, arrivals: list[Arrival]) -> list[int]:
+def accept_many(db: Database, arrivals: list[Arrival], conn: Connection | None = None) -> list[int]:
     """Store several messages in ONE transaction (all or none); their ids,
     in order.  One commit -- one fsync -- for the lot is what lets the
-    listener keep up with many concurrent senders (see :class:`GroupCommit`)."""
+    listener keep up with many concurrent senders (see :class:`GroupCommit`).
+    ``conn``: a connection of the caller's to use (no transaction open on it)."""
+    if conn is None:
+        with db.engine.connect() as own:
+            return accept_many(db, arrivals, own)
     table = InboundMessage.__table__
     rows = [arrival.values() for arrival in arrivals]
     # A Core transaction (the engine's BEGIN IMMEDIATE on SQLite) and one
     # insert for the batch, ids back in order: the ORM adds nothing here
     # but CPU on the listener's hot path.
-    with db.engine.begin() as conn:
+    with conn.begin():
+        if conn.dialect.name == "sqlite":
+            return _insert_sqlite(conn, table, rows)
         result = conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
         ids = [row_id for (row_id,) in result]
+    return ids
+
+
+def _insert_sqlite(conn: Connection, table, rows: list[dict]) -> list[int]:
+    """The batch with one ``executemany`` (SQLAlchemy runs an
+    ``INSERT ... RETURNING`` whose order it must keep one row at a time on
+    SQLite), ids read back afterwards.  The transaction holds SQLite's write
+    lock (BEGIN IMMEDIATE), so the rows above the largest id seen before the
+    insert are exactly this batch's, and SQLite gives each new row an id above
+    every existing one, so ascending ids are the insertion order."""
+    before = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar_one()
+    conn.execute(insert(table), rows)
+    ids = list(conn.exec_driver_sql(f"SELECT id FROM {table.name} WHERE id > ? ORDER BY id", (before,)).scalars())
+    if len(ids) != len(rows):   # cannot happen under the write lock; never hand out a wrong id
+        raise RuntimeError(f"intake: {len(rows)} rows inserted, {len(ids)} found above id {before}")
     return ids
 
 
@@ -107,7 +129,17 @@ class GroupCommit:
     is logged and counted, never allowed to end the thread -- one dead
     writer would leave every later delivery waiting for nothing (issue 17,
     point 1).  :meth:`problem` says whether the writer is alive and how
-    long the oldest waiting arrival has waited, for ``/healthz``."""
+    long the oldest waiting arrival has waited, for ``/healthz``.
+
+    Two things keep the writer's loop short (issue 16): on PostgreSQL it
+    keeps one connection of its own between batches, instead of a pool
+    checkout with its pre-ping round trip per commit (a connection found
+    broken is dropped, and a batch that failed because of it is stored once
+    more on a fresh one); and the pokes go out from a thread of their own
+    (a Redis round trip each in the scaled set-up), after the 250s, while
+    the writer commits the next batch.  On SQLite each batch takes a pooled
+    connection as before: a file connection held across batches would keep
+    writing to a database file that was moved or replaced under it."""
 
     # An arrival older than this in the queue means the writer is stuck.
     STUCK_SECONDS = 90.0
@@ -124,6 +156,12 @@ class GroupCommit:
         self.last_error = ""
         self._busy_since: float | None = None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._conn: Connection | None = None     # PostgreSQL: the writer's own connection
+        self._pokes: queue.SimpleQueue = queue.SimpleQueue()
+        self._poker: threading.Thread | None = None
+        if on_stored is not None:
+            self._poker = threading.Thread(target=self._run_pokes, name="intake-poker", daemon=True)
+            self._poker.start()
         self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
         self._thread.start()
 
@@ -139,6 +177,9 @@ class GroupCommit:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(30)
+        if self._poker is not None:
+            self._pokes.put(None)
+            self._poker.join(30)
         if self.batches:
             log.info("intake stored %d message(s) in %d commit(s)", self.stored, self.batches)
 
@@ -155,7 +196,7 @@ class GroupCommit:
         while True:
             item = self._queue.get()
             if item is None:
-                return
+                break
             batch = [item]
             stop = False
             while len(batch) < self.max_batch:
@@ -179,14 +220,15 @@ class GroupCommit:
             finally:
                 self._busy_since = None
             if stop:
-                return
+                break
+        self._drop_connection()
 
     def _store(self, batch: list[tuple[Arrival, Future[int]]]) -> None:
         # A client that already gave up (its future was cancelled) is not
         # waited for; its message is still stored if it is in the batch --
         # the sender will retry and the duplicate rule drops the second copy.
         try:
-            ids = accept_many(self.db, [arrival for arrival, _ in batch])
+            ids = self._accept([arrival for arrival, _ in batch])
         except Exception as exc:
             self.failures += 1
             self.last_error = repr(exc)[:500]
@@ -196,7 +238,7 @@ class GroupCommit:
             # One at a time: one bad message must not fail the others.
             for arrival, future in batch:
                 try:
-                    inbound_id = accept_many(self.db, [arrival])[0]
+                    inbound_id = self._accept([arrival])[0]
                 except Exception as one:
                     _resolve(future, exc=one)
                 else:
@@ -211,16 +253,59 @@ class GroupCommit:
                 self.abandoned += 1
         self._poke(ids)
 
-    def _poke(self, ids: list[int]) -> None:
-        """After the 250s are on their way: tell the router.  A failed poke
-        is only logged -- the row is stored and the reconciler finds it."""
-        if self.on_stored is None:
-            return
-        for inbound_id in ids:
+    def _accept(self, arrivals: list[Arrival]) -> list[int]:
+        """:func:`accept_many` on the writer's connection (PostgreSQL) or a
+        pooled one (SQLite)."""
+        if self.db.is_sqlite:
+            return accept_many(self.db, arrivals)
+        fresh = self._conn is None
+        if fresh:
+            self._conn = self.db.engine.connect()
+        try:
+            return accept_many(self.db, arrivals, self._conn)
+        except DBAPIError as exc:
+            self._drop_connection()
+            if fresh or not exc.connection_invalidated:
+                raise
+        except BaseException:
+            self._drop_connection()
+            raise
+        # The kept connection had broken (a server restart, an idle timeout):
+        # once more on a fresh connection.  Had the break come after the
+        # server committed, the second row is a duplicate that routing's
+        # duplicate rule drops, as after a sender's retry.
+        self._conn = self.db.engine.connect()
+        try:
+            return accept_many(self.db, arrivals, self._conn)
+        except BaseException:
+            self._drop_connection()
+            raise
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
             try:
-                self.on_stored(inbound_id)
-            except Exception:
-                log.exception("stored inbound %s but could not enqueue it; the reconciler will", inbound_id)
+                conn.close()
+            except Exception:  # a broken connection may fail to close; it is gone either way
+                log.debug("intake writer: closing its connection failed", exc_info=True)
+
+    def _poke(self, ids: list[int]) -> None:
+        """After the 250s are on their way: hand the ids to the poke thread."""
+        if self._poker is not None:
+            self._pokes.put(ids)
+
+    def _run_pokes(self) -> None:
+        """Tell the router.  A failed poke is only logged -- the row is
+        stored and the reconciler finds it."""
+        while True:
+            ids = self._pokes.get()
+            if ids is None:
+                return
+            for inbound_id in ids:
+                try:
+                    self.on_stored(inbound_id)
+                except Exception:
+                    log.exception("stored inbound %s but could not enqueue it; the reconciler will", inbound_id)
 
 
 def _resolve(future: Future, *, result: int | None = None, exc: BaseException | None = None) -> bool:

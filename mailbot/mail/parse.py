@@ -17,15 +17,15 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from email import policy
 from email.header import decode_header, make_header
-from email.headerregistry import HeaderRegistry, UnstructuredHeader
+from email.headerregistry import UnstructuredHeader
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 
 from mailbot.mail.addresses import safe_addr_spec
 from mailbot.mail.limits import MAX_HTML_SCAN_CHARS, MAX_PARTS, MAX_TEXT_CHARS
+from mailbot.mail.mailpolicy import POLICY, CachedRegistry
 from mailbot.mail.text import body_text, decode_bytes, find_body, new_text
 
 REFERENCE_TOKEN = re.compile(r"\[#\s*Q-(\d{1,12})\s*\]", re.I)
@@ -36,7 +36,7 @@ REFERENCE_TOKEN = re.compile(r"\[#\s*Q-(\d{1,12})\s*\]", re.I)
 MAX_DEPTH = 64
 _MSGID = re.compile(r"<[^<>\s]+>")
 _ANGLE_ADDR = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
-_REGISTRY = HeaderRegistry()
+_REGISTRY = CachedRegistry()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 _MAX_ADDRESSES = 100
 _MAX_MAILBOX_HEADER = 2_000      # characters: From / Reply-To / Sender
@@ -113,7 +113,7 @@ def parse(raw: bytes, *, envelope_from: str = "", domain: str = "mailbot.localho
     if not raw or not raw.strip():
         raise ParseError("empty message")
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        msg = BytesParser(policy=POLICY).parsebytes(raw)
     except Exception as exc:  # the parser is lenient; this is a bug-shaped input
         raise ParseError(f"the MIME structure cannot be read: {exc!r}") from exc
     if not msg.keys():
@@ -220,7 +220,7 @@ def _header_text(msg: Message, name: str, raw) -> str:
 
 
 def _unstructured(name: str) -> bool:
-    return issubclass(policy.default.header_factory[name], UnstructuredHeader)
+    return issubclass(POLICY.header_factory[name], UnstructuredHeader)
 
 
 def _policy_text(msg: Message, name: str, raw) -> str:
@@ -354,7 +354,7 @@ def _collect_attachments(msg: EmailMessage, parsed: ParsedMessage, max_size: int
         if ctype == "message/rfc822":
             inner = part.get_payload()
             inner = inner[0] if isinstance(inner, list) and inner else inner
-            data = inner.as_bytes(policy=policy.default) if isinstance(inner, Message) else b""
+            data = inner.as_bytes(policy=POLICY) if isinstance(inner, Message) else b""
         else:
             try:
                 data = part.get_payload(decode=True) or b""

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import mailbox
 import os
+import select
 import smtplib
 import socket
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +27,12 @@ from pathlib import Path
 from typing import Protocol
 
 from mailbot.config import Settings
+
+
+# A relay session used this recently, whose last transaction ended with 250
+# and whose socket is quiet, is reused without an RSET first (see
+# :class:`RelaySender`); one idle longer is checked with RSET.
+FRESH_SECONDS = 5.0
 
 
 class DeliveryError(Exception):
@@ -46,9 +54,14 @@ class RelaySender:
     Connections are reused: each thread keeps one open session to the relay
     (connect + EHLO + STARTTLS + AUTH cost more than sending a short reply),
     and :meth:`connection` lends one to a caller sending a batch.  A reused
-    session is checked with RSET before each message; if the relay closed it
-    meanwhile, a new one is opened -- before the message is offered, so the
-    check can never send a message twice."""
+    session is checked with RSET before a message when it has been idle for
+    more than :data:`FRESH_SECONDS` (or its last transaction failed); if the
+    relay closed it meanwhile, a new one is opened -- before the message is
+    offered, so the check can never send a message twice.  A session whose
+    last transaction ended with 250 moments ago, and whose socket has
+    nothing to read (a relay that closed it, or said 421, makes it
+    readable), is in its initial state (RFC 5321 4.1.4) and goes straight
+    to MAIL: one round trip in five less per message of a batch."""
 
     name = "relay"
 
@@ -97,11 +110,13 @@ class RelayConnection:
     def __init__(self, relay: RelaySender) -> None:
         self.relay = relay
         self.smtp: smtplib.SMTP | None = None
+        self._clean_at: float | None = None   # monotonic end of the last transaction that ended with 250
 
     def send(self, raw: bytes, *, envelope_from: str, recipients: list[str]) -> None:
         relay = self.relay
         try:
             self._ready()
+            self._clean_at = None
             refused = self.smtp.sendmail(envelope_from, recipients, raw)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
@@ -113,12 +128,17 @@ class RelayConnection:
         except (OSError, smtplib.SMTPException, socket.timeout) as exc:
             self.close()
             raise DeliveryError(f"relay {relay.host}:{relay.port} unreachable: {exc}", permanent=False) from exc
+        self._clean_at = time.monotonic()
         if refused:
             raise DeliveryError(f"relay refused some recipients: {refused}", permanent=True)
 
     def _ready(self) -> None:
-        """An open session in its initial state: RSET on a reused one (it may
-        have been closed by the relay's idle timeout: then reconnect)."""
+        """An open session in its initial state: RSET on a reused one that
+        has been idle a while or whose last transaction failed (it may have
+        been closed by the relay's idle timeout: then reconnect)."""
+        if (self.smtp is not None and self._clean_at is not None
+                and time.monotonic() - self._clean_at < FRESH_SECONDS and _quiet(self.smtp)):
+            return
         if self.smtp is not None:
             try:
                 self.smtp.rset()
@@ -128,12 +148,25 @@ class RelayConnection:
         self.smtp = self.relay._open()
 
     def close(self) -> None:
-        smtp, self.smtp = self.smtp, None
+        smtp, self.smtp, self._clean_at = self.smtp, None, None
         if smtp is not None:
             try:
                 smtp.quit()
             except (OSError, smtplib.SMTPException):
                 smtp.close()
+
+
+def _quiet(smtp: smtplib.SMTP) -> bool:
+    """True when the session's socket is open and has nothing to read: the
+    relay has neither closed it nor said anything unasked (no round trip)."""
+    sock = smtp.sock
+    try:
+        if sock is None or sock.fileno() < 0:
+            return False
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 class MaildirOutbox:

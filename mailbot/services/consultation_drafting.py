@@ -13,7 +13,6 @@ import email
 import logging
 from dataclasses import dataclass, field
 from datetime import date
-from email import policy
 from email.parser import BytesHeaderParser
 from typing import Any
 
@@ -26,6 +25,7 @@ from mailbot.drafting.llm import LlmClient, LlmError
 from mailbot.drafting.redact import redact
 from mailbot.drafting.verify import Verification, claim_setting, verify_answer
 from mailbot.mail.limits import MAX_QUESTION_CHARS, header_block
+from mailbot.mail.mailpolicy import POLICY
 from mailbot.models import Consultation, InboundMessage, OutboundMessage, OutboundState
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def message_date(inbound: InboundMessage | None) -> date | None:
     try:
         # Headers only: parsing the whole MIME tree again for one header cost
         # 0.6 s on a 490-part message, on the thread that drafts (issue 17, point 15).
-        header = BytesHeaderParser(policy=policy.default).parsebytes(header_block(inbound.raw or b"")).get("Date")
+        header = BytesHeaderParser(policy=POLICY).parsebytes(header_block(inbound.raw or b"")).get("Date")
         if header is not None and getattr(header, "datetime", None) is not None:
             return header.datetime.date()
     except (TypeError, ValueError, IndexError):
@@ -93,7 +93,7 @@ def message_date(inbound: InboundMessage | None) -> date | None:
 
 
 def _text_part(raw: bytes) -> str:
-    message = email.message_from_bytes(raw, policy=policy.default)
+    message = email.message_from_bytes(raw, policy=POLICY)
     part = message.get_body(preferencelist=("plain",))
     return part.get_content() if part is not None else ""
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from email import policy
 from email.parser import BytesParser
 
+import pytest
+
 from mailbot.mail import compose
 from mailbot.mail.send import RelaySender, as_bytes
 from tests.support.relay_sink import RelaySink
@@ -52,3 +54,31 @@ def test_a_relay_session_is_reused_and_reopened_after_the_relay_drops_it():
         first.sock.close()                                           # the relay's idle timeout, say
         sender.send(raw, envelope_from="bounces@x.org", recipients=["c@example.org"])
         assert [m.recipients for m in sink.messages] == [["a@example.org"], ["b@example.org"], ["c@example.org"]]
+
+
+def test_a_session_fresh_from_a_250_skips_the_rset_and_an_idle_one_is_checked():
+    from mailbot.mail import send
+
+    _, raw = compose.build_bytes(RENDERED, ENVELOPE, domain="x.org", kind="digest")
+    with RelaySink() as sink:
+        sender = RelaySender("127.0.0.1", sink.port, timeout=5)
+        sender.send(raw, envelope_from="bounces@x.org", recipients=["a@example.org"])
+        conn = sender._local.conn
+        checks = []
+        rset = conn.smtp.rset
+        conn.smtp.rset = lambda: checks.append(1) or rset()         # count the RSETs the session sees
+        sender.send(raw, envelope_from="bounces@x.org", recipients=["b@example.org"])
+        sender.send(raw, envelope_from="bounces@x.org", recipients=["c@example.org"])
+        assert checks == []                                          # straight to MAIL after a 250
+        conn._clean_at -= send.FRESH_SECONDS + 1                     # as if idle since
+        sender.send(raw, envelope_from="bounces@x.org", recipients=["d@example.org"])
+        assert checks == [1]
+        sink.answer("451 4.3.0 try later")                           # a failed transaction ...
+        with pytest.raises(send.DeliveryError) as refused:
+            sender.send(raw, envelope_from="bounces@x.org", recipients=["e@example.org"])
+        assert not refused.value.permanent
+        sink.answer(None)
+        before = len(checks)                                         # (smtplib itself resets after a 4xx)
+        sender.send(raw, envelope_from="bounces@x.org", recipients=["f@example.org"])
+        assert len(checks) == before + 1                             # ... is followed by an RSET
+        assert [m.recipients for m in sink.messages] == [[f"{x}@example.org"] for x in "abcdf"]

@@ -185,3 +185,33 @@ def test_other_deliveries_proceed_while_one_client_waits_on_a_slow_commit(listen
         lock.__exit__()
     waiting.join(60)
     assert result and result[0][0] == 250
+
+
+def test_postgresql_dropping_the_writers_kept_session_costs_no_451(tmp_path):
+    """On PostgreSQL the writer keeps one connection between batches (no
+    pool pre-ping per commit).  When the server ends that session between
+    two messages, the next message is still stored once and answered 250."""
+    from sqlmodel import select
+
+    from mailbot.models import InboundMessage
+    from tests.conftest import make_database
+
+    database, cleanup = make_database("postgresql", tmp_path, "kept")
+    stored = StoredIds()
+    listener = SmtpListener(Context(make_settings(tmp_path, database), db=database), on_stored=stored)
+    listener.start()
+    try:
+        assert deliver(listener, question(1))[0] == 250
+        pid = listener.writer._conn.connection.dbapi_connection.info.backend_pid
+        with database.engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        assert deliver(listener, question(2))[0] == 250
+        assert listener.writer._conn.connection.dbapi_connection.info.backend_pid != pid
+    finally:
+        listener.stop()
+    try:
+        with database.read() as session:
+            assert len(session.exec(select(InboundMessage.id)).all()) == 2
+        assert sorted(stored) == sorted(set(stored)) and len(stored) == 2
+    finally:
+        cleanup()
