@@ -60,6 +60,22 @@ def stem(word: str) -> str:
     return word
 
 
+# "without X" up to the next preposition: what a title says is absent ("Puncture wound without foreign
+# body of right little finger without damage to nail" -> "foreign body", "damage")
+_ABSENT = re.compile(r"\bwithout\b(.*?)(?=\b(?:of|with|in|to|due|at|for|from|on|by)\b|$)", re.IGNORECASE)
+ABSENT_LENGTH_SHARE = 0.5  # how much of an absent clause's length a title's length keeps out
+
+
+def absent_clauses(title: str) -> list[str]:
+    """The texts a title says are absent, each without its "without"."""
+    return [m.group(1) for m in _ABSENT.finditer(title)]
+
+
+def without_absent(title: str) -> str:
+    """The title with its absent clauses reduced to the bare word "without"."""
+    return _ABSENT.sub("without ", title)
+
+
 def words(text: str) -> list[str]:
     """Lower-case words of ``text``: accents folded, possessives stripped ("Ménière's" -> "meniere")."""
     text = text.lower()
@@ -235,7 +251,10 @@ def build(session: Session) -> CodeIndex:
         else:
             title_tokens = tokens(title)
         seen = dict.fromkeys(title_tokens, FIELD_WEIGHTS["title"])
-        lengths.append(max(1, len(seen)))
+        # what a title says is absent ("..., without behavioral disturbance, psychotic disturbance, mood
+        # disturbance, and anxiety") does not make the code less about its topic: not counted in its length
+        absent = len(set(tokens(" ".join(absent_clauses(title))))) if " without " in title else 0
+        lengths.append(max(1, len(seen) - ABSENT_LENGTH_SHARE * absent))
         extra = [(short, FIELD_WEIGHTS["short"]),
                  (" ".join(notes.get("inclusion_terms", []) + notes.get("includes", [])), FIELD_WEIGHTS["inclusion"])]
         if system == "icd10cm" and (index_text or dashed):

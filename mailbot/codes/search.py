@@ -27,8 +27,8 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 from sqlmodel import Session
 
-from mailbot.codes import qualifiers
-from mailbot.codes.index import CodeIndex, get_index, stem, tokens, words
+from mailbot.codes import lay, qualifiers
+from mailbot.codes.index import CodeIndex, absent_clauses, get_index, stem, tokens, without_absent, words
 from mailbot.codes.normalize import CPT, HCPCS, ICD10CM
 from mailbot.codes.synonyms import ABBREVIATIONS, DEFAULT_CATEGORIES, STOPWORDS, SYNONYMS
 
@@ -49,6 +49,10 @@ _NEUTRAL = {"unspecified", "nos", "site", "organism", "type", "encounter", "init
             "condition", "acute", "primary", "essential", "elsewhere", "classified", "not", "specified"}
 _UNASKED = 0.98
 _NEGATIVE_TITLE = {"without", "no", "not", "uncomplicated"}
+# HCPCS ranges CMS reserves for quality-measure reporting (MIPS / PQRS quality data codes)
+_MEASURE_RANGES = {"G8", "G9", "M1"}
+_MEASURE_WORDS = {"measure", "measures", "quality", "mips", "pqrs", "reporting", "performance", "numerator",
+                  "denominator", "exclusion"}
 _HEALING = {"routine", "delayed", "nonunion", "malunion", "healing"}
 
 
@@ -174,6 +178,9 @@ def _prefix_listing(index: CodeIndex, mask: np.ndarray, prefixes: list[str], lim
 def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
     """Split the query into concepts; each concept lists alternative phrasings."""
     ws = list(dict.fromkeys(words(text)))  # a repeated word is one concept
+
+    def known(word: str) -> bool:
+        return word in index.postings or stem(word) in index.postings
     concepts: list[list[_Alt]] = []
     i = 0
     while i < len(ws):
@@ -183,9 +190,17 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
             if phrase in SYNONYMS:
                 match = (n, phrase)
                 break
-        if match:
+        compound = lay.compounds(ws, i, known)
+        if compound and match and match[0] >= compound[0]:
+            compound = None  # the synonym table's phrase is at least as long
+        if match and not compound:
             n, phrase = match
             alternatives = [phrase, *SYNONYMS[phrase]]
+            i += n
+        elif compound:
+            # "blood in urine" -> "hematuria": the medical compound of the lay words, beside the words
+            n, found = compound
+            alternatives = [" ".join(ws[i : i + n]), *found]
             i += n
         else:
             word = ws[i]
@@ -357,6 +372,8 @@ class _Facts(NamedTuple):
     chapter_words: frozenset | None  # pregnancy / newborn chapters: words the query must say
     history: bool
     family: bool
+    absent: frozenset      # words the title says are absent ("... without nausea")
+    measure: bool          # an HCPCS quality-measure reporting code (G8000-G9999, M1000-M1999)
 
 
 def _title_facts(index: CodeIndex, i: int) -> _Facts:
@@ -366,7 +383,11 @@ def _title_facts(index: CodeIndex, i: int) -> _Facts:
         title_words = frozenset(words(title))
         meaning = index.meanings[i]
         # the meaning is ranked apart from what the code is about
-        base = frozenset(words(title[: -len(meaning)])) if meaning and title.endswith(meaning) else title_words
+        base_text = title[: -len(meaning)] if meaning and title.endswith(meaning) else title
+        # what a title says is absent ("without behavioral disturbance ...") is the default, not detail
+        # the query left out; the words it negates are kept apart to steer away from a query that names them
+        absent = " ".join(absent_clauses(base_text))
+        base = frozenset(words(without_absent(base_text)))
         chapter = _CONTEXT_CHAPTERS.get(index.codes[i][0])
         facts = index.facts[i] = _Facts(
             title_words=title_words, sides=qualifiers.title_sides(title_words), base_words=base,
@@ -375,7 +396,8 @@ def _title_facts(index: CodeIndex, i: int) -> _Facts:
             kind=next((k for k in qualifiers.ENCOUNTERS if k in meaning), ""), open_meaning="open" in meaning,
             not_routine="fracture with" in meaning and "routine" not in meaning,
             chapter_words=frozenset(chapter) if chapter else None, history="history" in title,
-            family="family" in title_words)
+            family="family" in title_words, absent=frozenset(words(absent)) - STOPWORDS,
+            measure=index.systems[i] == HCPCS and index.codes[i][:2] in _MEASURE_RANGES)
     return facts
 
 
@@ -403,6 +425,8 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
     states_detail = bool(quals.sides or quals.encounter)
     negated_stems = _stems(quals.words_after_negation) if quals.negated else set()
     wants_history = bool(_HISTORY_WORDS & query_set)
+    measures_wanted = bool(_MEASURE_WORDS & query_set)
+    positive_words = set(words(quals.positive_text)) - STOPWORDS if quals.positive_text else query_set - STOPWORDS
     ranked: list[tuple[float, int, int, int]] = []
     family_best: dict = {}  # result family -> its best score so far
     for n, i in enumerate(top.tolist()):
@@ -439,6 +463,8 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
                 score *= 0.6 if negated_stems & _stems(f.title_words) else 0.85
         elif "without" in f.title_words and quals.with_:
             score *= 0.85
+        if f.absent & positive_words:
+            score *= 0.85  # "nausea and vomiting" is not "vomiting without nausea"
         if f.non_words & query_set:
             # "displaced" typed, "nondisplaced" titled
             score *= 0.85 ** len({w for w in f.non_words & query_set if "non" + w not in query_set})
@@ -454,6 +480,8 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
             score *= 0.9
         if f.family and "family" not in query_set:
             score *= 0.85  # "alcoholism" is the patient's, not "alcoholism in family"
+        if f.measure and not measures_wanted:
+            score *= 0.85  # a quality-measure reporting code ("Pt dx dementia") is not the diagnosis
         if index.codes[i][:3] in defaults:
             score *= _CATEGORY_BOOST
         # detail the query did not ask for ("typhoid pneumonia" for "pneumonia") counts against a
