@@ -49,6 +49,10 @@ _NEUTRAL = {"unspecified", "nos", "site", "organism", "type", "encounter", "init
             "condition", "acute", "primary", "essential", "elsewhere", "classified", "not", "specified"}
 _UNASKED = 0.98
 _NEGATIVE_TITLE = {"without", "no", "not", "uncomplicated"}
+# Title words that name a kind the query must ask for: a neoplasm is coded primary malignant unless
+# documented as secondary or in situ (ICD-10-CM guidelines I.C.2; the Neoplasm Table's first column).
+_MUST_ASK = {"secondary": {"secondary", "metastatic", "metastasis", "metastases", "mets", "spread"},
+             "situ": {"situ", "insitu", "cis"}}
 # HCPCS ranges CMS reserves for quality-measure reporting (MIPS / PQRS quality data codes)
 _MEASURE_RANGES = {"G8", "G9", "M1"}
 _MEASURE_WORDS = {"measure", "measures", "quality", "mips", "pqrs", "reporting", "performance", "numerator",
@@ -480,6 +484,9 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
             score *= 0.9
         if f.family and "family" not in query_set:
             score *= 0.85  # "alcoholism" is the patient's, not "alcoholism in family"
+        if f.title_words & _MUST_ASK.keys() and any(not (asked & query_set) for word, asked in _MUST_ASK.items()
+                                                     if word in f.title_words):
+            score *= 0.9  # "lung cancer" is the primary site, not "Secondary malignant neoplasm of lung"
         if f.measure and not measures_wanted:
             score *= 0.85  # a quality-measure reporting code ("Pt dx dementia") is not the diagnosis
         if index.codes[i][:3] in defaults:
