@@ -391,7 +391,11 @@ def _title_facts(index: CodeIndex, i: int) -> _Facts:
         # what a title says is absent ("without behavioral disturbance ...") is the default, not detail
         # the query left out; the words it negates are kept apart to steer away from a query that names them
         absent = " ".join(absent_clauses(base_text))
-        base = frozenset(words(without_absent(base_text)))
+        base_list = words(without_absent(base_text))
+        # the word after a later "unspecified" names detail that is missing ("..., unspecified ear", "pain in
+        # unspecified joint"), not detail given; a title's first "Unspecified" qualifies what follows
+        # ("Unspecified bacterial pneumonia": "bacterial" is detail)
+        base = frozenset(w for j, w in enumerate(base_list) if not (j > 1 and base_list[j - 1] == "unspecified"))
         chapter = _CONTEXT_CHAPTERS.get(index.codes[i][0])
         facts = index.facts[i] = _Facts(
             title_words=title_words, sides=qualifiers.title_sides(title_words), base_words=base,
