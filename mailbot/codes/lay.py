@@ -47,7 +47,7 @@ ENDINGS: dict[str, tuple[str, ...]] = {
     "weakness": ("paresis",), "sugar": ("glycemia",), "heartbeat": ("cardia",), "pulse": ("cardia",),
     "breathing": ("pnea",), "swallowing": ("phagia",), "speech": ("phasia",), "periods": ("menorrhea",),
     "pus": ("pyuria",), "tumor": ("oma",), "lump": ("oma",), "hernia": ("cele",),
-    "rupture": ("rrhexis",), "spasm": ("spasm",), "disease": ("pathy",),
+    "rupture": ("rrhexis",), "spasm": ("spasm",),
 }
 _SMALL = {"in", "of", "the", "my", "a", "on", "from", "with", "and"}
 _LINKS = ("", "o")  # hemat+uria, my+o+...: the connecting vowel of compounds
