@@ -254,7 +254,9 @@ def build(session: Session) -> CodeIndex:
         seen = dict.fromkeys(title_tokens, FIELD_WEIGHTS["title"])
         # what a title says is absent ("..., without behavioral disturbance, psychotic disturbance, mood
         # disturbance, and anxiety") does not make the code less about its topic: not counted in its length
-        absent = len(set(tokens(" ".join(absent_clauses(title))))) if " without " in title else 0
+        # (diagnoses only: in a supply descriptor "without barrier attached" is the product, not a default)
+        absent = (len(set(tokens(" ".join(absent_clauses(title))))) if system == "icd10cm" and " without " in title
+                  else 0)
         lengths.append(max(1, len(seen) - ABSENT_LENGTH_SHARE * absent))
         extra = [(short, FIELD_WEIGHTS["short"]),
                  (" ".join(notes.get("inclusion_terms", []) + notes.get("includes", [])), FIELD_WEIGHTS["inclusion"])]
