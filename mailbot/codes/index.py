@@ -294,7 +294,8 @@ def build(session: Session) -> CodeIndex:
     vocab = sorted(postings)
     return CodeIndex(codes=codes, systems=systems, titles=titles, billable=np.array(billable, dtype=bool),
                      stems=stems, meanings=meanings, iv_doc=iv[:, 0].astype(np.int32), iv_from=iv[:, 1],
-                     iv_to=iv[:, 2], iv_billable=iv[:, 3].astype(bool), system_ids=system_ids, postings=postings, idf=idf, vocab=vocab, speller=Speller(vocab),
+                     iv_to=iv[:, 2], iv_billable=iv[:, 3].astype(bool), system_ids=system_ids, postings=postings,
+                     idf=idf, vocab=vocab, speller=Speller(vocab),
                      by_code={c: i for i, c in enumerate(codes)}, undotted=[c.replace(".", "") for c in codes],
                      sorted_undotted=sorted((c.replace(".", ""), i) for i, c in enumerate(codes)))
 

@@ -2,16 +2,20 @@
 
 ``search(session, "sugar diabetes with kidney disease")`` -> ranked
 :class:`SearchHit` list.  Handles lay words and abbreviations (the
-:mod:`synonyms` table), inclusion terms, typos (rapidfuzz against the index
-vocabulary), unfinished words (prefixes), any word order, and code prefixes
-(``E11.``, ``S52.5``, ``J10``), alone or with words (``E11 kidney``).
+:mod:`synonyms` table, and the medical compounds :mod:`lay` builds from lay
+phrases: "blood in urine" -> hematuria), inclusion terms, typos (rapidfuzz
+edit distance against the vocabulary words a bigram filter lets through),
+unfinished words (prefixes), any word order, and code prefixes (``E11.``,
+``S52.5``, ``J10``), alone or with words (``E11 kidney``).
 
 How a query is scored: the query becomes *concepts* (a word, or a phrase from
 the synonym table), each with alternative phrasings; a code's score is the
 sum over concepts of the best alternative's BM25-style weight, scaled by the
 share of concepts it covers.  Then a small re-rank: one result per
 7th-character family (initial encounter first unless the query says
-otherwise), billable codes slightly ahead of headers.
+otherwise), billable codes slightly ahead of headers.  Only the documents in
+the query words' posting lists are touched, and the re-rank stops once no
+later candidate could enter the results (``bench/profile_search.py``).
 """
 
 from __future__ import annotations
