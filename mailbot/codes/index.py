@@ -16,6 +16,7 @@ scored by adding, per query concept, the best of its alternative phrasings.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
@@ -60,6 +61,22 @@ def stem(word: str) -> str:
     return word
 
 
+# "without X" up to the next preposition: what a title says is absent ("Puncture wound without foreign
+# body of right little finger without damage to nail" -> "foreign body", "damage")
+_ABSENT = re.compile(r"\bwithout\b(.*?)(?=\b(?:of|with|in|to|due|at|for|from|on|by)\b|$)", re.IGNORECASE)
+ABSENT_LENGTH_SHARE = 1.0  # how much of an absent clause's length a title's length keeps out
+
+
+def absent_clauses(title: str) -> list[str]:
+    """The texts a title says are absent, each without its "without"."""
+    return [m.group(1) for m in _ABSENT.finditer(title)]
+
+
+def without_absent(title: str) -> str:
+    """The title with its absent clauses reduced to the bare word "without"."""
+    return _ABSENT.sub("without ", title)
+
+
 def words(text: str) -> list[str]:
     """Lower-case words of ``text``: accents folded, possessives stripped ("Ménière's" -> "meniere")."""
     text = text.lower()
@@ -84,6 +101,52 @@ def _cached_tokens(text: str) -> tuple[str, ...]:
 class Postings:
     ids: np.ndarray
     weights: np.ndarray
+    scored: np.ndarray | None = None  # weights * the token's idf, computed once at build
+
+
+class Speller:
+    """Finds vocabulary words within a normalised edit distance of an unknown word, fast.
+
+    Comparing a typo with every vocabulary word costs milliseconds per word;
+    instead the candidates are the words of a possible length that share
+    enough letter pairs (bigrams, the word padded with ``^`` and ``$``) with
+    it.  One edit (a substitution, insertion, deletion or swapped pair)
+    removes at most three of the typed word's bigrams, so a word within
+    ``k`` edits shares at least ``len(bigrams) - 3k`` of them: the filter
+    never drops a word the full comparison would keep."""
+
+    def __init__(self, vocab: list[str]):
+        self.vocab = vocab
+        self.lengths = np.array([len(w) for w in vocab], dtype=np.int16)
+        grams: dict[str, list[int]] = {}
+        for i, word in enumerate(vocab):
+            for gram in self.bigrams(word):
+                grams.setdefault(gram, []).append(i)
+        self.grams = {g: np.array(ids, dtype=np.int32) for g, ids in grams.items()}
+
+    @staticmethod
+    def bigrams(word: str) -> set[str]:
+        padded = f"^{word}$"
+        return {padded[i : i + 2] for i in range(len(padded) - 1)}
+
+    def candidates(self, word: str, cutoff: float) -> list[str]:
+        """Vocabulary words (in vocabulary order) that may reach ``cutoff`` normalised similarity."""
+        n = len(word)
+        longest = math.floor(n / cutoff + 1e-9)   # 1 - d / len(other) >= cutoff, d >= len(other) - n
+        shortest = math.ceil(n * cutoff - 1e-9)
+        max_edits = math.floor((1 - cutoff) * longest + 1e-9)
+        grams = self.bigrams(word)
+        need = len(grams) - 3 * max_edits
+        in_window = (self.lengths >= shortest) & (self.lengths <= longest)
+        if need <= 0:
+            ids = np.flatnonzero(in_window)
+        else:
+            lists = [self.grams[g] for g in grams if g in self.grams]
+            if not lists:
+                return []
+            shared = np.bincount(np.concatenate(lists), minlength=len(self.vocab))
+            ids = np.flatnonzero((shared >= need) & in_window)
+        return [self.vocab[i] for i in ids.tolist()]
 
 
 @dataclass
@@ -107,7 +170,8 @@ class CodeIndex:
     facts: dict = field(default_factory=dict)  # search's per-document memo (title words, sides)
     by_code: dict[str, int] = field(default_factory=dict)
     undotted: list[str] = field(default_factory=list)
-
+    speller: Speller | None = None
+    resolved: dict = field(default_factory=dict)  # search's memo: query token -> vocabulary tokens
     sorted_undotted: list[tuple[str, int]] = field(default_factory=list)
 
     @property
@@ -188,7 +252,12 @@ def build(session: Session) -> CodeIndex:
         else:
             title_tokens = tokens(title)
         seen = dict.fromkeys(title_tokens, FIELD_WEIGHTS["title"])
-        lengths.append(max(1, len(seen)))
+        # what a title says is absent ("..., without behavioral disturbance, psychotic disturbance, mood
+        # disturbance, and anxiety") does not make the code less about its topic: not counted in its length
+        # (diagnoses only: in a supply descriptor "without barrier attached" is the product, not a default)
+        absent = (len(set(tokens(" ".join(absent_clauses(title))))) if system == "icd10cm" and " without " in title
+                  else 0)
+        lengths.append(max(1, len(seen) - ABSENT_LENGTH_SHARE * absent))
         extra = [(short, FIELD_WEIGHTS["short"]),
                  (" ".join(notes.get("inclusion_terms", []) + notes.get("includes", [])), FIELD_WEIGHTS["inclusion"])]
         if system == "icd10cm" and (index_text or dashed):
@@ -218,13 +287,15 @@ def build(session: Session) -> CodeIndex:
     postings, idf = {}, {}
     for token, tid in token_ids.items():
         lo, hi = int(bounds[tid]), int(bounds[tid + 1])
-        postings[token] = Postings(docs[lo:hi], weights[lo:hi])
         idf[token] = math.log(1 + (n - (hi - lo) + 0.5) / ((hi - lo) + 0.5))
+        postings[token] = Postings(docs[lo:hi], weights[lo:hi], weights[lo:hi] * np.float32(idf[token]))
     system_ids = {s: np.array([i for i, x in enumerate(systems) if x == s], dtype=np.int32) for s in set(systems)}
     iv = np.array(intervals, dtype=np.int64).reshape(-1, 4)
+    vocab = sorted(postings)
     return CodeIndex(codes=codes, systems=systems, titles=titles, billable=np.array(billable, dtype=bool),
                      stems=stems, meanings=meanings, iv_doc=iv[:, 0].astype(np.int32), iv_from=iv[:, 1],
-                     iv_to=iv[:, 2], iv_billable=iv[:, 3].astype(bool), system_ids=system_ids, postings=postings, idf=idf, vocab=sorted(postings),
+                     iv_to=iv[:, 2], iv_billable=iv[:, 3].astype(bool), system_ids=system_ids, postings=postings,
+                     idf=idf, vocab=vocab, speller=Speller(vocab),
                      by_code={c: i for i, c in enumerate(codes)}, undotted=[c.replace(".", "") for c in codes],
                      sorted_undotted=sorted((c.replace(".", ""), i) for i, c in enumerate(codes)))
 
@@ -288,6 +359,11 @@ def get_index(session: Session) -> CodeIndex:
             return cached[1]
         index = build(session)
         _cache[key] = (gen, index)
+        # the index is a few hundred thousand long-lived objects: left in the collector's oldest
+        # generation, every full collection walks them all (about 0.3 s on this 2-core machine, a pause
+        # landing on whichever search runs then); frozen, the collector skips them.  Reference
+        # counting still frees an index that a rebuild replaces.
+        gc.freeze()
         return index
 
 

@@ -2,31 +2,37 @@
 
 ``search(session, "sugar diabetes with kidney disease")`` -> ranked
 :class:`SearchHit` list.  Handles lay words and abbreviations (the
-:mod:`synonyms` table), inclusion terms, typos (rapidfuzz against the index
-vocabulary), unfinished words (prefixes), any word order, and code prefixes
-(``E11.``, ``S52.5``, ``J10``), alone or with words (``E11 kidney``).
+:mod:`synonyms` table, and the medical compounds :mod:`lay` builds from lay
+phrases: "blood in urine" -> hematuria), inclusion terms, typos (rapidfuzz
+edit distance against the vocabulary words a bigram filter lets through),
+unfinished words (prefixes), any word order, and code prefixes (``E11.``,
+``S52.5``, ``J10``), alone or with words (``E11 kidney``).
 
 How a query is scored: the query becomes *concepts* (a word, or a phrase from
 the synonym table), each with alternative phrasings; a code's score is the
 sum over concepts of the best alternative's BM25-style weight, scaled by the
 share of concepts it covers.  Then a small re-rank: one result per
 7th-character family (initial encounter first unless the query says
-otherwise), billable codes slightly ahead of headers.
+otherwise), billable codes slightly ahead of headers.  Only the documents in
+the query words' posting lists are touched, and the re-rank stops once no
+later candidate could enter the results (``bench/profile_search.py``).
 """
 
 from __future__ import annotations
 
+import heapq
 import re
 from datetime import date
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 from sqlmodel import Session
 
-from mailbot.codes import qualifiers
-from mailbot.codes.index import CodeIndex, get_index, stem, tokens, words
+from mailbot.codes import lay, qualifiers
+from mailbot.codes.index import CodeIndex, absent_clauses, get_index, stem, tokens, without_absent, words
 from mailbot.codes.normalize import CPT, HCPCS, ICD10CM
 from mailbot.codes.synonyms import ABBREVIATIONS, DEFAULT_CATEGORIES, STOPWORDS, SYNONYMS
 
@@ -47,6 +53,14 @@ _NEUTRAL = {"unspecified", "nos", "site", "organism", "type", "encounter", "init
             "condition", "acute", "primary", "essential", "elsewhere", "classified", "not", "specified"}
 _UNASKED = 0.98
 _NEGATIVE_TITLE = {"without", "no", "not", "uncomplicated"}
+# Title words that name a kind the query must ask for: a neoplasm is coded primary malignant unless
+# documented as secondary or in situ (ICD-10-CM guidelines I.C.2; the Neoplasm Table's first column).
+_MUST_ASK = {"secondary": {"secondary", "metastatic", "metastasis", "metastases", "mets", "spread"},
+             "situ": {"situ", "insitu", "cis"}}
+# HCPCS ranges CMS reserves for quality-measure reporting (MIPS / PQRS quality data codes)
+_MEASURE_RANGES = {"G8", "G9", "M1"}
+_MEASURE_WORDS = {"measure", "measures", "quality", "mips", "pqrs", "reporting", "performance", "numerator",
+                  "denominator", "exclusion"}
 _HEALING = {"routine", "delayed", "nonunion", "malunion", "healing"}
 
 
@@ -172,6 +186,9 @@ def _prefix_listing(index: CodeIndex, mask: np.ndarray, prefixes: list[str], lim
 def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
     """Split the query into concepts; each concept lists alternative phrasings."""
     ws = list(dict.fromkeys(words(text)))  # a repeated word is one concept
+
+    def known(word: str) -> bool:
+        return word in index.postings or stem(word) in index.postings
     concepts: list[list[_Alt]] = []
     i = 0
     while i < len(ws):
@@ -181,9 +198,17 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
             if phrase in SYNONYMS:
                 match = (n, phrase)
                 break
-        if match:
+        compound = lay.compounds(ws, i, known)
+        if compound and match and match[0] >= compound[0]:
+            compound = None  # the synonym table's phrase is at least as long
+        if match and not compound:
             n, phrase = match
             alternatives = [phrase, *SYNONYMS[phrase]]
+            i += n
+        elif compound:
+            # "blood in urine" -> "hematuria": the medical compound of the lay words, beside the words
+            n, found = compound
+            alternatives = [" ".join(ws[i : i + n]), *found]
             i += n
         else:
             word = ws[i]
@@ -228,8 +253,23 @@ def _same_stem(index: CodeIndex, token: str) -> list[tuple[str, float]]:
     return out[:3]
 
 
+_RESOLVED_CACHE = 20_000  # query tokens remembered per index
+
+
 def _resolve(index: CodeIndex, token: str) -> list[tuple[str, float]]:
-    """Vocabulary tokens for a query token: itself, else words it begins, else near spellings."""
+    """Vocabulary tokens for a query token: itself, else words it begins, else near spellings.
+
+    Memoised per index: the same word in a later query costs a dictionary look-up."""
+    cached = index.resolved.get(token)
+    if cached is None:
+        cached = _resolve_uncached(index, token)
+        if len(index.resolved) >= _RESOLVED_CACHE:
+            index.resolved.clear()
+        index.resolved[token] = cached
+    return cached
+
+
+def _resolve_uncached(index: CodeIndex, token: str) -> list[tuple[str, float]]:
     if token in index.postings:
         if len(token) >= 7 and len(index.postings[token].ids) < _RARE:
             # a rare adjective or short form also reaches its noun ("hypothyroid" -> "hypothyroidism",
@@ -251,10 +291,11 @@ def _resolve(index: CodeIndex, token: str) -> list[tuple[str, float]]:
             out.sort(key=lambda p: -len(index.postings[p[0]].ids))
             return out[:6]
     if len(token) >= 4:
-        cutoff = 80 if len(token) >= 6 else 75
-        # edit distance that counts a swapped pair as one slip ("pneumonai" -> "pneumonia", not "pneumonic")
-        found = process.extract(token, index.vocab, scorer=OSA.normalized_similarity, limit=4,
-                                score_cutoff=cutoff / 100)
+        cutoff = 0.80 if len(token) >= 6 else 0.75
+        # edit distance that counts a swapped pair as one slip ("pneumonai" -> "pneumonia", not "pneumonic"),
+        # computed only against the few words a bigram filter lets through (never the whole vocabulary)
+        choices = index.speller.candidates(token, cutoff) if index.speller else index.vocab
+        found = process.extract(token, choices, scorer=OSA.normalized_similarity, limit=4, score_cutoff=cutoff)
         best = found[0][1] if found else 0
         for word, score, _ in found:
             if abs(len(word) - len(token)) <= 2 and score >= best - 0.05:
@@ -263,46 +304,130 @@ def _resolve(index: CodeIndex, token: str) -> list[tuple[str, float]]:
 
 
 def _score(index: CodeIndex, concepts: list[list[_Alt]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per document: the sum over concepts of the best alternative's weight, and how many concepts matched.
+
+    Only the documents in the query words' posting lists are touched: a few
+    scratch arrays are filled and cleared again through those ids, never
+    scanned whole per word."""
     n = index.size
     total = np.zeros(n, dtype=np.float32)
     covered = np.zeros(n, dtype=np.float32)
+    scratch = _Scratch(n)
     for alts in concepts:
-        best = np.zeros(n, dtype=np.float32)
-        for alt in alts:
-            alt_score = np.zeros(n, dtype=np.float32)
-            present = np.zeros(n, dtype=np.int16)
-            for choices in alt.tokens:
-                word_best = np.zeros(n, dtype=np.float32)
-                for token, confidence in choices:
-                    p = index.postings[token]
-                    # ids are unique within a posting list, so plain fancy indexing is safe (and fast)
-                    word_best[p.ids] = np.maximum(word_best[p.ids], p.weights * (index.idf[token] * confidence))
-                alt_score += word_best
-                present += word_best > 0
-            complete = present == len(alt.tokens)
-            # a phrase counts fully only when all its words are there
-            alt_score = np.where(complete, alt_score, alt_score * 0.35) / max(1, len(alt.tokens)) ** 0.5
-            np.maximum(best, alt_score, out=best)
-        total += best
-        covered += best > 0
+        parts = [_alt_scores(index, alt, scratch) for alt in alts]
+        ids, vals = parts[0] if len(parts) == 1 else scratch.maximum(parts)
+        total[ids] += vals  # ids are unique within each part, so fancy indexing adds once
+        covered[ids] += 1
     return total, covered
 
 
-def _title_facts(index: CodeIndex, i: int) -> tuple:
-    """Lower-case title, its words, sides, words before the 7th-character meaning, words after a
-    "non" prefix, and whether it reads as a coding default; memoised per document (the rerank
-    reads them for hundreds of candidates per query)."""
-    facts = index.facts.get(i)
-    if facts is None:
-        title = index.titles[i].lower()
-        title_words = frozenset(words(title))
-        meaning = index.meanings[i]
-        # the words before the 7th-character meaning: what the code is about (the meaning is ranked apart)
-        base = frozenset(words(title[: -len(meaning)])) if meaning and title.endswith(meaning) else title_words
-        non = frozenset(w[3:] for w in title_words if w.startswith("non") and len(w) > 5)
-        default = any(marker in title for marker in _DEFAULT_MARKERS) or title.endswith(" nos")
-        facts = index.facts[i] = (title, title_words, qualifiers.title_sides(title_words), base, non, default)
-    return facts
+class _Scratch:
+    """Zeroed work arrays over the documents, cleared through the ids that were written."""
+
+    def __init__(self, n: int):
+        self.best = np.zeros(n, dtype=np.float32)
+        self.acc = np.zeros(n, dtype=np.float32)
+        self.present = np.zeros(n, dtype=np.int16)
+
+    def maximum(self, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """The element-wise maximum of sparse (ids, values) vectors, as one sparse vector."""
+        best = self.best
+        for ids, vals in parts:
+            best[ids] = np.maximum(best[ids], vals)
+        ids = np.unique(np.concatenate([p[0] for p in parts]))
+        vals = best[ids]
+        best[ids] = 0.0
+        return ids, vals
+
+
+def _word_scores(index: CodeIndex, choices: list[tuple[str, float]], scratch: _Scratch):
+    """(document ids, weight) of one query word: the best of its vocabulary tokens per document."""
+    parts = []
+    for token, confidence in choices:
+        p = index.postings[token]
+        parts.append((p.ids, p.scored if confidence == 1.0 else p.weights * (index.idf[token] * confidence)))
+    return parts[0] if len(parts) == 1 else scratch.maximum(parts)
+
+
+def _alt_scores(index: CodeIndex, alt: _Alt, scratch: _Scratch) -> tuple[np.ndarray, np.ndarray]:
+    """(document ids, score) of one phrasing: its words' weights added; a phrase counts fully only
+    when all its words are there."""
+    per_word = [_word_scores(index, choices, scratch) for choices in alt.tokens]
+    if len(per_word) == 1:
+        return per_word[0]
+    acc, present = scratch.acc, scratch.present
+    for ids, vals in per_word:
+        acc[ids] += vals
+        present[ids] += 1
+    ids = np.unique(np.concatenate([p[0] for p in per_word]))
+    vals, complete = acc[ids], present[ids] == len(per_word)
+    acc[ids] = 0.0
+    present[ids] = 0
+    return ids, np.where(complete, vals, vals * 0.35) / len(per_word) ** 0.5
+
+
+class _Facts(NamedTuple):
+    """What the rerank reads of a document's title; computed once per document and memoised."""
+
+    title_words: frozenset
+    sides: set
+    base_words: frozenset  # the words before the 7th-character meaning: what the code is about
+    non_words: frozenset   # words after a "non" prefix ("nondisplaced" -> "displaced")
+    is_default: bool       # reads as a coding default ("unspecified", "NOS", ...)
+    kind: str              # the encounter a 7th character names ("initial", ...), else ""
+    open_meaning: bool     # the 7th character says "open"
+    not_routine: bool      # the 7th character describes healing other than routine
+    chapter_words: set | None  # pregnancy / newborn chapters: words the query must say
+    history: bool
+    family: bool
+    absent: frozenset      # words the title says are absent ("... without nausea")
+    measure: bool          # an HCPCS quality-measure reporting code (G8000-G9999, M1000-M1999)
+
+
+def _title_facts(index: CodeIndex, i: int) -> _Facts:
+    stored = index.facts.get(i)
+    if stored is None:
+        stored = index.facts[i] = _stored_facts(index, i)
+    title_words, sides, base, non, is_default, kind, open_meaning, not_routine, chapter, history, family, \
+        absent, measure = stored
+    return _Facts(frozenset(title_words.split()), set(sides.split()), frozenset(base.split()),
+                  frozenset(non.split()), is_default, kind, open_meaning, not_routine,
+                  _CONTEXT_CHAPTERS.get(chapter) if chapter else None, history, family,
+                  frozenset(absent.split()), measure)
+
+
+def _stored_facts(index: CodeIndex, i: int) -> tuple:
+    """The memo of one document's facts: strings and booleans only.  A tuple of such values is
+    dropped from the cyclic collector's bookkeeping, so tens of thousands of memoised documents
+    add nothing to its full passes (sets would: 0.3-0.5 s per pass measured on this machine)."""
+    title = index.titles[i].lower()
+    title_words = set(words(title))
+    meaning = index.meanings[i]
+    # the meaning is ranked apart from what the code is about
+    base_text = title[: -len(meaning)] if meaning and title.endswith(meaning) else title
+    # what a title says is absent ("without behavioral disturbance ...") is the default, not detail
+    # the query left out; the words it negates are kept apart to steer away from a query that names them
+    absent = set(words(" ".join(absent_clauses(base_text)))) - STOPWORDS
+    base_list = words(without_absent(base_text))
+    # the word after a later "unspecified" names detail that is missing ("..., unspecified ear", "pain in
+    # unspecified joint"), not detail given; a title's first "Unspecified" qualifies what follows
+    # ("Unspecified bacterial pneumonia": "bacterial" is detail)
+    base = {w for j, w in enumerate(base_list) if not (j > 1 and base_list[j - 1] == "unspecified")}
+    chapter = index.codes[i][0] if index.codes[i][0] in _CONTEXT_CHAPTERS else ""
+    return (" ".join(sorted(title_words)), " ".join(sorted(qualifiers.title_sides(title_words))),
+            " ".join(sorted(base)), " ".join(sorted(w[3:] for w in title_words if w.startswith("non") and len(w) > 5)),
+            any(marker in title for marker in _DEFAULT_MARKERS) or title.endswith(" nos"),
+            next((k for k in qualifiers.ENCOUNTERS if k in meaning), ""), "open" in meaning,
+            "fracture with" in meaning and "routine" not in meaning, chapter, "history" in title,
+            "family" in title_words, " ".join(sorted(absent)),
+            index.systems[i] == HCPCS and index.codes[i][:2] in _MEASURE_RANGES)
+
+
+# The rerank's factors above 1; their product bounds how far a candidate can climb, which lets the
+# rerank stop reading candidates once none left could enter the results.
+_SIDE_BOOST, _NEGATION_BOOST, _DEFAULT_BOOST, _CATEGORY_BOOST = 1.06, 1.1, 1.03, 1.04
+_MAX_BOOST = _SIDE_BOOST * _NEGATION_BOOST * _DEFAULT_BOOST * _CATEGORY_BOOST
+_STOP_CHECK = 16  # candidates between checks whether the rest could still enter the results
 
 
 def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: int,
@@ -311,73 +436,90 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
     quals = quals or qualifiers.Qualifiers(" ".join(query_words))
     billable = index.billable if billable is None else billable
     candidates = int(min(index.size, max(limit * 25, 250)))
-    top = np.argpartition(-final, candidates - 1)[:candidates] if candidates < index.size else np.arange(index.size)
+    scored = np.flatnonzero(final > 0)
+    if len(scored) > candidates:
+        scored = scored[np.argpartition(-final[scored], candidates - 1)[:candidates]]
+    top = scored[np.argsort(-final[scored], kind="stable")]  # best first, so the loop can stop early
     query_set = set(query_words)
     defaults = {DEFAULT_CATEGORIES[w] for w in query_words if w in DEFAULT_CATEGORIES}
     if _QUALIFIED & set(query_words):
         defaults = set()  # the query names the type itself
     states_detail = bool(quals.sides or quals.encounter)
+    negated_stems = _stems(quals.words_after_negation) if quals.negated else set()
+    wants_history = bool(_HISTORY_WORDS & query_set)
+    measures_wanted = bool(_MEASURE_WORDS & query_set)
+    positive_words = set(words(quals.positive_text)) - STOPWORDS if quals.positive_text else query_set - STOPWORDS
     ranked: list[tuple[float, int, int, int]] = []
-    for i in top.tolist():
+    family_best: dict = {}  # result family -> its best score so far
+    for n, i in enumerate(top.tolist()):
         score = float(final[i])
-        if score <= 0:
-            continue
-        title, title_words, sides, base_words, non_words, is_default = _title_facts(index, i)
+        if n and n % _STOP_CHECK == 0 and len(family_best) >= limit:
+            # every later candidate scores at most score * _MAX_BOOST: if `limit` families already
+            # beat that, nothing later can enter the results
+            if heapq.nlargest(limit, family_best.values())[-1] > score * _MAX_BOOST + 1e-6:
+                break
+        f = _title_facts(index, i)
         if index.stems[i]:
-            meaning = index.meanings[i]
-            kind = next((k for k in qualifiers.ENCOUNTERS if k in meaning), "")
             if quals.encounter:
-                score *= 1.0 if kind in quals.encounter else 0.8
+                score *= 1.0 if f.kind in quals.encounter else 0.8
             elif not index.codes[i].endswith("A"):
                 score *= 0.9  # no encounter stated: the initial encounter is the usual question
             # a fracture not said to be open is coded closed, and healing not described is routine
             # (ICD-10-CM guidelines I.C.19.c.1; the 7th-character defaults)
-            if "open" in meaning and "open" not in query_set:
+            if f.open_meaning and "open" not in query_set:
                 score *= 0.93
-            if "fracture with" in meaning and "routine" not in meaning and not _HEALING & query_set:
+            if f.not_routine and not _HEALING & query_set:
                 score *= 0.93
         if quals.sides:
-            if sides & quals.sides:
-                score *= 1.06
-            elif sides:
+            if f.sides & quals.sides:
+                score *= _SIDE_BOOST
+            elif f.sides:
                 score *= 0.75  # the other side
-        elif sides:
+        elif f.sides:
             score *= 0.96  # no side stated: the unspecified side is the coding default
         if quals.negated:
-            if title_words & _NEGATIVE_TITLE or non_words & quals.words_after_negation:
-                score *= 1.1
-            elif "with" in title_words:
+            if f.title_words & _NEGATIVE_TITLE or f.non_words & quals.words_after_negation:
+                score *= _NEGATION_BOOST
+            elif "with" in f.title_words:
                 # "asthma w/o status asthmaticus" must not answer "... with status asthmaticus"
-                score *= 0.6 if _stems(quals.words_after_negation) & _stems(title_words) else 0.85
-        elif "without" in title_words and quals.with_:
+                score *= 0.6 if negated_stems & _stems(f.title_words) else 0.85
+        elif "without" in f.title_words and quals.with_:
             score *= 0.85
-        if non_words & query_set:
+        if f.absent & positive_words:
+            score *= 0.85  # "nausea and vomiting" is not "vomiting without nausea"
+        if f.non_words & query_set:
             # "displaced" typed, "nondisplaced" titled
-            score *= 0.85 ** len({w for w in non_words & query_set if "non" + w not in query_set})
+            score *= 0.85 ** len({w for w in f.non_words & query_set if "non" + w not in query_set})
         if not billable[i] and not headers_wanted:
             score *= 0.6  # a header cannot be reported; shown only when asked for
-        elif is_default:
+        elif f.is_default:
             # a query without detail usually means the default (unspecified) code
             if not ({"unspecified"} & query_set) and not states_detail:
-                score *= 1.03
-        chapter_words = _CONTEXT_CHAPTERS.get(index.codes[i][0])
-        if chapter_words and not chapter_words & query_set:
+                score *= _DEFAULT_BOOST
+        if f.chapter_words and not f.chapter_words & query_set:
             score *= 0.85  # pregnancy / newborn codes only when the query says so
-        if "history" in title and not _HISTORY_WORDS & query_set:
+        if f.history and not wants_history:
             score *= 0.9
-        if "family" in title_words and "family" not in query_set:
+        if f.family and "family" not in query_set:
             score *= 0.85  # "alcoholism" is the patient's, not "alcoholism in family"
-        category = index.codes[i][:3]
-        if category in defaults:
-            score *= 1.04
+        if f.title_words & _MUST_ASK.keys() and any(not (asked & query_set) for word, asked in _MUST_ASK.items()
+                                                     if word in f.title_words):
+            score *= 0.9  # "lung cancer" is the primary site, not "Secondary malignant neoplasm of lung"
+        if f.measure and not measures_wanted:
+            score *= 0.85  # a quality-measure reporting code ("Pt dx dementia") is not the diagnosis
+        if index.codes[i][:3] in defaults:
+            score *= _CATEGORY_BOOST
         # detail the query did not ask for ("typhoid pneumonia" for "pneumonia") counts against a
         # code: the coding default is the code that adds nothing the words do not say
-        unasked = len(base_words - query_set - _NEUTRAL - STOPWORDS)
+        unasked = len(f.base_words - query_set - _NEUTRAL - STOPWORDS)
         score *= _UNASKED ** min(unasked, 6)
-        unspecified = 0 if "unspecified" in title_words and not states_detail else 1
-        extra = len(title_words - query_set)  # fewer words the query did not say = closer match
-        ranked.append((round(score, 6), unspecified, extra, i))
-    # ties: the coding default ("unspecified") first, then the closest title; never code order alone
+        unspecified = 0 if "unspecified" in f.title_words and not states_detail else 1
+        extra = len(f.title_words - query_set)  # fewer words the query did not say = closer match
+        score = round(score, 6)
+        ranked.append((score, unspecified, extra, i))
+        family = index.stems[i] or i
+        if score > family_best.get(family, 0.0):
+            family_best[family] = score
     ranked.sort(key=lambda p: (-p[0], p[1], p[2], index.codes[p[3]]))
     hits: list[SearchHit] = []
     families: set[str] = set()

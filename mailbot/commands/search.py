@@ -28,6 +28,12 @@ SYSTEM_WORDS = {"icd10cm": "icd10cm", "icd10": "icd10cm", "icd-10": "icd10cm", "
                 "icd": "icd10cm", "diagnosis": "icd10cm", "hcpcs": "hcpcs", "cpt": "cpt"}
 
 
+# First words naming a code set we do not hold: refused with a clear answer rather than searched as words.
+OTHER_SYSTEMS = {"snomed": "SNOMED CT", "snomed-ct": "SNOMED CT", "snomedct": "SNOMED CT", "icd9": "ICD-9-CM",
+                 "icd-9": "ICD-9-CM", "icd9cm": "ICD-9-CM", "icd-9-cm": "ICD-9-CM", "icd11": "ICD-11",
+                 "icd-11": "ICD-11", "loinc": "LOINC", "rxnorm": "RxNorm", "cdt": "CDT (dental)"}
+
+
 def split_system(query: str) -> tuple[str | None, str]:
     """``"hcpcs methylprednisolone"`` -> ``("hcpcs", "methylprednisolone")``."""
     first, _, rest = query.partition(" ")
@@ -57,6 +63,11 @@ def search_results(session: Session, query: str, limit: int,
     query, asked = split_date(query)
     given = on or asked
     system, words = split_system(query)
+    other = OTHER_SYSTEMS.get(query.partition(" ")[0].lower().rstrip(":"))
+    if other:
+        raise CommandError(f"We cannot search {other}: the code sets here are ICD-10-CM, HCPCS Level II and "
+                           "CPT (when licensed). Leave the code set out to search them all, or name one of them.",
+                           examples=EXAMPLES)
     on = given or today()
     try:
         hits = search(session, words, system=system, limit=limit, on=on)

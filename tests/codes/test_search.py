@@ -130,3 +130,33 @@ def test_a_500_word_query_is_searched_not_crashed(session):
 def test_unknown_words_resolve_to_the_closest_vocabulary(session):
     assert top(session, "pneumonai", 1) == ["J18.9"]
     assert top(session, "diabetis mellitis type 2", 1)[0].startswith("E11")
+
+
+def test_lay_phrases_reach_the_medical_compound_the_code_sets_use(session):
+    # "slow" (brady-) + "heartbeat" (-cardia), "ear" (ot-) + "ache" (-algia): built, not listed
+    assert top(session, "slow heartbeat", 1) == ["R00.1"]
+    assert top(session, "ear ache", 1)[0].startswith("H92.0")
+
+
+def test_what_a_title_says_is_absent_is_the_default_not_unasked_detail(session):
+    assert top(session, "dementia", 1) == ["F03.90"]  # "... without behavioral disturbance, ..."
+    assert top(session, "nausea and vomiting", 1) == ["R11.2"]  # not "Vomiting without nausea"
+
+
+def test_quality_measure_codes_do_not_answer_a_diagnosis(session):
+    assert not top(session, "dementia", 3)[0].startswith("M1")
+    assert any(c.startswith(("G8", "G9", "M1")) for c in top(session, "dementia quality measure", 10))
+
+
+def test_the_typo_filter_keeps_every_word_the_full_comparison_keeps(session):
+    from rapidfuzz import process
+    from rapidfuzz.distance import OSA
+
+    from mailbot.codes.index import get_index
+
+    index = get_index(session)
+    for typo in ("pneumonai", "diabetis", "fratcure", "hypertenson", "colarbone", "astma", "sciatia", "ulcre"):
+        cutoff = 0.80 if len(typo) >= 6 else 0.75
+        full = process.extract(typo, index.vocab, scorer=OSA.normalized_similarity, limit=None, score_cutoff=cutoff)
+        kept = set(index.speller.candidates(typo, cutoff))
+        assert {word for word, _s, _i in full} <= kept

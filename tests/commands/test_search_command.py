@@ -58,3 +58,14 @@ def test_a_code_typed_with_letter_o_suggests_the_code_not_a_category(answer):
     _, text, _ = answer("LOOKUP J103O")
     assert "Did you mean:" in text and "J1030" in text
     assert "J10.0" not in text and "J10.1" not in text  # not the influenza codes
+
+
+def test_a_code_set_we_do_not_hold_gets_a_clear_answer(answer):
+    kind, text, _ = answer("SEARCH snomed type 2 diabetes")
+    assert kind == "command-error" and "cannot search SNOMED CT" in text and "ICD-10-CM" in text
+
+
+def test_a_500_word_search_is_trimmed_and_answered_not_crashed(answer):
+    body = " ".join(("patient seen today for type 2 diabetes with chronic kidney disease " * 50).split()[:500])
+    kind, text, _ = answer("SEARCH", body)
+    assert kind == "search" and "E11.22" in text
