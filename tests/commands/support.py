@@ -62,3 +62,17 @@ def bodies(message: EmailMessage) -> tuple[str, str]:
     text = message.get_body(("plain",)).get_content()
     html_part = message.get_body(("html",))
     return text, html_part.get_content() if html_part is not None else ""
+
+
+def ask_by_mail(ctx, db):
+    """``ask(subject, text="") -> (kind, text, html)``: one command mail routed,
+    run and its one reply read back (the runner on the test database)."""
+    from mailbot.commands import runner
+
+    def ask(subject: str, text: str = "") -> tuple[str, str, str]:
+        inbound_id = routed_command(db, subject, text, message_id=f"<{abs(hash((subject, text)))}@example.org>")
+        runner.run(ctx, inbound_id)
+        [row] = replies(db, inbound_id)
+        return (row.kind, *bodies(parsed(row)))
+
+    return ask

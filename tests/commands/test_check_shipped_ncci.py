@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from mailbot.commands import runner
-from tests.commands.support import bodies, parsed, replies, routed_command
+from tests.commands.support import ask_by_mail
 
 
 @pytest.fixture
 def answer(ctx, codes_db, db):
-    def ask(subject: str) -> tuple[str, str]:
-        inbound_id = routed_command(db, subject, "", message_id=f"<{abs(hash(subject))}@example.org>")
-        runner.run(ctx, inbound_id)
-        [row] = replies(db, inbound_id)
-        return bodies(parsed(row))
-
-    return ask
+    ask = ask_by_mail(ctx, db)
+    return lambda subject: ask(subject)[1:]
 
 
 def test_check_29881_29877_hospital_reports_indicator_0_and_names_the_table(answer):

@@ -7,19 +7,13 @@ import re
 
 import pytest
 
-from mailbot.commands import runner
-from tests.commands.support import bodies, parsed, replies, routed_command
+from tests.commands.support import ask_by_mail
 
 
 @pytest.fixture
 def answer(ctx, codes_db, db):
-    def ask(subject: str, text: str = "") -> tuple[str, str]:
-        inbound_id = routed_command(db, subject, text, message_id=f"<h{abs(hash((subject, text)))}@example.org>")
-        runner.run(ctx, inbound_id)
-        [row] = replies(db, inbound_id)
-        return bodies(parsed(row))
-
-    return ask
+    ask = ask_by_mail(ctx, db)
+    return lambda subject, text="": ask(subject, text)[1:]
 
 
 def _flat(text: str) -> str:

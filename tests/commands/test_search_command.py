@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from mailbot.commands import runner
-from tests.commands.support import bodies, parsed, replies, routed_command
+from tests.commands.support import ask_by_mail
 
 
 @pytest.fixture
 def answer(ctx, codes_db, db):
-    def ask(subject: str, text: str = "") -> tuple[str, str, str]:
-        inbound_id = routed_command(db, subject, text, message_id=f"<{abs(hash((subject, text)))}@example.org>")
-        runner.run(ctx, inbound_id)
-        [row] = replies(db, inbound_id)
-        return (row.kind, *bodies(parsed(row)))
-
-    return ask
+    return ask_by_mail(ctx, db)
 
 
 def test_search_on_a_date_of_service_finds_the_codes_valid_then(answer):
