@@ -82,7 +82,9 @@ def start(ctx: Context, *, smtp: bool = False, web: bool = False, worker: bool =
         if worker:
             _start_worker(ctx, running)
             if load_codes:  # `serve`: the process that answers LOOKUPs
-                _warm_knowledge(ctx)
+                from mailbot.codes.knowledge import warm_in_background
+
+                warm_in_background(ctx.db.read)
         if smtp and ctx.settings.smtp.enabled:
             from mailbot.mail.smtp_listener import SmtpListener
 
@@ -103,23 +105,6 @@ def start(ctx: Context, *, smtp: bool = False, web: bool = False, worker: bool =
         running.stop()
         raise
     return running
-
-
-def _warm_knowledge(ctx: Context) -> None:
-    """Load the in-memory code rows in the background, so the first LOOKUP
-    does not pay for it (a few seconds); a failure only means a cold first lookup."""
-    import threading
-
-    def warm() -> None:
-        try:
-            from mailbot.codes.knowledge import get_knowledge
-
-            with ctx.db.read() as session:
-                get_knowledge(session)
-        except Exception:  # noqa: BLE001 - warming is an optimisation
-            log.warning("could not pre-load the code knowledge", exc_info=True)
-
-    threading.Thread(target=warm, name="warm-code-knowledge", daemon=True).start()
 
 
 def _start_worker(ctx: Context, running: Running) -> None:

@@ -82,19 +82,10 @@ class DraftProcesses:
 
 
 def _start_child(settings: Settings) -> None:
+    from mailbot.codes.knowledge import warm_in_background
+
     _end_with_parent()
-    ctx = configure(Context(settings))
-
-    def warm() -> None:
-        try:
-            from mailbot.codes.knowledge import get_knowledge
-
-            with ctx.db.read() as session:
-                get_knowledge(session)
-        except Exception:  # noqa: BLE001 - warming is an optimisation; a draft loads it anyway
-            log.warning("could not pre-load the code knowledge in the drafting process", exc_info=True)
-
-    threading.Thread(target=warm, name="warm-code-knowledge", daemon=True).start()
+    warm_in_background(configure(Context(settings)).db.read)
 
 
 def _draft(cid: int, force_offline: bool) -> DraftResult:

@@ -18,6 +18,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NamedTuple
@@ -155,6 +157,21 @@ _loading: set[str] = set()
 _checked: dict[str, float] = {}
 _lock = threading.Lock()
 GENERATION_TTL = 2.0  # seconds between checks that the code sets did not change
+
+
+def warm_in_background(read: Callable[[], AbstractContextManager[Session]]) -> None:
+    """Load the knowledge in a background thread, so the first LOOKUP or draft
+    of a fresh process does not pay for it (seconds); ``read`` opens a read
+    session (``Database.read``).  A failure only means a cold first use."""
+
+    def warm() -> None:
+        try:
+            with read() as session:
+                get_knowledge(session)
+        except Exception:  # noqa: BLE001 - warming is an optimisation
+            log.warning("could not pre-load the code knowledge", exc_info=True)
+
+    threading.Thread(target=warm, name="warm-code-knowledge", daemon=True).start()
 
 
 def get_knowledge(source: Session | Knowledge, hint: Hint | None = None) -> Knowledge:

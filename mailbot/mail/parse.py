@@ -24,7 +24,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 
 from mailbot.mail.addresses import safe_addr_spec
-from mailbot.mail.limits import MAX_HTML_SCAN_CHARS, MAX_PARTS, MAX_TEXT_CHARS
+from mailbot.mail.limits import MAX_PARTS, MAX_TEXT_CHARS
 from mailbot.mail.mailpolicy import POLICY, CachedRegistry
 from mailbot.mail.text import body_text, decode_bytes, find_body, new_text
 
@@ -158,9 +158,6 @@ def _read(msg: EmailMessage, raw: bytes, envelope_from: str, domain: str,
     # (issue 17, point 15).  Questions are short; the rest is kept in raw.
     if len(full_text) > MAX_TEXT_CHARS:
         full_text = full_text[:MAX_TEXT_CHARS] + "\n[... text cut at %d characters]" % MAX_TEXT_CHARS
-    # The HTML kept beside it for the reviewer is bounded the same way (an
-    # 8 MB HTML body held the database's write lock while it was stored).
-    html = html[:MAX_HTML_SCAN_CHARS]
     parsed = ParsedMessage(
         from_addr=from_addr, from_name=from_name, reply_to=reply_to, envelope_from=envelope_from,
         subject=header(msg, "Subject"), text=new_text(full_text), full_text=full_text, html=html,
@@ -198,25 +195,32 @@ def header(msg: Message, name: str) -> str:
 
 
 def _header_text(msg: Message, name: str, raw) -> str:
-    if any("\udc80" <= ch <= "\udcff" for ch in str(raw)):
-        text = decode_bytes(str(raw).encode("ascii", "surrogateescape"), "")
-        if "=?" in text:
-            try:
-                text = str(make_header(decode_header(text)))
-            except Exception:
-                pass
+    value = str(raw)
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        text = decode_bytes(value.encode("ascii", "surrogateescape"), "")
+        decoded = _decode_words(text)
+        text = text if decoded is None else decoded
     elif _unstructured(name):
         # Subject and the like: only encoded words to decode.  ``policy.default``
         # tokenises them character by character (0.1-0.5 s for a 32 KiB folded
         # Subject, holding the GIL the listener needs); ``decode_header`` is one
         # regex split.  A value it cannot read takes the policy's path.
-        try:
-            text = str(make_header(decode_header(str(raw)))) if "=?" in str(raw) else str(raw)
-        except Exception:
+        text = _decode_words(value)
+        if text is None:
             text = _policy_text(msg, name, raw)
     else:
         text = _policy_text(msg, name, raw)
     return " ".join(text.replace("\x00", "").split())
+
+
+def _decode_words(text: str) -> str | None:
+    """``text`` with its RFC 2047 encoded words decoded; ``None`` when they cannot be read."""
+    if "=?" not in text:
+        return text
+    try:
+        return str(make_header(decode_header(text)))
+    except Exception:
+        return None
 
 
 def _unstructured(name: str) -> bool:

@@ -119,7 +119,10 @@ def body_text(msg: EmailMessage) -> tuple[str, str]:
     plain = find_body(msg, "plain")
     html_part = find_body(msg, "html")
     # NUL never carries meaning in HTML, and PostgreSQL text cannot hold it.
-    html = decode_part(html_part).replace("\x00", "") if html_part is not None else ""
+    # Bounded here, where it is decoded: both what is converted to text and
+    # what is kept beside it for the reviewer (an 8 MB HTML body held the
+    # database's write lock while it was stored).
+    html = decode_part(html_part).replace("\x00", "")[:MAX_HTML_SCAN_CHARS] if html_part is not None else ""
     text = decode_part(plain) if plain is not None else ""
     if not text.strip() and html:
         # An empty text/plain alternative (Outlook sends these) must not hide the HTML.
@@ -160,11 +163,12 @@ _NO_TEXT_MARKUP = re.compile(r"<!--.*?(?:-->|$)|<(head|style|script)\b[^>]*>.*?(
 
 def html_to_text(html: str) -> str:
     # html2text is pure Python, ~4 s per MB: an 8 MB HTML-only message took
-    # 34 s of a worker (issue 17, point 15).  Only the start is converted.
+    # 34 s of a worker (issue 17, point 15).  Only the start is converted
+    # (of HTML that :func:`body_text` already cut to MAX_HTML_SCAN_CHARS).
     # Markup that never carries the question (the head with its style
     # sheets, scripts, comments -- Outlook's are most of its HTML) goes first,
     # with one C-speed regex pass each, so the cut keeps the text.
-    html = _NO_TEXT_MARKUP.sub(" ", html[:MAX_HTML_SCAN_CHARS])[:MAX_HTML_CHARS]
+    html = _NO_TEXT_MARKUP.sub(" ", html)[:MAX_HTML_CHARS]
     converter = html2text.HTML2Text()
     converter.ignore_images = True
     converter.body_width = 0          # no hard wrapping: keeps codes and sentences whole
