@@ -40,7 +40,8 @@ from mailbot.config import Settings
 from mailbot.context import Context
 from mailbot.jobs import links
 from mailbot.jobs.matching import JobIndex
-from mailbot.mail.compose import Envelope, Rendered, build, build_bytes, clean_header
+from mailbot.jobs.digest_wire import Wire, digest_wire
+from mailbot.mail.compose import ComposeError, Envelope, Rendered, build, clean_header
 from mailbot.models.base import utcnow
 from mailbot.models.jobs import (
     DigestRun,
@@ -55,7 +56,7 @@ from mailbot.models.jobs import (
     SubscriptionStatus,
 )
 from mailbot.services import Poke
-from mailbot.services.delivery import queue_message
+from mailbot.services.delivery import queue_message, queue_wires
 from mailbot.templating import TEMPLATES_DIR, environment
 
 GROUPS = (("remote", "Remote"), ("hybrid", "Hybrid"), ("onsite", "On-site"))
@@ -196,11 +197,17 @@ def compose_digest(settings: Settings, subscriber: Subscriber, sections: list[di
     return build(rendered, _envelope(settings, subscriber), domain=settings.service.domain, kind="digest")
 
 
-def compose_digest_bytes(settings: Settings, subscriber: Subscriber, sections: list[dict[str, Any]],
-                         frequency: str) -> tuple[EmailMessage, bytes]:
-    """:func:`compose_digest` through the bulk assembler (header-only message, wire bytes)."""
+def compose_digest_wire(settings: Settings, subscriber: Subscriber, sections: list[dict[str, Any]],
+                        frequency: str) -> Wire:
+    """The digest as wire bytes for storing and sending, by the bulk
+    assembler (``digest_wire``): the email :func:`compose_digest` builds,
+    its header bytes written once per process where they never change."""
     rendered = render_digest(digest_context(settings, subscriber, sections, frequency))
-    return build_bytes(rendered, _envelope(settings, subscriber), domain=settings.service.domain, kind="digest")
+    headers = list_headers(settings, subscriber.id, None, "jobs", kind=SubscriptionKind.JOBS)
+    unsubscribe = headers.pop("List-Unsubscribe")
+    return digest_wire(rendered, to=subscriber.email, from_addr=settings.service_address(settings.service.jobs_address),
+                       from_name=f"{settings.service.name} job board", domain=settings.service.domain,
+                       list_unsubscribe=unsubscribe, static=headers)
 
 
 def _envelope(settings: Settings, subscriber: Subscriber) -> Envelope:
@@ -322,25 +329,22 @@ def sections_for(settings: Settings, subscriber: Subscriber,
 @dataclass
 class RunPlan:
     """What one job-digest run comes to: finish it ``state`` (sent or skipped)
-    with ``reason``; when sent, ``message`` is the email, ``wire`` its bytes
-    (set by the batch path) and ``advanced`` the subscriptions whose
-    ``last_digest_at`` moves to the run's window end."""
+    with ``reason``; when sent, ``wire`` is the email and ``advanced`` the
+    subscriptions whose ``last_digest_at`` moves to the run's window end."""
 
     state: str
     reason: str = ""
-    message: EmailMessage | None = None
-    wire: bytes | None = None
+    wire: Wire | None = None
     item_ids: list[int] = field(default_factory=list)
     record: list[dict[str, Any]] | None = None
     advanced: list[Subscription] = field(default_factory=list)
 
 
 def plan_run(settings: Settings, session: Session, run: DigestRun, subscriber: Subscriber,
-             planned: list[tuple[Subscription, datetime | None]], *, wire: bool = False) -> RunPlan:
+             planned: list[tuple[Subscription, datetime | None]]) -> RunPlan:
     """Decide and build one pending job-digest run (no writes): skipped when
     the subscriber or every subscription stopped, or nothing new matched;
-    otherwise the email.  With ``wire`` the email is assembled by
-    :func:`compose.build_bytes` (the bulk path) and its bytes kept."""
+    otherwise the email."""
     if subscriber.status != SubscriberStatus.ACTIVE:
         return RunPlan(DigestState.SKIPPED, reason=f"subscriber {subscriber.status}")
     # Unsubscribes and pauses since the claim are honoured here, in the
@@ -360,12 +364,12 @@ def plan_run(settings: Settings, session: Session, run: DigestRun, subscriber: S
     if not item_ids and settings.jobs.skip_empty_digests:
         return RunPlan(DigestState.SKIPPED, reason="no new matching jobs", record=record, advanced=advanced)
     frequency = FREQUENCIES.get(run.period_key.split(":", 1)[0], live[0][0].frequency)
-    if wire:
-        message, raw = compose_digest_bytes(settings, subscriber, sections, frequency)
-    else:
-        message, raw = compose_digest(settings, subscriber, sections, frequency), None
-    return RunPlan(DigestState.SENT, message=message, wire=raw, item_ids=item_ids, record=record,
-                   advanced=advanced)
+    try:
+        wire = compose_digest_wire(settings, subscriber, sections, frequency)
+    except ComposeError as exc:
+        # An address we may not write to must not hold up the batch it is in.
+        return RunPlan(DigestState.SKIPPED, reason=f"cannot compose: {exc}", record=record)
+    return RunPlan(DigestState.SENT, wire=wire, item_ids=item_ids, record=record, advanced=advanced)
 
 
 def send_digest(ctx: Context, run_id: int) -> list[Poke]:
@@ -386,13 +390,13 @@ def send_digest(ctx: Context, run_id: int) -> list[Poke]:
             for sub in plan.advanced:
                 sub.last_digest_at = run.window_end
                 session.add(sub)
-            if plan.message is None:
+            if plan.wire is None:
                 _finish(session, run, plan.state, reason=plan.reason, sections=plan.record)
                 return []
-            outbound = queue_message(session, plan.message, kind="digest")
-            _finish(session, run, DigestState.SENT, outbound_id=outbound.id, item_ids=plan.item_ids,
+            [outbound_id] = queue_wires(session, [plan.wire], kind="digest")
+            _finish(session, run, DigestState.SENT, outbound_id=outbound_id, item_ids=plan.item_ids,
                     sections=plan.record)
-            return [Poke("send_outbound", outbound.id)]
+            return [Poke("send_outbound", outbound_id)]
     except Superseded:
         return []
 

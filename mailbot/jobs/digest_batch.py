@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from mailbot.context import Context
 from mailbot.jobs import digest
-from mailbot.models import OutboundMessage, OutboundState, utcnow
+from mailbot.models import utcnow
 from mailbot.models.jobs import DigestRun, DigestState, Subscriber, Subscription
 from mailbot.services import Poke
+from mailbot.services.delivery import queue_wires
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,9 @@ def _send(ctx: Context, session: Session, run_ids: list[int]) -> tuple[list[Poke
         select(Subscription).where(Subscription.id.in_({entry["s"] for run in runs for entry in run.sections}))
     ).all()}
     plans = [(run, digest.plan_run(settings, session, run, subscribers[run.subscriber_id],
-                                   _planned(run, subscriptions), wire=True)) for run in runs]
+                                   _planned(run, subscriptions))) for run in runs]
     sending = [(run, plan) for run, plan in plans if plan.wire is not None]
-    outbound_ids = _insert_outbound(session, [plan for _, plan in sending])
+    outbound_ids = queue_wires(session, [plan.wire for _, plan in sending], kind="digest")
     outbound_of = {run.id: oid for (run, _), oid in zip(sending, outbound_ids)}
     now = utcnow()
     finished = session.execute(
@@ -111,24 +112,3 @@ def _planned(run: DigestRun, subscriptions: dict[int, Subscription]):
 
     return [(subscriptions[entry["s"]], datetime.fromisoformat(entry["since"]) if entry.get("since") else None)
             for entry in run.sections if entry["s"] in subscriptions]
-
-
-def _insert_outbound(session: Session, plans: list[digest.RunPlan]) -> list[int]:
-    """One multi-row INSERT of the digests, ids back in order."""
-    if not plans:
-        return []
-    table = OutboundMessage.__table__
-    now = utcnow()
-    rows = []
-    for plan in plans:
-        message = plan.message
-        rows.append({
-            "kind": "digest", "consultation_id": None, "inbound_id": None,
-            "to_addr": message["To"].addresses[0].addr_spec if message["To"] else "",
-            "from_addr": message["From"].addresses[0].addr_spec if message["From"] else "",
-            "subject": str(message["Subject"] or "")[:2000], "message_id": str(message["Message-ID"]),
-            "raw": plan.wire, "state": OutboundState.PENDING.value, "attempts": 0, "last_error": "",
-            "transport": "", "created_at": now, "sent_at": None, "next_attempt_at": None,
-        })
-    result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-    return [row_id for (row_id,) in result]

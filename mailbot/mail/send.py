@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import mailbox
 import os
+import re
 import select
 import smtplib
 import socket
@@ -132,6 +133,44 @@ class RelayConnection:
         if refused:
             raise DeliveryError(f"relay refused some recipients: {refused}", permanent=True)
 
+    def send_many(self, messages: list[tuple[bytes, str, list[str]]]) -> list[DeliveryError | None]:
+        """Send ``(raw, envelope_from, recipients)`` messages in order over
+        this session: each one's outcome, ``None`` for accepted.  With a
+        relay that offers PIPELINING, one round trip per message (see
+        :class:`_Pipelined`); otherwise :meth:`send` for each.  If the
+        session breaks, the messages whose outcome is unknown and those not
+        tried are all a temporary failure (the caller retries them)."""
+        if not messages:
+            return []
+        try:
+            self._ready()
+        except (OSError, smtplib.SMTPException) as exc:
+            self.close()
+            error = DeliveryError(f"relay {self.relay.host}:{self.relay.port} unreachable: {exc}", permanent=False)
+            return [error] * len(messages)
+        if not self.smtp.has_extn("pipelining"):
+            return [self._outcome(raw, envelope_from, recipients) for raw, envelope_from, recipients in messages]
+        self._clean_at = None
+        pipe = _Pipelined(self.smtp)
+        try:
+            outcomes = pipe.run(messages)
+        except (OSError, smtplib.SMTPException, socket.timeout) as exc:
+            self.close()
+            error = DeliveryError(f"relay {self.relay.host}:{self.relay.port} broke off: {exc}", permanent=False)
+            # A message whose content got no reply may or may not have gone: a
+            # temporary failure like the ones not tried (the retry says so).
+            known = pipe.outcomes[:-1] if pipe.unsettled else pipe.outcomes
+            return known + [error] * (len(messages) - len(known))
+        self._clean_at = time.monotonic()
+        return outcomes
+
+    def _outcome(self, raw: bytes, envelope_from: str, recipients: list[str]) -> DeliveryError | None:
+        try:
+            self.send(raw, envelope_from=envelope_from, recipients=recipients)
+        except DeliveryError as exc:
+            return exc
+        return None
+
     def _ready(self) -> None:
         """An open session in its initial state: RSET on a reused one that
         has been idle a while or whose last transaction failed (it may have
@@ -154,6 +193,84 @@ class RelayConnection:
                 smtp.quit()
             except (OSError, smtplib.SMTPException):
                 smtp.close()
+
+
+class _Pipelined:
+    """Many messages over one relay session with SMTP PIPELINING (RFC 2920):
+    each message's MAIL, RCPT and DATA go out together, and with them the
+    previous message's content, so a message costs one round trip instead
+    of smtplib's four.  Replies are read in order; each message gets its own
+    outcome, so a refused recipient fails that message only."""
+
+    def __init__(self, smtp: smtplib.SMTP) -> None:
+        self.smtp = smtp
+        self.outcomes: list[DeliveryError | None] = []
+        self.unsettled = False        # the last outcome awaits the reply to its content
+        self._content = b""
+        self._refused: list = []
+        self._open = False            # a MAIL transaction to RSET before the next one
+
+    def run(self, messages: list[tuple[bytes, str, list[str]]]) -> list[DeliveryError | None]:
+        for raw, envelope_from, recipients in messages:
+            group = [self._content] if self.unsettled else []
+            if self._open:
+                group.append(b"RSET\r\n")
+            group.append(f"MAIL FROM:{smtplib.quoteaddr(envelope_from)}\r\n".encode("ascii"))
+            group.extend(f"RCPT TO:{smtplib.quoteaddr(r)}\r\n".encode("ascii") for r in recipients)
+            group.append(b"DATA\r\n")
+            self.smtp.send(b"".join(group))
+            self._settle()
+            if self._open:
+                self.smtp.getreply()
+                self._open = False
+            self._envelope(raw, len(recipients))
+        if self.unsettled:
+            self.smtp.send(self._content)
+            self._settle()
+        if self._open:
+            self.smtp.send(b"RSET\r\n")
+            self.smtp.getreply()
+            self._open = False
+        return self.outcomes
+
+    def _envelope(self, raw: bytes, count: int) -> None:
+        mail = self.smtp.getreply()
+        rcpts = [self.smtp.getreply() for _ in range(count)]
+        data = self.smtp.getreply()
+        refused = [(code, text.decode(errors="replace")) for code, text in rcpts if code not in (250, 251)]
+        if data[0] == 354:
+            self._content, self._refused, self.unsettled = _dot_stuffed(raw), refused, True
+            self.outcomes.append(None)
+            return
+        self._open = mail[0] == 250
+        if mail[0] != 250:
+            self.outcomes.append(_answer_error("relay answered", *mail))
+        elif refused:
+            self.outcomes.append(DeliveryError(f"relay refused recipients: {refused}",
+                                               permanent=all(code >= 500 for code, _ in refused)))
+        else:
+            self.outcomes.append(_answer_error("relay answered", *data))
+
+    def _settle(self) -> None:
+        """Read the reply to the content sent last; it decides that message."""
+        if not self.unsettled:
+            return
+        code, text = self.smtp.getreply()
+        self.unsettled = False
+        if code != 250:
+            self.outcomes[-1] = _answer_error("relay answered", code, text)
+        elif self._refused:
+            self.outcomes[-1] = DeliveryError(f"relay refused some recipients: {self._refused}", permanent=True)
+
+
+def _answer_error(what: str, code: int, text: bytes) -> DeliveryError:
+    return DeliveryError(f"{what} {code} {text.decode(errors='replace')}", permanent=code >= 500)
+
+
+def _dot_stuffed(raw: bytes) -> bytes:
+    """Message content as DATA carries it: CRLF line ends, leading dots doubled, the final dot."""
+    body = re.sub(rb"(?m)^\.", b"..", re.sub(rb"\r\n|\n|\r", b"\r\n", raw))
+    return body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n"
 
 
 def _quiet(smtp: smtplib.SMTP) -> bool:
@@ -224,6 +341,17 @@ class MaildirOutbox:
             mailbox.Maildir(self.path, create=True).add(message)
         except OSError as exc:
             raise DeliveryError(f"cannot write to outbox {self.path}: {exc}", permanent=False) from exc
+
+    def send_many(self, messages: list[tuple[bytes, str, list[str]]]) -> list[DeliveryError | None]:
+        """Each of ``(raw, envelope_from, recipients)`` written in turn; each one's outcome."""
+        outcomes: list[DeliveryError | None] = []
+        for raw, envelope_from, recipients in messages:
+            try:
+                self.send(raw, envelope_from=envelope_from, recipients=recipients)
+                outcomes.append(None)
+            except DeliveryError as exc:
+                outcomes.append(exc)
+        return outcomes
 
     @contextmanager
     def connection(self) -> Iterator["MaildirOutbox"]:

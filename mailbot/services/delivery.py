@@ -38,7 +38,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, insert, or_, text, update
 from sqlmodel import Session, select
 
 from mailbot.config import Settings
@@ -75,6 +75,24 @@ def queue_message(session: Session, message: EmailMessage, *, kind: str,
     session.add(row)
     session.flush()
     return row
+
+
+def queue_wires(session: Session, wires: list, *, kind: str) -> list[int]:
+    """Store finished messages as pending with one multi-row INSERT in the
+    caller's transaction; their ids, in order.  Each of ``wires`` carries
+    ``to_addr``, ``from_addr``, ``subject``, ``message_id`` and ``raw`` (the
+    wire bytes; ``mailbot.jobs.digest_wire.Wire``) -- the bulk twin of
+    :func:`queue_message`, without an ORM object per row."""
+    if not wires:
+        return []
+    table = OutboundMessage.__table__
+    now = utcnow()
+    rows = [{"kind": kind, "consultation_id": None, "inbound_id": None, "to_addr": wire.to_addr,
+             "from_addr": wire.from_addr, "subject": wire.subject[:2000], "message_id": wire.message_id,
+             "raw": wire.raw, "state": OutboundState.PENDING.value, "attempts": 0, "last_error": "",
+             "transport": "", "created_at": now, "sent_at": None, "next_attempt_at": None} for wire in wires]
+    result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    return [row_id for (row_id,) in result]
 
 
 def bounce_address(ctx: Context) -> str:
@@ -225,52 +243,114 @@ def mark_failed_after_retries(ctx: Context, outbound_id: int, reason: str) -> No
         quarantine(session, kind="outbound", ref_id=outbound_id, stage="delivery", reason=reason)
 
 
-# Sent marks per commit in :func:`deliver_batch`.  The mark is what stops a
-# retry from sending again, so a worker killed mid-batch re-sends at most the
-# messages of the open chunk (one message with :func:`deliver`); a commit per
-# message would cost an fsync each, the price of a digest run.
+# Messages per relay hand-over in :func:`deliver_batch`, each chunk marked
+# sent in one commit as soon as the relay has it.  The mark is what stops a
+# retry from sending again, so a worker killed mid-batch re-sends at most
+# the messages of the open chunk (one message with :func:`deliver`); a
+# commit per message would cost a commit each, the price of a digest.
 MARK_EVERY = 20
+BATCH_SENDING = "sending: batch attempt started {at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def deliver_batch(ctx: Context, outbound_ids: list[int]) -> list[int]:
     """Send the pending messages among ``outbound_ids`` over one relay
-    session, marking them sent with conditional updates committed every
-    :data:`MARK_EVERY` messages.  Returns the ids that failed for now (the
-    caller hands each to the one-message path, which retries with backoff);
-    permanent failures are recorded as :func:`deliver` records them."""
-    now = utcnow()
-    with ctx.db.session() as session:
-        rows = session.exec(
-            select(OutboundMessage.id, OutboundMessage.raw, OutboundMessage.to_addr, OutboundMessage.message_id)
-            .where(OutboundMessage.id.in_(outbound_ids), OutboundMessage.state == OutboundState.PENDING,
-                   or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now))
-            .order_by(OutboundMessage.id)
-        ).all()
-        if rows:
-            session.exec(update(OutboundMessage).where(OutboundMessage.id.in_([r[0] for r in rows]))
-                         .values(attempts=OutboundMessage.attempts + 1))
+    session (pipelined where the relay offers it), claimed by batch first
+    and marked sent every :data:`MARK_EVERY` messages.  Returns the ids that
+    failed for now (the caller hands each to the one-message path, which
+    retries with backoff); permanent failures -- a refused recipient, say
+    -- are recorded for that message only, as :func:`deliver` records them."""
     retry: list[int] = []
-    sent: list[int] = []
-    sender = ctx.sender
-    try:
-        with _session_of(sender) as conn:
-            for outbound_id, raw, to_addr, message_id in rows:
-                try:
-                    conn.send(raw, envelope_from=verp_address(ctx.settings, outbound_id, message_id),
-                              recipients=[to_addr])
-                except DeliveryError as exc:
-                    _mark_sent(ctx, sent)
+    with _batch_lock(ctx, outbound_ids) as mine, _session_of(ctx.sender) as conn:
+        claimed = claim_batch(ctx, mine)
+        for start in range(0, len(claimed), MARK_EVERY):
+            chunk = claimed[start:start + MARK_EVERY]
+            outcomes = _send_many(conn, [(raw, verp_address(ctx.settings, outbound_id, message_id), [to_addr])
+                                         for outbound_id, raw, to_addr, message_id in chunk])
+            _mark_sent(ctx, [row[0] for row, outcome in zip(chunk, outcomes) if outcome is None])
+            for row, outcome in zip(chunk, outcomes):
+                if outcome is not None:
                     try:
-                        _record_failure(ctx, outbound_id, exc)
+                        _record_failure(ctx, row[0], outcome)
                     except RetryLater:
-                        retry.append(outbound_id)
-                    continue
-                sent.append(outbound_id)
-                if len(sent) >= MARK_EVERY:
-                    _mark_sent(ctx, sent)
-    finally:
-        _mark_sent(ctx, sent)
+                        retry.append(row[0])
     return retry
+
+
+@contextmanager
+def _batch_lock(ctx: Context, outbound_ids: list[int]) -> Iterator[list[int]]:
+    """:func:`_send_lock` for a batch: the ids among ``outbound_ids`` that no
+    other attempt is sending now, held until the batch ends -- so a
+    :func:`deliver` poked for one of them meanwhile skips it instead of
+    taking the batch's ``sending:`` claim for an attempt that died."""
+    if ctx.db.is_sqlite:
+        with _in_flight_lock:
+            mine = [i for i in dict.fromkeys(outbound_ids) if i not in _in_flight]
+            _in_flight.update(mine)
+        try:
+            yield mine
+        finally:
+            with _in_flight_lock:
+                _in_flight.difference_update(mine)
+        return
+    ids = sorted(set(outbound_ids))
+    with ctx.db.engine.connect() as conn:
+        mine = list(conn.execute(text(
+            "SELECT i FROM unnest(CAST(:ids AS integer[])) AS t(i) WHERE pg_try_advisory_lock(:space, i)"),
+            {"ids": ids, "space": _PG_LOCK_SPACE}).scalars())
+        conn.commit()
+        try:
+            yield mine
+        finally:
+            if mine:
+                conn.execute(text("SELECT pg_advisory_unlock(:space, i) FROM unnest(CAST(:ids AS integer[])) AS t(i)"),
+                             {"ids": mine, "space": _PG_LOCK_SPACE})
+                conn.commit()
+
+
+def claim_batch(ctx: Context, outbound_ids: list[int]) -> list[tuple[int, bytes, str, str]]:
+    """Claim the sendable messages among ``outbound_ids`` with one
+    conditional UPDATE ... RETURNING, committed before anything is sent:
+    pending, due, and not claimed by another attempt (``last_error`` starting
+    ``sending:``).  On PostgreSQL the rows are picked ``FOR UPDATE SKIP
+    LOCKED``, so two workers claiming the same ids split them; on SQLite the
+    write transaction (BEGIN IMMEDIATE) holds the database.  A message
+    :func:`deliver` claimed is skipped, and :func:`deliver` loses its
+    compare-and-set on ``attempts`` for a message claimed here.  Returns
+    (id, raw, recipient, Message-ID) rows in id order."""
+    if not outbound_ids:
+        return []
+    now = utcnow()
+    table = OutboundMessage.__table__
+    sendable = (
+        select(OutboundMessage.id)
+        .where(OutboundMessage.id.in_(outbound_ids), OutboundMessage.state == OutboundState.PENDING,
+               or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now),
+               ~OutboundMessage.last_error.startswith("sending:"))
+        .with_for_update(skip_locked=True)
+    )
+    with ctx.db.session() as session:
+        rows = session.execute(
+            update(table).where(table.c.id.in_(sendable.scalar_subquery()))
+            .values(attempts=table.c.attempts + 1, last_error=BATCH_SENDING.format(at=now))
+            .returning(table.c.id, table.c.raw, table.c.to_addr, table.c.message_id)
+        ).all()
+    return sorted((row_id, raw, to_addr, message_id) for row_id, raw, to_addr, message_id in rows)
+
+
+def _send_many(conn, messages: list[tuple[bytes, str, list[str]]]) -> list[DeliveryError | None]:
+    """Each message's outcome over ``conn`` (``None``: accepted), through the
+    sender's batch call where it has one."""
+    send_many = getattr(conn, "send_many", None)
+    if send_many is not None:
+        return send_many(messages)
+    outcomes: list[DeliveryError | None] = []
+    for raw, envelope_from, recipients in messages:
+        try:
+            conn.send(raw, envelope_from=envelope_from, recipients=recipients)
+            outcomes.append(None)
+        except DeliveryError as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def _session_of(sender):

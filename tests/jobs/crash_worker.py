@@ -23,15 +23,15 @@ from mailbot.jobs import digest
 def main(db_url: str, var_dir: str, run_id: int, marker: str) -> None:
     settings = load_settings(path=None, environ={}, overrides={"database.url": db_url, "service.var_dir": var_dir})
     ctx = configure(Context(settings))
-    real_queue = digest.queue_message
+    real_queue = digest.queue_wires
 
-    def queue_then_hang(session, message, **kwargs):
-        row = real_queue(session, message, **kwargs)
-        Path(marker).write_text(str(row.id))
+    def queue_then_hang(session, wires, **kwargs):
+        ids = real_queue(session, wires, **kwargs)
+        Path(marker).write_text(str(ids[0]))
         time.sleep(120)
-        return row
+        return ids
 
-    digest.queue_message = queue_then_hang
+    digest.queue_wires = queue_then_hang
     digest.send_digest(ctx, run_id)
 
 

@@ -136,3 +136,123 @@ def test_deliver_batch_records_a_5xx_as_a_permanent_failure(ctx, db, tmp_path):
         relay.answer("550 5.1.1 no such user")
         assert delivery.deliver_batch(relay_ctx, poke.id) == []
     assert {(m.state, "550" in m.last_error) for m in _digests(db)} == {(OutboundState.FAILED, True)}
+
+
+# Pipelined batches (issue 16, point 4): one session, one round trip per
+# message, an outcome per message.
+
+def _relay_ctx(tmp_path, db, relay) -> Context:
+    return Context(make_settings(tmp_path, db, **{"relay.host": "127.0.0.1", "relay.port": relay.port}), db=db)
+
+
+def _sent_once(relay, subs) -> bool:
+    recipients = [m.recipients[0] for m in relay.messages]
+    return sorted(recipients) == sorted(subs) and len(set(recipients)) == len(recipients)
+
+
+def test_a_pipelined_batch_hands_each_digest_to_the_relay_once_byte_for_byte(ctx, db, tmp_path):
+    run_ids, subs = _claimed(ctx, db, 45)              # three chunks of MARK_EVERY
+    [poke] = digest_batch.send_digests(ctx, run_ids)
+    with RelaySink(pipelining=True) as relay:
+        relay_ctx = _relay_ctx(tmp_path, db, relay)
+        assert delivery.deliver_batch(relay_ctx, poke.id) == []
+        assert delivery.deliver_batch(relay_ctx, poke.id) == []       # a duplicate poke sends nothing
+        assert _sent_once(relay, subs)
+        stored = {m.to_addr: m.raw for m in _digests(db)}
+        assert all(m.raw.replace(b"\r\n", b"\n") == stored[m.recipients[0]].replace(b"\r\n", b"\n")
+                   for m in relay.messages)
+    assert {(m.state, m.attempts, m.last_error) for m in _digests(db)} == {(OutboundState.SENT, 1, "")}
+
+
+def test_a_refused_recipient_in_a_pipelined_batch_fails_that_digest_only(ctx, db, tmp_path):
+    run_ids, subs = _claimed(ctx, db, 6)
+    [poke] = digest_batch.send_digests(ctx, run_ids)
+    with RelaySink(pipelining=True, refuse={"p2@example.org": "550 5.1.1 no such user",
+                                            "p4@example.org": "452 4.2.2 mailbox full"}) as relay:
+        retry = delivery.deliver_batch(_relay_ctx(tmp_path, db, relay), poke.id)
+        assert sorted(m.recipients[0] for m in relay.messages) == ["p0@example.org", "p1@example.org",
+                                                                  "p3@example.org", "p5@example.org"]
+    states = {m.to_addr: (m.state, m.last_error) for m in _digests(db)}
+    assert states["p2@example.org"][0] == OutboundState.FAILED and "550" in states["p2@example.org"][1]
+    assert states["p4@example.org"][0] == OutboundState.PENDING and "452" in states["p4@example.org"][1]
+    assert [m.id for m in _digests(db) if m.to_addr == "p4@example.org"] == retry
+    assert {state for addr, (state, _) in states.items() if addr not in ("p2@example.org", "p4@example.org")} \
+        == {OutboundState.SENT}
+
+
+def test_a_relay_breaking_off_mid_batch_loses_nothing_and_sends_nothing_twice(ctx, db, tmp_path):
+    run_ids, subs = _claimed(ctx, db, 10)
+    [poke] = digest_batch.send_digests(ctx, run_ids)
+    with RelaySink(pipelining=True, break_after=3) as relay:
+        relay_ctx = _relay_ctx(tmp_path, db, relay)
+        retry = delivery.deliver_batch(relay_ctx, poke.id)
+        assert len(relay.messages) == 3 and len(retry) == 7
+        assert sum(m.state == OutboundState.SENT for m in _digests(db)) == 3
+        relay.handler.break_after = None                   # the relay is back
+        with db.session() as s:                            # and the backoff has passed
+            for m in s.exec(select(OutboundMessage)).all():
+                m.next_attempt_at = None
+                s.add(m)
+        assert [delivery.deliver(relay_ctx, i) for i in retry] == ["sent"] * 7
+        assert delivery.deliver_batch(relay_ctx, poke.id) == []
+        assert _sent_once(relay, subs)
+    assert {m.state for m in _digests(db)} == {OutboundState.SENT}
+
+
+class _Killed(BaseException):
+    """The worker process dies (no except clause of ours catches it)."""
+
+
+def test_a_worker_dying_mid_batch_loses_nothing_and_sends_nothing_twice(ctx, db, tmp_path, monkeypatch):
+    run_ids, subs = _claimed(ctx, db, 12)
+    [poke] = digest_batch.send_digests(ctx, run_ids)
+    monkeypatch.setattr(delivery, "MARK_EVERY", 5)
+    real_send_many = delivery._send_many
+    calls = []
+
+    def dies_before_the_second_chunk(conn, messages):
+        calls.append(len(messages))
+        if len(calls) == 2:
+            raise _Killed()
+        return real_send_many(conn, messages)
+
+    with RelaySink(pipelining=True) as relay:
+        relay_ctx = _relay_ctx(tmp_path, db, relay)
+        monkeypatch.setattr(delivery, "_send_many", dies_before_the_second_chunk)
+        try:
+            delivery.deliver_batch(relay_ctx, poke.id)
+        except _Killed:
+            pass
+        monkeypatch.setattr(delivery, "_send_many", real_send_many)
+        assert len(relay.messages) == 5
+        assert delivery.deliver_batch(relay_ctx, poke.id) == []       # the redelivered poke: claimed rows are left alone
+        assert len(relay.messages) == 5
+        # The reconciler's retry of what the dead worker claimed: each once, noted as unfinished.
+        left = [m.id for m in _digests(db) if m.state == OutboundState.PENDING]
+        assert len(left) == 7
+        assert [delivery.deliver(relay_ctx, i) for i in left] == ["sent"] * 7
+        assert _sent_once(relay, subs)
+    assert {m.state for m in _digests(db)} == {OutboundState.SENT}
+
+
+def test_two_workers_delivering_the_same_batch_send_each_digest_once(ctx, db, tmp_path):
+    run_ids, subs = _claimed(ctx, db, 40)
+    [poke] = digest_batch.send_digests(ctx, run_ids)
+    with RelaySink(pipelining=True) as relay:
+        relay_ctx = _relay_ctx(tmp_path, db, relay)
+        start = threading.Barrier(3)
+
+        def worker(send) -> None:
+            start.wait()
+            send()
+
+        threads = [threading.Thread(target=worker, args=(lambda: delivery.deliver_batch(relay_ctx, poke.id),))
+                   for _ in range(2)]
+        threads.append(threading.Thread(target=worker, args=(lambda: [delivery.deliver(relay_ctx, i)
+                                                                      for i in poke.id[::3]],)))
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert _sent_once(relay, subs)
+    assert {m.state for m in _digests(db)} == {OutboundState.SENT}
