@@ -23,6 +23,7 @@ from datetime import datetime
 
 from mailbot.context import Context
 from mailbot.jobs import board, code_updates, digest_batch, schedule, subscriptions
+from mailbot.models.base import utcnow
 from mailbot.services import Poke
 from workflows.actors import dispatch
 
@@ -33,7 +34,13 @@ BATCH = 500   # claims per transaction: short transactions, short row locks
 
 
 def tick(ctx: Context, now: datetime | None = None) -> list[Poke]:
-    """One scheduling pass; returns (and sends) the pokes it made."""
+    """One scheduling pass; returns (and sends) the pokes it made.
+
+    Every claim of the pass uses the same ``now``: it is the window end of
+    the runs claimed, and digests of one window share one job index per
+    worker (``digest.index_for``) -- a clock read per batch of 500 made a
+    new window, and a 0.4 s index build, for every batch."""
+    now = now or utcnow()
     pokes: list[Poke] = []
     with ctx.db.session() as session:
         expired = board.expire_overdue(session, now)

@@ -100,11 +100,12 @@ class CardCache:
 
     def card(self, job: Job) -> dict[str, Any]:
         key = (job.id, job.updated_at)
-        with self._lock:
-            found = self._cards.get(key)
-            if found is not None:
-                self._cards.move_to_end(key)
-                return found
+        # Read without the lock (a dict read is atomic): a digest looks up ~50
+        # cards, and the lock and LRU bookkeeping cost more than the lookup.
+        # Eviction is oldest-first; the maximum is four times the open jobs.
+        found = self._cards.get(key)
+        if found is not None:
+            return found
         view = job_view(job)
         env = environment()
         view["text"] = env.get_template("email/job-digest/job.txt").render(job=view).rstrip("\n")
@@ -148,11 +149,12 @@ def group(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def list_headers(settings: Settings, subscriber_id: int, subscription_id: int | None, list_id: str,
-                 kind: str | None = None) -> dict[str, str]:
+                 kind: str | None = None, token: str | None = None) -> dict[str, str]:
     """RFC 2369 / RFC 8058 headers: an HTTPS one-click link and a mailto
-    (for one subscription, or with ``kind`` every subscription of that kind)."""
-    token = links.unsubscribe_token(settings, subscriber_id, subscription_id, kind)
-    url = links.unsubscribe_url(settings, subscriber_id, subscription_id, kind)
+    (for one subscription, or with ``kind`` every subscription of that kind);
+    ``token``: the unsubscribe token for exactly that, when the caller has it."""
+    token = token or links.unsubscribe_token(settings, subscriber_id, subscription_id, kind)
+    url = links.unsubscribe_url_of(settings, token)
     mailto = f"mailto:{settings.service_address(settings.service.jobs_address)}?subject={quote('UNSUBSCRIBE ' + token)}"
     return {
         "List-Unsubscribe": f"<{url}>, <{mailto}>",
@@ -178,15 +180,16 @@ def section_view(settings: Settings, subscriber: Subscriber, sub: Subscription, 
 
 
 def digest_context(settings: Settings, subscriber: Subscriber, sections: list[dict[str, Any]],
-                   frequency: str) -> dict[str, Any]:
+                   frequency: str, unsubscribe_url: str | None = None) -> dict[str, Any]:
     """The template context of one digest email: its sections (see
-    :func:`section_view`), in subscription order."""
+    :func:`section_view`), in subscription order.  ``unsubscribe_url``: the
+    link that leaves every job digest, when the caller signed it already."""
     count = sum(section["count"] for section in sections)
     headline = sections[0]["summary"] if len(sections) == 1 else f"{len(sections)} of your job searches"
     return {
         "service_name": settings.service.name, "frequency": frequency, "sections": sections, "count": count,
         "headline": headline, "manage_url": links.manage_url(settings, subscriber.id),
-        "unsubscribe_url": links.unsubscribe_url(settings, subscriber.id, kind=SubscriptionKind.JOBS),
+        "unsubscribe_url": unsubscribe_url or links.unsubscribe_url(settings, subscriber.id, kind=SubscriptionKind.JOBS),
         "jobs_address": settings.service_address(settings.service.jobs_address),
     }
 
@@ -202,8 +205,11 @@ def compose_digest_wire(settings: Settings, subscriber: Subscriber, sections: li
     """The digest as wire bytes for storing and sending, by the bulk
     assembler (``digest_wire``): the email :func:`compose_digest` builds,
     its header bytes written once per process where they never change."""
-    rendered = render_digest(digest_context(settings, subscriber, sections, frequency))
-    headers = list_headers(settings, subscriber.id, None, "jobs", kind=SubscriptionKind.JOBS)
+    # One signature for the body's and the header's unsubscribe link (they are the same).
+    token = links.unsubscribe_token(settings, subscriber.id, None, SubscriptionKind.JOBS)
+    rendered = render_digest(digest_context(settings, subscriber, sections, frequency,
+                                            unsubscribe_url=links.unsubscribe_url_of(settings, token)))
+    headers = list_headers(settings, subscriber.id, None, "jobs", kind=SubscriptionKind.JOBS, token=token)
     unsubscribe = headers.pop("List-Unsubscribe")
     return digest_wire(rendered, to=subscriber.email, from_addr=settings.service_address(settings.service.jobs_address),
                        from_name=f"{settings.service.name} job board", domain=settings.service.domain,

@@ -268,8 +268,12 @@ def _answer_error(what: str, code: int, text: bytes) -> DeliveryError:
 
 
 def _dot_stuffed(raw: bytes) -> bytes:
-    """Message content as DATA carries it: CRLF line ends, leading dots doubled, the final dot."""
-    body = re.sub(rb"(?m)^\.", b"..", re.sub(rb"\r\n|\n|\r", b"\r\n", raw))
+    """Message content as DATA carries it: CRLF line ends, leading dots
+    doubled, the final dot.  Stored messages already end lines with CRLF;
+    checking that by counting (in C) spares two regex passes over 40 KB."""
+    if raw.count(b"\n") != raw.count(b"\r\n") or raw.count(b"\r") != raw.count(b"\r\n"):
+        raw = re.sub(rb"\r\n|\n|\r", b"\r\n", raw)
+    body = (b"." if raw.startswith(b".") else b"") + raw.replace(b"\r\n.", b"\r\n..")
     return body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n"
 
 

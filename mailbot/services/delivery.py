@@ -91,8 +91,29 @@ def queue_wires(session: Session, wires: list, *, kind: str) -> list[int]:
              "from_addr": wire.from_addr, "subject": wire.subject[:2000], "message_id": wire.message_id,
              "raw": wire.raw, "state": OutboundState.PENDING.value, "attempts": 0, "last_error": "",
              "transport": "", "created_at": now, "sent_at": None, "next_attempt_at": None} for wire in wires]
+    _fast_toast(session)
     result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
     return [row_id for (row_id,) in result]
+
+
+_lz4: dict[str, bool] = {}
+
+
+def _fast_toast(session: Session) -> None:
+    """On PostgreSQL 14+ built with lz4, compress this transaction's large
+    values (the messages' ``raw``) with lz4 instead of the default pglz:
+    about a third of the database's CPU per 40 KB digest went to pglz.
+    A setting of this transaction only; reading needs nothing (each value
+    records how it was compressed)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    key = bind.url.render_as_string()
+    if key not in _lz4:
+        _lz4[key] = bool(session.execute(text(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")).scalar())
+    if _lz4[key]:
+        session.execute(text("SET LOCAL default_toast_compression = 'lz4'"))
 
 
 def bounce_address(ctx: Context) -> str:
