@@ -103,13 +103,29 @@ def _digest_rows(figures: dict) -> list[list[str]]:
     if "ours" not in figures:
         return []
     ours = figures["ours"]
-    base = figures.get("one_run_path") or {}
-    return [[f"Digest end to end, {ours['subscriptions']:,} subscriptions, 2 workers, PG + Redis, relay sink (`digest_e2e.py`)",
+    cpu = ours.get("cpu_ms_per_email") or {}
+    before = figures.get("before") or {}
+    sink = figures.get("sink", "aiosmtpd")
+    bare = {(b["sink"], b["client"].split()[0]): b for b in figures.get("bare_sinks") or []}
+    baseline, ratio = [], []
+    if before:
+        baseline.append(f"tree before: {before['emails']:,} emails in {before['wall_s']} s ({before['emails_per_s']}/s, "
+                        f"{sum((before.get('cpu_ms_per_email') or {}).values()):.2f} ms CPU/email), "
+                        f"100k extrapolated {figures['before_s_100k_extrapolated']:.0f} s")
+        ratio.append(f"x{figures['speedup_vs_before']} the tree before; CPU/email x{figures['cpu_per_email_vs_before']}")
+    if bare:
+        baseline.append("bare sinks " + ", ".join(f"{k[0]}+{k[1]} {b['msgs_per_s']:.0f}/s ({b['sink_cpu_ms_per_msg']} ms CPU)"
+                                                  for k, b in bare.items()))
+    elif "bare_sink_msgs_per_s" in figures:
+        baseline.append(f"bare sink {figures['bare_sink_msgs_per_s']} msgs/s")
+    if "ratio_to_bare_sink" in figures:
+        ratio.append(f"{figures['ratio_to_bare_sink']} of the bare {sink} sink")
+    return [[f"Digest end to end, {ours['subscriptions']:,} subscriptions, 2 workers, PG + Redis, {sink} relay sink (`digest_e2e.py`)",
              f"{ours['emails']:,} emails in {ours['wall_s']} s ({ours['emails_per_s']}/s), exactly once: {ours['exactly_once']}; "
-             f"100k extrapolated {figures['wall_s_100k_extrapolated']:.0f} s, 1M {figures['wall_s_1M_extrapolated']:.0f} s",
-             f"one-run path {base.get('emails_per_s', '?')} emails/s ({base.get('subscriptions', '?')} subs); "
-             f"bare sink {figures.get('bare_sink_msgs_per_s', '?')} msgs/s",
-             f"x{figures.get('speedup_vs_one_run_path', '?')} the one-run path; {figures.get('ratio_to_bare_sink', '?')} of the bare sink",
+             + (f"CPU/email {sum(cpu.values()):.2f} ms ({', '.join(f'{k} {v}' for k, v in cpu.items())}), "
+                f"{ours['idle_cores_emails_per_s']}/s on idle cores; " if cpu else "")
+             + f"100k extrapolated {figures['wall_s_100k_extrapolated']:.0f} s, 1M {figures['wall_s_1M_extrapolated']:.0f} s",
+             "; ".join(baseline) or "—", "; ".join(ratio) or "—",
              f"100k <= {figures['goal_s_100k']} s", _yes(figures["meets_goal_100k"]), _load(figures)]]
 
 

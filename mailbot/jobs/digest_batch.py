@@ -5,9 +5,12 @@ does for one -- the same decisions (:func:`digest.plan_run`), the same
 exactly-once rule -- with the database work grouped: the runs, their
 subscribers and subscriptions are read with one query each, the emails are
 inserted with one multi-row INSERT, and the runs and subscriptions are
-updated with one executemany each, all in one transaction.  It returns one
-``deliver_batch`` poke for the batch's emails, which the relay gets over
-one connection (``services.delivery.deliver_batch``).
+updated with one executemany each, all in one transaction.  Each email is
+assembled by ``digest_wire`` (header bytes written once per process) and
+stored with ``delivery.queue_wires`` (one INSERT).  It returns one
+``deliver_batch`` poke for the batch's emails, which claims them by batch
+and hands them to the relay over one pipelined session
+(``services.delivery.deliver_batch``).
 
 Exactly once: the runs are read ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; a
 SQLite write transaction holds the whole database), so two workers given
