@@ -144,6 +144,7 @@ class RelayConnection:
             return []
         try:
             self._ready()
+            self.smtp.ehlo_or_helo_if_needed()    # (smtplib says EHLO lazily; the extensions come with it)
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             error = DeliveryError(f"relay {self.relay.host}:{self.relay.port} unreachable: {exc}", permanent=False)
