@@ -10,7 +10,7 @@ aiosmtpd runs on an event loop in its own thread.  The handler is thin
   smuggling).  NUL bytes are refused with 554, and so is a header block
   over one of ``mail.limits``' bounds (a cheap linear scan; the parser,
   which is superlinear on such input, never sees it).  The raw bytes and the
-  envelope go to intake's writer thread (:class:`mailbot.mail.intake.GroupCommit`,
+  envelope go to intake's writer thread (:class:`mailbot.mail.group_commit.GroupCommit`,
   never the loop), which commits concurrent arrivals together; only when
   the commit holding this message is done do we answer 250.  Any error
   there answers 451 so the sending server keeps the message and retries.
@@ -37,7 +37,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from mailbot.context import Context
 from mailbot.mail import limits
 from mailbot.mail.addresses import classify
-from mailbot.mail.intake import Arrival, GroupCommit
+from mailbot.mail.group_commit import GroupCommit
+from mailbot.mail.intake import Arrival
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class Handler:
         arrival = Arrival(raw, source="lmtp" if self.lmtp else "smtp", envelope_from=_sender(envelope.mail_from),
                           envelope_to=list(envelope.rcpt_tos), peer=peer)
         try:
-            inbound_id = await asyncio.wrap_future(self.writer.submit(arrival))
+            inbound_id = await self.writer.store(arrival)
         except Exception:
             log.exception("could not store a message from %s; answered 451", peer)
             return self._each(envelope, TRY_LATER)
