@@ -149,6 +149,10 @@ class _BatchInsert:
             marks = ", ".join("?" * len(varying + fixed))
             self._statement = f"INSERT INTO {self.table} ({names}) VALUES ({marks})"
             return
+        if dialect.driver != "psycopg":   # %b (binary) parameters are psycopg's
+            raise RuntimeError(f"intake on {dialect.name} needs the psycopg driver (postgresql+psycopg://), "
+                               f"not {dialect.driver}")
+
         def sql_type(column):
             return column.type.compile(dialect=dialect)
 
