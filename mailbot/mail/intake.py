@@ -14,17 +14,13 @@ poller and the duplicate rule can find earlier copies by index.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import queue
 import re
-import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import JSON, Connection
+from sqlalchemy.engine import Dialect
 
 from mailbot.db import Database
 from mailbot.models import InboundMessage, InboundStatus, utcnow
@@ -45,21 +41,22 @@ class Arrival:
     envelope_to: list[str]
     peer: str = ""
 
-    def values(self) -> dict:
-        """Column values for the new row.  A plain dict, not a model
-        instance: building SQLModel instances costs more CPU than the insert."""
-        return {
-            "received_at": utcnow(), "source": self.source[:16],
-            "envelope_from": (self.envelope_from or "")[:512],
-            "envelope_to": [t[:512] for t in self.envelope_to][:100], "peer": (self.peer or "")[:255],
-            "raw": self.raw, "raw_sha256": hashlib.sha256(self.raw).hexdigest(), "size": len(self.raw),
-            "message_id": header_message_id(self.raw), "status": InboundStatus.RECEIVED.value,
-            **_EMPTY_PARSED,
-        }
+    def varying(self) -> tuple:
+        """The values of the row's columns that differ from one message to
+        the next, in :data:`_VARYING`'s order after ``received_at`` (the
+        batch's; the rest start empty)."""
+        return (self.source[:16], (self.envelope_from or "")[:512],
+                [t[:512] for t in self.envelope_to][:100], (self.peer or "")[:255],
+                self.raw, hashlib.sha256(self.raw).hexdigest(), len(self.raw),
+                header_message_id(self.raw))
 
+
+_VARYING = ("received_at", "source", "envelope_from", "envelope_to", "peer", "raw", "raw_sha256", "size",
+            "message_id")
 
 # Everything routing fills in later starts empty (these columns have no
-# server-side defaults).
+# server-side defaults); with the status, the columns whose value is the
+# same for every new row.
 _EMPTY_PARSED = {
     "in_reply_to": "", "references": [], "from_addr": "", "from_name": "", "reply_to": "", "subject": "",
     "text": "", "full_text": "", "html": "", "codes": [], "action": "", "route": [], "auto_reply_ok": True,
@@ -80,245 +77,149 @@ def accept(db: Database, raw: bytes, *, source: str, envelope_from: str, envelop
 def accept_many(db: Database, arrivals: list[Arrival], conn: Connection | None = None) -> list[int]:
     """Store several messages in ONE transaction (all or none); their ids,
     in order.  One commit -- one fsync -- for the lot is what lets the
-    listener keep up with many concurrent senders (see :class:`GroupCommit`).
+    listener keep up with many concurrent senders (see
+    :class:`mailbot.mail.group_commit.GroupCommit`).
     ``conn``: a connection of the caller's to use (no transaction open on it)."""
     if conn is None:
         with db.engine.connect() as own:
             return accept_many(db, arrivals, own)
-    table = InboundMessage.__table__
-    rows = [arrival.values() for arrival in arrivals]
-    # A Core transaction (the engine's BEGIN IMMEDIATE on SQLite) and one
-    # insert for the batch, ids back in order: the ORM adds nothing here
-    # but CPU on the listener's hot path.
+    plan = _BatchInsert.for_dialect(conn.dialect)
+    if plan.sqlite:
+        return plan.insert_sqlite(conn, arrivals)
+    # A Core transaction (a no-op on the group commit's autocommit
+    # connection, where the one statement is its own transaction).
     with conn.begin():
-        if conn.dialect.name == "sqlite":
-            return _insert_sqlite(conn, table, rows)
-        result = conn.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-        ids = [row_id for (row_id,) in result]
-    return ids
+        return plan.insert(conn, arrivals)
 
 
-def _insert_sqlite(conn: Connection, table, rows: list[dict]) -> list[int]:
-    """The batch with one ``executemany`` (SQLAlchemy runs an
-    ``INSERT ... RETURNING`` whose order it must keep one row at a time on
-    SQLite), ids read back afterwards.  The transaction holds SQLite's write
-    lock (BEGIN IMMEDIATE), so the rows above the largest id seen before the
-    insert are exactly this batch's, and SQLite gives each new row an id above
-    every existing one, so ascending ids are the insertion order."""
-    before = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar_one()
-    conn.execute(insert(table), rows)
-    ids = list(conn.exec_driver_sql(f"SELECT id FROM {table.name} WHERE id > ? ORDER BY id", (before,)).scalars())
-    if len(ids) != len(rows):   # cannot happen under the write lock; never hand out a wrong id
-        raise RuntimeError(f"intake: {len(rows)} rows inserted, {len(ids)} found above id {before}")
-    return ids
+class _BatchInsert:
+    """The INSERT that stores a batch of arrivals on one dialect, built once.
 
+    The listener's writer runs it for every group commit, so it skips what
+    SQLAlchemy redoes per statement and per row: compiling the insert, and
+    running each column's bind processor on values that never change
+    (everything routing fills in later starts empty).  Those are processed
+    once, here, by the column types' own processors, so a row stored this
+    way is the row the ORM would store (``tests/mail/test_intake_rows.py``);
+    per row only the envelope, the raw bytes and what is derived from them
+    are converted.
 
-class GroupCommit:
-    """Group commit for concurrent arrivals: one writer thread takes every
-    arrival waiting in its queue and stores them with :func:`accept_many`.
+    - SQLite: one ``executemany`` under the write lock (BEGIN IMMEDIATE); the
+      ids are those above the largest id read before the insert.  SQLite
+      gives each new row an id above every existing one, so ascending ids
+      are the insertion order.
+    - PostgreSQL: ONE statement whose text never changes with the batch
+      size: each varying column is bound as one array, ``unnest`` turns the
+      arrays back into rows, numbered ``WITH ORDINALITY``, and ``ORDER BY``
+      that number makes the sequence hand out ids in the batch's order (as
+      SQLAlchemy's own ordered "insertmanyvalues" relies on), so sorted ids
+      are the rows in order.  A fixed text with a few parameters is cached
+      by psycopg and, after a few batches, a prepared statement on the
+      writer's kept connection: no per-row placeholders to rewrite, no
+      parse and plan per batch.  (SQLAlchemy's own form renders a new
+      statement per batch size with ~27 placeholders a row, which psycopg
+      rewrites on every call.)
+    """
 
-    Each caller gets a future that resolves to its id only after the commit
-    (or to the exception); when a batch fails, its messages are retried one
-    by one so a single bad message cannot make the others fail.  With one
-    sender at a time this is exactly :func:`accept`.  ``on_stored(id)`` is
-    called for each stored message after its future is resolved.
+    _cache: dict[tuple[str, str], _BatchInsert] = {}
 
-    The writer thread must outlive anything a batch does: a client that gave
-    up while its commit waited has a cancelled future (resolving it raises
-    ``InvalidStateError``), the database may raise anything.  Such a failure
-    is logged and counted, never allowed to end the thread -- one dead
-    writer would leave every later delivery waiting for nothing (issue 17,
-    point 1).  :meth:`problem` says whether the writer is alive and how
-    long the oldest waiting arrival has waited, for ``/healthz``.
+    def __init__(self, dialect: Dialect) -> None:
+        table = InboundMessage.__table__
+        self.table = table.name
+        self.sqlite = dialect.name == "sqlite"
+        quote = dialect.identifier_preparer.quote
+        constant = {"status": InboundStatus.RECEIVED.value, **_EMPTY_PARSED}
+        columns = [c for c in table.columns if c.name != "id"]
+        varying = [c for c in columns if c.name not in constant]
+        fixed = [c for c in columns if c.name in constant]
+        if tuple(c.name for c in varying) != _VARYING:
+            raise RuntimeError(f"intake: {table.name}'s columns changed; update intake._VARYING")
 
-    Two things keep the writer's loop short (issue 16): on PostgreSQL it
-    keeps one connection of its own between batches, instead of a pool
-    checkout with its pre-ping round trip per commit (a connection found
-    broken is dropped, and a batch that failed because of it is stored once
-    more on a fresh one); and the pokes go out from a thread of their own
-    (a Redis round trip each in the scaled set-up), after the 250s, while
-    the writer commits the next batch.  On SQLite each batch takes a pooled
-    connection as before: a file connection held across batches would keep
-    writing to a database file that was moved or replaced under it."""
+        def processor(column):
+            # JSON goes as its text on both databases (PostgreSQL casts it).
+            if isinstance(column.type, JSON):
+                return json.dumps
+            return column.type.dialect_impl(dialect).bind_processor(dialect) or _same
 
-    # An arrival older than this in the queue means the writer is stuck.
-    STUCK_SECONDS = 90.0
-
-    def __init__(self, db: Database, max_batch: int = 64,
-                 on_stored: Callable[[int], None] | None = None) -> None:
-        self.db = db
-        self.max_batch = max_batch
-        self.on_stored = on_stored
-        self.batches = 0          # commits made, and messages stored by them
-        self.stored = 0
-        self.abandoned = 0        # stored, but the client had already gone
-        self.failures = 0         # batches whose storing raised
-        self.last_error = ""
-        self._busy_since: float | None = None
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._conn: Connection | None = None     # PostgreSQL: the writer's own connection
-        self._pokes: queue.SimpleQueue = queue.SimpleQueue()
-        self._poker: threading.Thread | None = None
-        if on_stored is not None:
-            self._poker = threading.Thread(target=self._run_pokes, name="intake-poker", daemon=True)
-            self._poker.start()
-        self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
-        self._thread.start()
-
-    def submit(self, arrival: Arrival) -> Future[int]:
-        future: Future[int] = Future()
-        if not self._thread.is_alive():
-            # Never queue behind a writer that is gone: answer 451 now.
-            future.set_exception(RuntimeError("the intake writer is not running"))
-            return future
-        self._queue.put((arrival, future))
-        return future
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(30)
-        if self._poker is not None:
-            self._pokes.put(None)
-            self._poker.join(30)
-        if self.batches:
-            log.info("intake stored %d message(s) in %d commit(s)", self.stored, self.batches)
-
-    def problem(self) -> str | None:
-        """``None`` when the writer works, else what is wrong (``/healthz``)."""
-        if not self._thread.is_alive():
-            return "intake writer thread is not running"
-        since = self._busy_since
-        if since is not None and time.monotonic() - since > self.STUCK_SECONDS:
-            return f"intake writer has been storing one batch for {time.monotonic() - since:.0f} s"
-        return None
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                break
-            batch = [item]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._busy_since = time.monotonic()
-            try:
-                self._store(batch)
-            except BaseException as exc:  # the thread must survive anything
-                self.failures += 1
-                self.last_error = repr(exc)[:500]
-                log.exception("intake writer: a batch of %d failed; answering 451 to its senders", len(batch))
-                for _, future in batch:
-                    _resolve(future, exc=RuntimeError("storing failed"))
-            finally:
-                self._busy_since = None
-            if stop:
-                break
-        self._drop_connection()
-
-    def _store(self, batch: list[tuple[Arrival, Future[int]]]) -> None:
-        # A client that already gave up (its future was cancelled) is not
-        # waited for; its message is still stored if it is in the batch --
-        # the sender will retry and the duplicate rule drops the second copy.
-        try:
-            ids = self._accept([arrival for arrival, _ in batch])
-        except Exception as exc:
-            self.failures += 1
-            self.last_error = repr(exc)[:500]
-            if len(batch) == 1:
-                _resolve(batch[0][1], exc=exc)
-                return
-            # One at a time: one bad message must not fail the others.
-            for arrival, future in batch:
-                try:
-                    inbound_id = self._accept([arrival])[0]
-                except Exception as one:
-                    _resolve(future, exc=one)
-                else:
-                    if not _resolve(future, result=inbound_id):
-                        self.abandoned += 1
-                    self._poke([inbound_id])
+        self._processors = tuple(processor(c) for c in varying)
+        self._received_at = self._processors[0]
+        self._constants = tuple(processor(c)(constant[c.name]) for c in fixed)
+        names = ", ".join(quote(c.name) for c in varying + fixed)
+        if self.sqlite:
+            marks = ", ".join("?" * len(varying + fixed))
+            self._statement = f"INSERT INTO {self.table} ({names}) VALUES ({marks})"
             return
-        self.batches += 1
-        self.stored += len(batch)
-        for (_, future), inbound_id in zip(batch, ids):
-            if not _resolve(future, result=inbound_id):
-                self.abandoned += 1
-        self._poke(ids)
+        if dialect.driver != "psycopg":   # %b (binary) parameters are psycopg's
+            raise RuntimeError(f"intake on {dialect.name} needs the psycopg driver (postgresql+psycopg://), "
+                               f"not {dialect.driver}")
 
-    def _accept(self, arrivals: list[Arrival]) -> list[int]:
-        """:func:`accept_many` on the writer's connection (PostgreSQL) or a
-        pooled one (SQLite)."""
-        if self.db.is_sqlite:
-            return accept_many(self.db, arrivals)
-        fresh = self._conn is None
-        if fresh:
-            self._conn = self.db.engine.connect()
-        try:
-            return accept_many(self.db, arrivals, self._conn)
-        except DBAPIError as exc:
-            self._drop_connection()
-            if fresh or not exc.connection_invalidated:
-                raise
-        except BaseException:
-            self._drop_connection()
-            raise
-        # The kept connection had broken (a server restart, an idle timeout):
-        # once more on a fresh connection.  Had the break come after the
-        # server committed, the second row is a duplicate that routing's
-        # duplicate rule drops, as after a sender's retry.
-        self._conn = self.db.engine.connect()
-        try:
-            return accept_many(self.db, arrivals, self._conn)
-        except BaseException:
-            self._drop_connection()
-            raise
+        def sql_type(column):
+            return column.type.compile(dialect=dialect)
 
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        arrays = ", ".join(f"%b::{'TEXT' if isinstance(c.type, JSON) else sql_type(c)}[]" for c in varying)
+        picked = [f"b.p{i}::JSON" if isinstance(c.type, JSON) else f"b.p{i}" for i, c in enumerate(varying)]
+        picked += [f"%s::{sql_type(c)}" for c in fixed]
+        self._statement = (
+            f"INSERT INTO {self.table} ({names}) SELECT {', '.join(picked)} "
+            f"FROM unnest({arrays}) WITH ORDINALITY AS b({', '.join(f'p{i}' for i in range(len(varying)))}, n) "
+            f"ORDER BY b.n RETURNING id")
+
+    @classmethod
+    def for_dialect(cls, dialect: Dialect) -> _BatchInsert:
+        key = (dialect.name, dialect.driver)
+        plan = cls._cache.get(key)
+        if plan is None:
+            plan = cls._cache[key] = cls(dialect)
+        return plan
+
+    def rows(self, arrivals: list[Arrival]) -> list[tuple]:
+        """The varying columns of each arrival's row, in the driver's form.
+        One ``received_at`` for the batch: the rows are received together,
+        when their commit acknowledges them."""
+        received_at = self._received_at(utcnow())
+        convert = self._processors[1:]
+        return [(received_at, *(c(v) for c, v in zip(convert, arrival.varying()))) for arrival in arrivals]
+
+    def insert(self, conn: Connection, arrivals: list[Arrival]) -> list[int]:
+        """PostgreSQL: insert the batch in one statement; ids in order."""
+        rows = self.rows(arrivals)
+        columns = tuple(list(column) for column in zip(*rows))
+        ids = sorted(conn.exec_driver_sql(self._statement, self._constants + columns).scalars())
+        if len(ids) != len(rows):
+            raise RuntimeError(f"intake: {len(rows)} rows inserted, {len(ids)} ids returned")
+        return ids
+
+    def insert_sqlite(self, conn: Connection, arrivals: list[Arrival]) -> list[int]:
+        """The batch in one transaction of its own on the driver's
+        connection: ``BEGIN IMMEDIATE`` (the write lock, as the engine's
+        writes take it), one ``executemany`` (SQLAlchemy's own ordered
+        ``INSERT ... RETURNING`` runs one row at a time on SQLite), the ids
+        read back under that lock, ``COMMIT`` (the fsync: ``synchronous=FULL``).
+        Five statements whose text never changes need none of SQLAlchemy's
+        per-statement work; ``conn`` must have no transaction open."""
+        table, constants, rows = self.table, self._constants, self.rows(arrivals)
+        driver = conn.connection.driver_connection
+        cursor = driver.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
             try:
-                conn.close()
-            except Exception:  # a broken connection may fail to close; it is gone either way
-                log.debug("intake writer: closing its connection failed", exc_info=True)
-
-    def _poke(self, ids: list[int]) -> None:
-        """After the 250s are on their way: hand the ids to the poke thread."""
-        if self._poker is not None:
-            self._pokes.put(ids)
-
-    def _run_pokes(self) -> None:
-        """Tell the router.  A failed poke is only logged -- the row is
-        stored and the reconciler finds it."""
-        while True:
-            ids = self._pokes.get()
-            if ids is None:
-                return
-            for inbound_id in ids:
-                try:
-                    self.on_stored(inbound_id)
-                except Exception:
-                    log.exception("stored inbound %s but could not enqueue it; the reconciler will", inbound_id)
+                (before,) = cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()
+                cursor.executemany(self._statement, [row + constants for row in rows])
+                ids = [i for (i,) in cursor.execute(f"SELECT id FROM {table} WHERE id > ? ORDER BY id", (before,))]
+                if len(ids) != len(rows):   # cannot happen under the write lock; never hand out a wrong id
+                    raise RuntimeError(f"intake: {len(rows)} rows inserted, {len(ids)} found above id {before}")
+                cursor.execute("COMMIT")
+            except BaseException:
+                if driver.in_transaction:
+                    driver.rollback()
+                raise
+        finally:
+            cursor.close()
+        return ids
 
 
-def _resolve(future: Future, *, result: int | None = None, exc: BaseException | None = None) -> bool:
-    """Resolve ``future`` unless its caller has gone (cancelled); True when
-    someone was still waiting."""
-    try:
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-    except InvalidStateError:
-        return False  # cancelled in between: nobody is waiting for it
-    return True
+def _same(value):
+    return value
 
 
 def header_message_id(raw: bytes) -> str:
