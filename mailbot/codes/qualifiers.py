@@ -22,6 +22,15 @@ PUNCTUATED = [
     (r"\bh/o\b", " history of "), (r"\bs/p\b", " status post "), (r"\bn/v\b", " nausea vomiting "),
     (r"\bc/o\b", " complaint of "), (r"\bf/u\b", " follow up "), (r"\bx-?ray\b", " radiograph "),
 ]
+# ICD-9-CM's phrasing -> ICD-10-CM's, for the same meaning (titles and notes written to the older
+# conventions, as coders still copy them): "without mention of X" is "without X"; ", so stated" adds
+# nothing; a site left unspecified is the unspecified code ("site" is not a word to match, nor is
+# "overlapping sites"); "most recent episode (or current)" is the current episode.
+CONVENTIONS = [
+    (r"\bwithout mention of\b", " without "), (r",?\s*so stated\b", " "),
+    (r"\b(?:of\s+)?unspecified sites?\b|\bsites? unspecified\b", " unspecified "),
+    (r"\bmost recent episode \(?or current\)?", " current episode "),
+]
 # Single shorthand words -> the code sets' words (coding practice; the
 # medical abbreviation table in synonyms adds clinical terms on top).
 SHORTHAND = {
@@ -64,7 +73,7 @@ def fold(text: str) -> str:
 def read(text: str, known=lambda w: True) -> Qualifiers:
     """Rewrite ``text`` and collect its qualifiers; ``known(word)`` says whether the code sets use a word."""
     text = fold(text)
-    for pattern, repl in PUNCTUATED:
+    for pattern, repl in CONVENTIONS + PUNCTUATED:
         text = re.sub(pattern, repl, text)
     raw = re.split(r"[^a-z0-9]+", text)
     out: list[str] = []
