@@ -47,6 +47,8 @@ SHORTHAND = {
 SIDES = {"left": "left", "right": "right", "bilateral": "bilateral"}
 ENCOUNTERS = ("initial", "subsequent", "sequela")
 NEGATIONS = {"without", "no", "not", "absent", "negative", "denies", "never"}
+# small words between a negation and what it negates ("not due to X", "without mention of X")
+_LINKS = {"due", "to", "of", "a", "an", "the", "any", "mention"}
 # "non displaced", "non-traumatic", "un complicated": joined when the code sets know the joined word
 JOINABLE = ("non", "un")
 
@@ -60,6 +62,8 @@ class Qualifiers:
     with_: bool = False
     words_after_negation: set[str] = field(default_factory=set)
     positive_text: str = ""  # the text without the negated words: what the codes must be about
+    negated_heads: set[str] = field(default_factory=set)  # the first word each negation applies to
+    with_text: str = ""      # the words a "with" asks for ("with obstruction"), up to the next qualifier
 
 
 def fold(text: str) -> str:
@@ -93,9 +97,20 @@ def read(text: str, known=lambda w: True) -> Qualifiers:
     ws = rewritten.split()
     positive: list[str] = []
     scope = 0  # words still inside a negation ("without status asthmaticus")
+    with_words: list[str] = []
+    with_scope = 0
     for j, w in enumerate(ws):
+        if w in NEGATIONS or w in SIDES or w in ENCOUNTERS or w == "and":
+            with_scope = 0
+        elif w == "with":
+            with_scope = 2
+        elif with_scope:
+            with_words.append(w)
+            with_scope -= 1
         if w in NEGATIONS:
             scope = 3
+        elif w == "due" and j and ws[j - 1] in NEGATIONS:
+            continue  # "not due to X": the cause is negated
         elif w in ("with", "and", "due") or w in SIDES or w in ENCOUNTERS:
             scope = 0
         elif scope:
@@ -103,12 +118,16 @@ def read(text: str, known=lambda w: True) -> Qualifiers:
             continue
         positive.append(w)
     q.positive_text = " ".join(positive)
+    q.with_text = " ".join(with_words)
     for j, w in enumerate(ws):
         if w in SIDES:
             q.sides.add(SIDES[w])
         if w in ENCOUNTERS:
             q.encounter.add(w)
         if w in NEGATIONS:
+            head = next((x for x in ws[j + 1 : j + 4] if x not in _LINKS), None)
+            if head and head not in NEGATIONS and head not in SIDES and head not in ENCOUNTERS:
+                q.negated_heads.add(head)
             q.negated = True
             q.words_after_negation.update(x for x in ws[j + 1 : j + 4] if x not in SIDES and x not in ENCOUNTERS)
         if w == "with":

@@ -62,6 +62,10 @@ _MEASURE_RANGES = {"G8", "G9", "M1"}
 _MEASURE_WORDS = {"measure", "measures", "quality", "mips", "pqrs", "reporting", "performance", "numerator",
                   "denominator", "exclusion"}
 _HEALING = {"routine", "delayed", "nonunion", "malunion", "healing"}
+# "..., not intractable, ...", "not due to isoimmunization": what follows a title's "not" up to the next comma
+_NOT_CLAUSE = re.compile(r"\bnot ([^,;\[(]*)")
+# negated query words too general to say what a title is about ("w/o foreign body other part of neck")
+_GENERAL = {"other", "specified", "part", "parts", "site", "sites", "elsewhere", "classified", "not"}
 
 
 def _stems(ws) -> set[str]:
@@ -380,7 +384,7 @@ class _Facts(NamedTuple):
     chapter_words: set | None  # pregnancy / newborn chapters: words the query must say
     history: bool
     family: bool
-    absent: frozenset      # words the title says are absent ("... without nausea")
+    absent: frozenset      # words the title says are absent ("... without nausea", "..., not intractable")
     measure: bool          # an HCPCS quality-measure reporting code (G8000-G9999, M1000-M1999)
 
 
@@ -407,7 +411,7 @@ def _stored_facts(index: CodeIndex, i: int) -> tuple:
     base_text = title[: -len(meaning)] if meaning and title.endswith(meaning) else title
     # what a title says is absent ("without behavioral disturbance ...") is the default, not detail
     # the query left out; the words it negates are kept apart to steer away from a query that names them
-    absent = set(words(" ".join(absent_clauses(base_text)))) - STOPWORDS
+    absent = set(words(" ".join(absent_clauses(base_text) + _NOT_CLAUSE.findall(base_text)))) - STOPWORDS
     base_list = words(without_absent(base_text))
     # the word after a later "unspecified" names detail that is missing ("..., unspecified ear", "pain in
     # unspecified joint"), not detail given; a title's first "Unspecified" qualifies what follows
@@ -445,7 +449,8 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
     if _QUALIFIED & set(query_words):
         defaults = set()  # the query names the type itself
     states_detail = bool(quals.sides or quals.encounter)
-    negated_stems = _stems(quals.words_after_negation) if quals.negated else set()
+    negated_stems = _stems(quals.negated_heads - _GENERAL - _NEUTRAL) if quals.negated else set()
+    with_words = set(words(quals.with_text)) - STOPWORDS
     wants_history = bool(_HISTORY_WORDS & query_set)
     measures_wanted = bool(_MEASURE_WORDS & query_set)
     positive_words = set(words(quals.positive_text)) - STOPWORDS if quals.positive_text else query_set - STOPWORDS
@@ -477,7 +482,11 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
                 score *= 0.75  # the other side
         elif f.sides:
             score *= 0.96  # no side stated: the unspecified side is the coding default
-        if quals.negated:
+        if negated_stems and negated_stems & _stems(f.base_words - f.absent - f.non_words):
+            # the title is about what the query says is absent: "panic disorder without agoraphobia" is not
+            # "Agoraphobia without panic disorder", "not intractable" is not "..., intractable, ..."
+            score *= 0.6
+        elif quals.negated:
             if f.title_words & _NEGATIVE_TITLE or f.non_words & quals.words_after_negation:
                 score *= _NEGATION_BOOST
             elif "with" in f.title_words:
@@ -485,7 +494,9 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
                 score *= 0.6 if negated_stems & _stems(f.title_words) else 0.85
         elif "without" in f.title_words and quals.with_:
             score *= 0.85
-        if f.absent & positive_words:
+        if f.absent & with_words:
+            score *= 0.6  # "with obstruction" asked, "without obstruction" titled
+        elif f.absent & positive_words:
             score *= 0.85  # "nausea and vomiting" is not "vomiting without nausea"
         if f.non_words & query_set:
             # "displaced" typed, "nondisplaced" titled
@@ -520,6 +531,8 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
         family = index.stems[i] or i
         if score > family_best.get(family, 0.0):
             family_best[family] = score
+    if not headers_wanted:
+        ranked = _headers_below_children(index, ranked, billable)
     ranked.sort(key=lambda p: (-p[0], p[1], p[2], index.codes[p[3]]))
     hits: list[SearchHit] = []
     families: set[str] = set()
@@ -534,3 +547,25 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
         if len(hits) >= limit:
             break
     return hits
+
+
+def _headers_below_children(index: CodeIndex, ranked: list, billable: np.ndarray) -> list:
+    """A header ranks just below the best of its billable codes among the candidates.
+
+    A header cannot be reported: when a code under it is a candidate, that code
+    is the answer ("Malnutrition of moderate degree" is E44.0, not the E44
+    header whose title happens to repeat the query's words)."""
+    best_below: dict[str, float] = {}
+    for score, _u, _e, i in ranked:
+        if billable[i]:
+            code = index.codes[i]
+            for k in range(3, len(code)):
+                prefix = code[:k].rstrip(".")
+                if score > best_below.get(prefix, 0.0):
+                    best_below[prefix] = score
+    out = []
+    for entry in ranked:
+        score, u, e, i = entry
+        child = None if billable[i] else best_below.get(index.codes[i])
+        out.append((min(score, round(child * 0.999, 6)), u, e, i) if child else entry)
+    return out
