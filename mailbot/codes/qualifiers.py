@@ -47,6 +47,12 @@ SHORTHAND = {
 SIDES = {"left": "left", "right": "right", "bilateral": "bilateral"}
 ENCOUNTERS = ("initial", "subsequent", "sequela")
 NEGATIONS = {"without", "no", "not", "absent", "negative", "denies", "never"}
+# Roman numerals as ICD-9-CM (and people) write stages, grades and types; ICD-10-CM writes digits
+# ("Stage 3 necrotizing enterocolitis", "grade 4") but keeps some ("Salter-Harris Type III"): search
+# tries both, only after these words ("iv" alone is intravenous, "i" a pronoun).
+ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
+         "x": "10", "xi": "11", "xii": "12"}
+NUMBERED = {"stage", "grade", "type", "class", "degree", "phase", "level", "nerve", "factor", "trisomy"}
 # small words between a negation and what it negates ("not due to X", "without mention of X")
 _LINKS = {"due", "to", "of", "a", "an", "the", "any", "mention"}
 # "non displaced", "non-traumatic", "un complicated": joined when the code sets know the joined word

@@ -217,9 +217,12 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
         else:
             word = ws[i]
             i += 1
-            if word in STOPWORDS or (len(word) == 1 and not word.isdigit()):
+            numbered = word in qualifiers.ROMAN and i >= 2 and ws[i - 2] in qualifiers.NUMBERED
+            if not numbered and (word in STOPWORDS or (len(word) == 1 and not word.isdigit())):
                 continue
             alternatives = [word]
+            if numbered:
+                alternatives.append(qualifiers.ROMAN[word])  # "stage iii" is "Stage 3" in ICD-10-CM
             if word not in index.postings and stem(word) not in index.postings and word in ABBREVIATIONS:
                 # a coder's abbreviation the code sets never spell out ("pud", "cabg"): its expansions
                 # whose words the code sets use
