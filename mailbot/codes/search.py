@@ -276,13 +276,34 @@ def _resolve(index: CodeIndex, token: str) -> list[tuple[str, float]]:
     return cached
 
 
+# Noun <-> adjective and Latin singular <-> plural endings ("fascia" / "fascial", "periumbilic" /
+# "periumbilical", "labium" / "labia", "conjunctival" / "conjunctiva"): a word also reaches its other
+# forms that the code sets use.
+_FORM_ENDINGS = (("", "al"), ("", "l"), ("", "ic"), ("", "ar"), ("ic", "ical"), ("um", "a"), ("us", "i"),
+                 ("a", "ae"), ("is", "es"), ("ia", "ic"), ("y", "ic"))
+
+
+def _other_forms(index: CodeIndex, token: str) -> list[tuple[str, float]]:
+    out = []
+    for a, b in _FORM_ENDINGS:
+        for old, new in ((a, b), (b, a)):
+            if token.endswith(old) and len(token) - len(old) >= 4:
+                form = token[: len(token) - len(old)] + new
+                if form != token and form in index.postings:
+                    # never worth more than the typed word itself: a rare form ("pneumonic") must not
+                    # outrank the word asked for ("pneumonia")
+                    out.append((form, 0.75 * min(1.0, index.idf[token] / index.idf[form])))
+    return list(dict.fromkeys(out))
+
+
 def _resolve_uncached(index: CodeIndex, token: str) -> list[tuple[str, float]]:
     if token in index.postings:
+        forms = _other_forms(index, token)
         if len(token) >= 7 and len(index.postings[token].ids) < _RARE:
             # a rare adjective or short form also reaches its noun ("hypothyroid" -> "hypothyroidism",
             # "conjunctival" -> "conjunctiva"): words sharing its stem that the code sets use more
-            return [(token, 1.0), *_same_stem(index, token)]
-        return [(token, 1.0)]
+            return list(dict.fromkeys([(token, 1.0), *forms, *_same_stem(index, token)]))
+        return [(token, 1.0), *forms]
     if token.isdigit():
         return []
     out: list[tuple[str, float]] = []
