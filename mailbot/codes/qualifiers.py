@@ -134,6 +134,8 @@ def read(text: str, known=lambda w: True) -> Qualifiers:
             head = next((x for x in ws[j + 1 : j + 4] if x not in _LINKS), None)
             if head and head not in NEGATIONS and head not in SIDES and head not in ENCOUNTERS:
                 q.negated_heads.add(head)
+                # "without obstruction or gangrene": both are negated
+                q.negated_heads.update(ws[k + 1] for k in range(j + 1, min(j + 5, len(ws) - 1)) if ws[k] == "or")
             q.negated = True
             q.words_after_negation.update(x for x in ws[j + 1 : j + 4] if x not in SIDES and x not in ENCOUNTERS)
         if w == "with":

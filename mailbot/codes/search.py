@@ -197,12 +197,14 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
     i = 0
     while i < len(ws):
         match = None
-        for n in range(min(_MAX_SYNONYM_WORDS, len(ws) - i), 0, -1):
+        # "stage iii", "grade iv" (not "iv" = intravenous): a Roman numeral after a word that numbers things
+        numbered = ws[i] in qualifiers.ROMAN and i >= 1 and ws[i - 1] in qualifiers.NUMBERED
+        for n in range(0 if numbered else min(_MAX_SYNONYM_WORDS, len(ws) - i), 0, -1):
             phrase = " ".join(ws[i : i + n])
             if phrase in SYNONYMS:
                 match = (n, phrase)
                 break
-        compound = lay.compounds(ws, i, known)
+        compound = None if numbered else lay.compounds(ws, i, known)
         if compound and match and match[0] >= compound[0]:
             compound = None  # the synonym table's phrase is at least as long
         if match and not compound:
@@ -217,13 +219,12 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
         else:
             word = ws[i]
             i += 1
-            numbered = word in qualifiers.ROMAN and i >= 2 and ws[i - 2] in qualifiers.NUMBERED
             if not numbered and (word in STOPWORDS or (len(word) == 1 and not word.isdigit())):
                 continue
             alternatives = [word]
             if numbered:
                 alternatives.append(qualifiers.ROMAN[word])  # "stage iii" is "Stage 3" in ICD-10-CM
-            if word not in index.postings and stem(word) not in index.postings and word in ABBREVIATIONS:
+            elif word not in index.postings and stem(word) not in index.postings and word in ABBREVIATIONS:
                 # a coder's abbreviation the code sets never spell out ("pud", "cabg"): its expansions
                 # whose words the code sets use
                 expansions = [e for e in ABBREVIATIONS[word]
