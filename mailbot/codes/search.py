@@ -50,7 +50,7 @@ _CONTEXT_CHAPTERS = {
 _HISTORY_WORDS = {"history", "hx", "h/o", "past", "previous", "former", "old"}
 # title words that add no detail beyond what a plain query means
 _NEUTRAL = {"unspecified", "nos", "site", "organism", "type", "encounter", "initial", "disease", "disorder",
-            "condition", "acute", "primary", "essential", "elsewhere", "classified", "not", "specified"}
+            "condition", "acute", "primary", "essential", "elsewhere", "classified", "not", "specified", "other"}
 _UNASKED = 0.98
 _NEGATIVE_TITLE = {"without", "no", "not", "uncomplicated"}
 # Title words that name a kind the query must ask for: a neoplasm is coded primary malignant unless
