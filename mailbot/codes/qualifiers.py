@@ -25,8 +25,12 @@ PUNCTUATED = [
 # ICD-9-CM's phrasing -> ICD-10-CM's, for the same meaning (titles and notes written to the older
 # conventions, as coders still copy them): "without mention of X" is "without X"; ", so stated" adds
 # nothing; a site left unspecified is the unspecified code ("site" is not a word to match, nor is
-# "overlapping sites"); "most recent episode (or current)" is the current episode.
+# "overlapping sites"); "most recent episode (or current)" is the current episode; ICD-9-CM's
+# "<organism> infection in conditions classified elsewhere and of unspecified site" (041, 079) is
+# ICD-10-CM's "<organism> as the cause of diseases classified elsewhere" (B95-B97).
 CONVENTIONS = [
+    (r"\binfection in conditions classified elsewhere and of unspecified site\b",
+     " as the cause of diseases classified elsewhere "),
     (r"\bwithout mention of\b", " without "), (r",?\s*so stated\b", " "),
     (r"\b(?:of\s+)?unspecified sites?\b|\bsites? unspecified\b", " unspecified "),
     (r"\bmost recent episode \(?or current\)?", " current episode "),

@@ -32,7 +32,7 @@ from rapidfuzz.distance import OSA
 from sqlmodel import Session
 
 from mailbot.codes import lay, qualifiers
-from mailbot.codes.index import CodeIndex, absent_clauses, get_index, stem, tokens, without_absent, words
+from mailbot.codes.index import USAGE_PHRASE, CodeIndex, absent_clauses, get_index, stem, tokens, without_absent, words
 from mailbot.codes.normalize import CPT, HCPCS, ICD10CM
 from mailbot.codes.synonyms import ABBREVIATIONS, DEFAULT_CATEGORIES, STOPWORDS, SYNONYMS
 
@@ -434,6 +434,9 @@ def _stored_facts(index: CodeIndex, i: int) -> tuple:
     meaning = index.meanings[i]
     # the meaning is ranked apart from what the code is about
     base_text = title[: -len(meaning)] if meaning and title.endswith(meaning) else title
+    # an organism "as the cause of diseases classified elsewhere" (B95-B97) is the organism: the phrase
+    # says how the code is used, not detail the query left out
+    base_text = base_text.replace(USAGE_PHRASE, "")
     # what a title says is absent ("without behavioral disturbance ...") is the default, not detail
     # the query left out; the words it negates are kept apart to steer away from a query that names them
     absent = set(words(" ".join(absent_clauses(base_text) + _NOT_CLAUSE.findall(base_text)))) - STOPWORDS
