@@ -440,7 +440,7 @@ def _stored_facts(index: CodeIndex, i: int) -> tuple:
     # what a title says is absent ("without behavioral disturbance ...") is the default, not detail
     # the query left out; the words it negates are kept apart to steer away from a query that names them
     absent = set(words(" ".join(absent_clauses(base_text) + _NOT_CLAUSE.findall(base_text)))) - STOPWORDS
-    base_list = words(without_absent(base_text))
+    base_list = words(_NOT_CLAUSE.sub("not ", without_absent(base_text)))  # "not specified as recurrent": absent too
     # the word after a later "unspecified" names detail that is missing ("..., unspecified ear", "pain in
     # unspecified joint"), not detail given; a title's first "Unspecified" qualifies what follows
     # ("Unspecified bacterial pneumonia": "bacterial" is detail)
