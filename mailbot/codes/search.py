@@ -277,11 +277,12 @@ def _resolve(index: CodeIndex, token: str) -> list[tuple[str, float]]:
     return cached
 
 
-# Noun <-> adjective and Latin singular <-> plural endings ("fascia" / "fascial", "periumbilic" /
+# Noun <-> adjective and Latin singular <-> plural endings ("fascia" / "fascial", "hypothyroid" /
+# "hypothyroidism", "periumbilic" /
 # "periumbilical", "labium" / "labia", "conjunctival" / "conjunctiva"): a word also reaches its other
 # forms that the code sets use.
 _FORM_ENDINGS = (("", "al"), ("", "l"), ("", "ic"), ("", "ar"), ("ic", "ical"), ("um", "a"), ("us", "i"),
-                 ("a", "ae"), ("is", "es"), ("ia", "ic"), ("y", "ic"))
+                 ("a", "ae"), ("is", "es"), ("ia", "ic"), ("y", "ic"), ("", "ism"))
 
 
 def _other_forms(index: CodeIndex, token: str) -> list[tuple[str, float]]:
