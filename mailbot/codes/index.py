@@ -97,6 +97,8 @@ def tokens(text: str) -> list[str]:
 
 
 USAGE_TOKENS = set(tokens(USAGE_PHRASE))
+NEC_PHRASE = "not elsewhere classified"  # the residual code's marker, no more about its topic than "unspecified"
+NEC_TOKENS = set(tokens(NEC_PHRASE))
 
 
 @lru_cache(maxsize=50_000)
@@ -266,6 +268,8 @@ def build(session: Session) -> CodeIndex:
                   else 0)
         if system == "icd10cm" and USAGE_PHRASE in title:
             absent += len(USAGE_TOKENS)  # "X as the cause of diseases classified elsewhere" is about X
+        if system == "icd10cm" and title.endswith(NEC_PHRASE):
+            absent += len(NEC_TOKENS)  # "Pleural effusion, not elsewhere classified" is about pleural effusion
         lengths.append(max(1, len(seen) - ABSENT_LENGTH_SHARE * absent))
         extra = [(short, FIELD_WEIGHTS["short"]),
                  (" ".join(notes.get("inclusion_terms", []) + notes.get("includes", [])), FIELD_WEIGHTS["inclusion"])]

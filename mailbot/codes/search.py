@@ -139,8 +139,11 @@ def search(session: Session, query: str, system: str | None = None, limit: int =
     scores = np.where(mask, scores, 0.0)
     share = covered / len(concepts)
     final = scores * (0.25 + 0.75 * share * share)
+    # every vocabulary token the query's concepts reach at full confidence ("blood in urine" -> hematuria)
+    asked = {token for alts in concepts for alt in alts for choices in alt.tokens
+             for token, confidence in choices if confidence == 1.0}
     return _rerank(index, final, raw_words, limit, quals, bool(prefixes) or bool(_ASKS_HEADER & set(raw_words)),
-                   billable)
+                   billable, asked)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
@@ -465,8 +468,9 @@ _STOP_CHECK = 16  # candidates between checks whether the rest could still enter
 
 def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: int,
             quals: qualifiers.Qualifiers | None = None, headers_wanted: bool = False,
-            billable: np.ndarray | None = None) -> list[SearchHit]:
+            billable: np.ndarray | None = None, asked: set[str] | None = None) -> list[SearchHit]:
     quals = quals or qualifiers.Qualifiers(" ".join(query_words))
+    asked = asked or set()
     billable = index.billable if billable is None else billable
     candidates = int(min(index.size, max(limit * 25, 250)))
     scored = np.flatnonzero(final > 0)
@@ -525,8 +529,8 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
             score *= 0.85
         if f.absent & with_words:
             score *= 0.6  # "with obstruction" asked, "without obstruction" titled
-        elif f.absent & positive_words:
-            score *= 0.85  # "nausea and vomiting" is not "vomiting without nausea"
+        elif f.absent & positive_words or (f.absent and asked & _stems(f.absent)):
+            score *= 0.85  # also what the query's synonyms say: "blood in urine" is not "... without hematuria"  # "nausea and vomiting" is not "vomiting without nausea"
         if f.non_words & query_set:
             # "displaced" typed, "nondisplaced" titled
             score *= 0.85 ** len({w for w in f.non_words & query_set if "non" + w not in query_set})

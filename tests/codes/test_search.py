@@ -220,3 +220,13 @@ def test_noun_and_adjective_forms_reach_each_other(session):
 
 def test_other_in_a_title_is_not_unasked_detail(session):
     assert top(session, "tetanus", 1, system="icd10cm") == ["A35"]  # "Other tetanus", not "Obstetrical tetanus"
+
+
+def test_not_elsewhere_classified_is_no_longer_about_its_topic(session):
+    # "Pleural effusion, not elsewhere classified" is the plain pleural effusion; the marker is not length
+    assert top(session, "pleural effusion", 1, system="icd10cm") == ["J90"]
+
+
+def test_a_title_saying_the_synonym_is_absent_ranks_lower(session):
+    # "blood in urine" reaches "hematuria"; "Trigonitis without hematuria" says it is absent
+    assert top(session, "blood in urine", 1) == ["R31.9"]
