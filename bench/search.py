@@ -21,6 +21,14 @@ has a style; about 30% of all queries, chosen by a hash of the query text
 (:func:`is_holdout`), form the hold-out part: it is scored but its misses
 are never printed or written, so tuning cannot look at them.
 
+The ``icd9`` style (``search_queries_icd9.csv`` / ``search_queries_icd9_holdout.csv``,
+written by ``bench/build_icd9_set.py``) is the team's kind of set: an
+ICD-9-CM long title -> the ICD-10-CM code the CMS GEMs map it to one-to-one
+and exactly, searched with the ICD-10-CM filter (every engine).  Its split is
+by file, made before any search ran on it: one file is the tuning half, the
+other the hold-out half.  It is reported on its own rows and left out of
+"all", which stays the six styles above.
+
 An expected entry ending in ``*`` accepts any code under that prefix.
 Prints recall@1 / @10 and p95 latency per part and style for each engine;
 writes ``bench/results/search.json`` (tuning misses only).
@@ -52,7 +60,11 @@ from mailbot.codes.importers import import_sets  # noqa: E402
 from mailbot.db import Database  # noqa: E402
 
 
-STYLES = ("formal", "abbrev", "lay", "typo", "detail", "hcpcs")
+STYLES = ("formal", "abbrev", "lay", "typo", "detail", "hcpcs", "icd9")
+# styles "all" sums up (icd9 is a set of its own, split by file)
+ALL_STYLES = ("formal", "abbrev", "lay", "typo", "detail", "hcpcs")
+# files whose split is the file itself, not the hash of the query
+FILE_PART = {"search_queries_icd9.csv": False, "search_queries_icd9_holdout.csv": True}
 HOLDOUT_SHARE = 3  # of 10: queries whose hash lands here are the hold-out part
 # the hand-written sets' "note" column -> style (their HCPCS rows are the hcpcs style)
 _NOTE_STYLE = {"abbrev": "abbrev", "coder": "abbrev", "drug": "hcpcs"}
@@ -75,14 +87,17 @@ def is_holdout(query: str) -> bool:
 def load_queries(paths: list[Path]) -> list[dict]:
     out = []
     for path in paths:
+        part = FILE_PART.get(path.name)
         with open(path, newline="", encoding="utf-8") as fh:
             for r in csv.DictReader(fh):
                 out.append({"query": r["query"], "expected": r["expected"].split("|"), "system": r["system"],
-                            "style": style_of(r), "holdout": is_holdout(r["query"])})
+                            "style": style_of(r), "filter": r.get("filter") or None,
+                            "holdout": is_holdout(r["query"]) if part is None else part})
     return out
 
 
-QUERY_FILES = ("search_queries.csv", "search_queries_holdout.csv", "search_queries_generated.csv")
+QUERY_FILES = ("search_queries.csv", "search_queries_holdout.csv", "search_queries_generated.csv",
+               "search_queries_icd9.csv", "search_queries_icd9_holdout.csv")
 
 
 def matches(code: str, expected: list[str]) -> bool:
@@ -123,7 +138,8 @@ def by_style(queries: list[dict], engines: list[str]) -> dict:
     table = {}
     for part in ("tuning", "holdout"):
         for style in (*STYLES, "all"):
-            qs = [q for q in queries if (q["holdout"] == (part == "holdout")) and style in (q["style"], "all")]
+            qs = [q for q in queries if q["holdout"] == (part == "holdout")
+                  and (q["style"] == style or (style == "all" and q["style"] in ALL_STYLES))]
             table[f"{part}/{style}"] = {e: summary(e, [q["ranks"][e] for q in qs], [q["ms"][e] for q in qs])
                                         for e in engines if qs and e in qs[0]["ranks"]}
     return table
@@ -134,9 +150,12 @@ def main() -> None:
     parser.add_argument("--database", help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--queries", nargs="*", default=[str(ROOT / "bench" / name) for name in QUERY_FILES])
     parser.add_argument("--no-rapidfuzz", action="store_true", help="skip the slow rapidfuzz baseline")
+    parser.add_argument("--styles", nargs="*", choices=STYLES, help="only these styles (default: all)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
     args = parser.parse_args()
     queries = load_queries([Path(p) for p in args.queries])
+    if args.styles:
+        queries = [q for q in queries if q["style"] in args.styles]
 
     tmp = tempfile.TemporaryDirectory()
     db = Database(args.database or f"sqlite:///{tmp.name}/bench.db")
@@ -168,22 +187,28 @@ def main() -> None:
             sys.exit("queries without any expected code in the shipped data:\n" + "\n".join(bad))
 
         def ours(q: dict) -> list[str]:
-            return [h.code for h in search_mod.search(session, q["query"], limit=10)]
+            return [h.code for h in search_mod.search(session, q["query"], system=q["filter"], limit=10)]
 
         fts = sqlite3.connect(":memory:")
-        fts.execute("CREATE VIRTUAL TABLE doc USING fts5(code UNINDEXED, title)")
-        fts.executemany("INSERT INTO doc VALUES (?, ?)", list(zip(idx.codes, idx.titles)))
+        fts.execute("CREATE VIRTUAL TABLE doc USING fts5(code UNINDEXED, system UNINDEXED, title)")
+        fts.executemany("INSERT INTO doc VALUES (?, ?, ?)", list(zip(idx.codes, idx.systems, idx.titles)))
+        in_system = {s: [i for i, x in enumerate(idx.systems) if x == s] for s in set(idx.systems)}
 
         def fts5(q: dict) -> list[str]:
             terms = index_mod.words(q["query"])
             if not terms:
                 return []
             match = " OR ".join(f'"{t}"' for t in terms)
+            if q["filter"]:
+                sql = "SELECT code FROM doc WHERE doc MATCH ? AND system = ? ORDER BY bm25(doc) LIMIT 10"
+                return [r[0] for r in fts.execute(sql, (match, q["filter"]))]
             return [r[0] for r in fts.execute("SELECT code FROM doc WHERE doc MATCH ? ORDER BY bm25(doc) LIMIT 10",
                                               (match,))]
 
         def fuzzy(q: dict) -> list[str]:
-            return [idx.codes[i] for _t, _s, i in process.extract(q["query"], idx.titles, scorer=fuzz.token_set_ratio,
+            ids = in_system.get(q["filter"]) if q["filter"] else None
+            choices = idx.titles if ids is None else {i: idx.titles[i] for i in ids}
+            return [idx.codes[i] for _t, _s, i in process.extract(q["query"], choices, scorer=fuzz.token_set_ratio,
                                                                  limit=10)]
 
         engines = [("ours", ours), ("fts5_bm25", fts5)] + ([] if args.no_rapidfuzz else [("rapidfuzz_token_set",

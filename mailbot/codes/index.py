@@ -67,6 +67,10 @@ _ABSENT = re.compile(r"\bwithout\b(.*?)(?=\b(?:of|with|in|to|due|at|for|from|on|
 ABSENT_LENGTH_SHARE = 1.0  # how much of an absent clause's length a title's length keeps out
 
 
+# How an etiology code (B95-B97) is used, repeated in each of its titles: not what the code is about.
+USAGE_PHRASE = "as the cause of diseases classified elsewhere"
+
+
 def absent_clauses(title: str) -> list[str]:
     """The texts a title says are absent, each without its "without"."""
     return [m.group(1) for m in _ABSENT.finditer(title)]
@@ -90,6 +94,11 @@ def words(text: str) -> list[str]:
 
 def tokens(text: str) -> list[str]:
     return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+
+
+USAGE_TOKENS = set(tokens(USAGE_PHRASE))
+NEC_PHRASE = "not elsewhere classified"  # the residual code's marker, no more about its topic than "unspecified"
+NEC_TOKENS = set(tokens(NEC_PHRASE))
 
 
 @lru_cache(maxsize=50_000)
@@ -257,6 +266,10 @@ def build(session: Session) -> CodeIndex:
         # (diagnoses only: in a supply descriptor "without barrier attached" is the product, not a default)
         absent = (len(set(tokens(" ".join(absent_clauses(title))))) if system == "icd10cm" and " without " in title
                   else 0)
+        if system == "icd10cm" and USAGE_PHRASE in title:
+            absent += len(USAGE_TOKENS)  # "X as the cause of diseases classified elsewhere" is about X
+        if system == "icd10cm" and title.endswith(NEC_PHRASE):
+            absent += len(NEC_TOKENS)  # "Pleural effusion, not elsewhere classified" is about pleural effusion
         lengths.append(max(1, len(seen) - ABSENT_LENGTH_SHARE * absent))
         extra = [(short, FIELD_WEIGHTS["short"]),
                  (" ".join(notes.get("inclusion_terms", []) + notes.get("includes", [])), FIELD_WEIGHTS["inclusion"])]

@@ -22,6 +22,19 @@ PUNCTUATED = [
     (r"\bh/o\b", " history of "), (r"\bs/p\b", " status post "), (r"\bn/v\b", " nausea vomiting "),
     (r"\bc/o\b", " complaint of "), (r"\bf/u\b", " follow up "), (r"\bx-?ray\b", " radiograph "),
 ]
+# ICD-9-CM's phrasing -> ICD-10-CM's, for the same meaning (titles and notes written to the older
+# conventions, as coders still copy them): "without mention of X" is "without X"; ", so stated" adds
+# nothing; a site left unspecified is the unspecified code ("site" is not a word to match, nor is
+# "overlapping sites"); "most recent episode (or current)" is the current episode; ICD-9-CM's
+# "<organism> infection in conditions classified elsewhere and of unspecified site" (041, 079) is
+# ICD-10-CM's "<organism> as the cause of diseases classified elsewhere" (B95-B97).
+CONVENTIONS = [
+    (r"\binfection in conditions classified elsewhere and of unspecified site\b",
+     " as the cause of diseases classified elsewhere "),
+    (r"\bwithout mention of\b", " without "), (r",?\s*so stated\b", " "),
+    (r"\b(?:of\s+)?unspecified sites?\b|\bsites? unspecified\b", " unspecified "),
+    (r"\bmost recent episode \(?or current\)?", " current episode "),
+]
 # Single shorthand words -> the code sets' words (coding practice; the
 # medical abbreviation table in synonyms adds clinical terms on top).
 SHORTHAND = {
@@ -38,6 +51,14 @@ SHORTHAND = {
 SIDES = {"left": "left", "right": "right", "bilateral": "bilateral"}
 ENCOUNTERS = ("initial", "subsequent", "sequela")
 NEGATIONS = {"without", "no", "not", "absent", "negative", "denies", "never"}
+# Roman numerals as ICD-9-CM (and people) write stages, grades and types; ICD-10-CM writes digits
+# ("Stage 3 necrotizing enterocolitis", "grade 4") but keeps some ("Salter-Harris Type III"): search
+# tries both, only after these words ("iv" alone is intravenous, "i" a pronoun).
+ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
+         "x": "10", "xi": "11", "xii": "12"}
+NUMBERED = {"stage", "grade", "type", "class", "degree", "phase", "level", "nerve", "factor", "trisomy"}
+# small words between a negation and what it negates ("not due to X", "without mention of X")
+_LINKS = {"due", "to", "of", "a", "an", "the", "any", "mention"}
 # "non displaced", "non-traumatic", "un complicated": joined when the code sets know the joined word
 JOINABLE = ("non", "un")
 
@@ -51,6 +72,8 @@ class Qualifiers:
     with_: bool = False
     words_after_negation: set[str] = field(default_factory=set)
     positive_text: str = ""  # the text without the negated words: what the codes must be about
+    negated_heads: set[str] = field(default_factory=set)  # the first word each negation applies to
+    with_text: str = ""      # the words a "with" asks for ("with obstruction"), up to the next qualifier
 
 
 def fold(text: str) -> str:
@@ -64,7 +87,7 @@ def fold(text: str) -> str:
 def read(text: str, known=lambda w: True) -> Qualifiers:
     """Rewrite ``text`` and collect its qualifiers; ``known(word)`` says whether the code sets use a word."""
     text = fold(text)
-    for pattern, repl in PUNCTUATED:
+    for pattern, repl in CONVENTIONS + PUNCTUATED:
         text = re.sub(pattern, repl, text)
     raw = re.split(r"[^a-z0-9]+", text)
     out: list[str] = []
@@ -84,9 +107,20 @@ def read(text: str, known=lambda w: True) -> Qualifiers:
     ws = rewritten.split()
     positive: list[str] = []
     scope = 0  # words still inside a negation ("without status asthmaticus")
+    with_words: list[str] = []
+    with_scope = 0
     for j, w in enumerate(ws):
+        if w in NEGATIONS or w in SIDES or w in ENCOUNTERS or w == "and":
+            with_scope = 0
+        elif w == "with":
+            with_scope = 2
+        elif with_scope:
+            with_words.append(w)
+            with_scope -= 1
         if w in NEGATIONS:
             scope = 3
+        elif w == "due" and j and ws[j - 1] in NEGATIONS:
+            continue  # "not due to X": the cause is negated
         elif w in ("with", "and", "due") or w in SIDES or w in ENCOUNTERS:
             scope = 0
         elif scope:
@@ -94,12 +128,18 @@ def read(text: str, known=lambda w: True) -> Qualifiers:
             continue
         positive.append(w)
     q.positive_text = " ".join(positive)
+    q.with_text = " ".join(with_words)
     for j, w in enumerate(ws):
         if w in SIDES:
             q.sides.add(SIDES[w])
         if w in ENCOUNTERS:
             q.encounter.add(w)
         if w in NEGATIONS:
+            head = next((x for x in ws[j + 1 : j + 4] if x not in _LINKS), None)
+            if head and head not in NEGATIONS and head not in SIDES and head not in ENCOUNTERS:
+                q.negated_heads.add(head)
+                # "without obstruction or gangrene": both are negated
+                q.negated_heads.update(ws[k + 1] for k in range(j + 1, min(j + 5, len(ws) - 1)) if ws[k] == "or")
             q.negated = True
             q.words_after_negation.update(x for x in ws[j + 1 : j + 4] if x not in SIDES and x not in ENCOUNTERS)
         if w == "with":

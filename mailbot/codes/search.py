@@ -32,7 +32,7 @@ from rapidfuzz.distance import OSA
 from sqlmodel import Session
 
 from mailbot.codes import lay, qualifiers
-from mailbot.codes.index import CodeIndex, absent_clauses, get_index, stem, tokens, without_absent, words
+from mailbot.codes.index import USAGE_PHRASE, CodeIndex, absent_clauses, get_index, stem, tokens, without_absent, words
 from mailbot.codes.normalize import CPT, HCPCS, ICD10CM
 from mailbot.codes.synonyms import ABBREVIATIONS, DEFAULT_CATEGORIES, STOPWORDS, SYNONYMS
 
@@ -50,7 +50,7 @@ _CONTEXT_CHAPTERS = {
 _HISTORY_WORDS = {"history", "hx", "h/o", "past", "previous", "former", "old"}
 # title words that add no detail beyond what a plain query means
 _NEUTRAL = {"unspecified", "nos", "site", "organism", "type", "encounter", "initial", "disease", "disorder",
-            "condition", "acute", "primary", "essential", "elsewhere", "classified", "not", "specified"}
+            "condition", "acute", "primary", "essential", "elsewhere", "classified", "not", "specified", "other"}
 _UNASKED = 0.98
 _NEGATIVE_TITLE = {"without", "no", "not", "uncomplicated"}
 # Title words that name a kind the query must ask for: a neoplasm is coded primary malignant unless
@@ -62,6 +62,10 @@ _MEASURE_RANGES = {"G8", "G9", "M1"}
 _MEASURE_WORDS = {"measure", "measures", "quality", "mips", "pqrs", "reporting", "performance", "numerator",
                   "denominator", "exclusion"}
 _HEALING = {"routine", "delayed", "nonunion", "malunion", "healing"}
+# "..., not intractable, ...", "not due to isoimmunization": what follows a title's "not" up to the next comma
+_NOT_CLAUSE = re.compile(r"\bnot ([^,;\[(]*)")
+# negated query words too general to say what a title is about ("w/o foreign body other part of neck")
+_GENERAL = {"other", "specified", "part", "parts", "site", "sites", "elsewhere", "classified", "not"}
 
 
 def _stems(ws) -> set[str]:
@@ -135,8 +139,11 @@ def search(session: Session, query: str, system: str | None = None, limit: int =
     scores = np.where(mask, scores, 0.0)
     share = covered / len(concepts)
     final = scores * (0.25 + 0.75 * share * share)
+    # every vocabulary token the query's concepts reach at full confidence ("blood in urine" -> hematuria)
+    asked = {token for alts in concepts for alt in alts for choices in alt.tokens
+             for token, confidence in choices if confidence == 1.0}
     return _rerank(index, final, raw_words, limit, quals, bool(prefixes) or bool(_ASKS_HEADER & set(raw_words)),
-                   billable)
+                   billable, asked)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
@@ -193,12 +200,14 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
     i = 0
     while i < len(ws):
         match = None
-        for n in range(min(_MAX_SYNONYM_WORDS, len(ws) - i), 0, -1):
+        # "stage iii", "grade iv" (not "iv" = intravenous): a Roman numeral after a word that numbers things
+        numbered = ws[i] in qualifiers.ROMAN and i >= 1 and ws[i - 1] in qualifiers.NUMBERED
+        for n in range(0 if numbered else min(_MAX_SYNONYM_WORDS, len(ws) - i), 0, -1):
             phrase = " ".join(ws[i : i + n])
             if phrase in SYNONYMS:
                 match = (n, phrase)
                 break
-        compound = lay.compounds(ws, i, known)
+        compound = None if numbered else lay.compounds(ws, i, known)
         if compound and match and match[0] >= compound[0]:
             compound = None  # the synonym table's phrase is at least as long
         if match and not compound:
@@ -213,10 +222,12 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
         else:
             word = ws[i]
             i += 1
-            if word in STOPWORDS or (len(word) == 1 and not word.isdigit()):
+            if not numbered and (word in STOPWORDS or (len(word) == 1 and not word.isdigit())):
                 continue
             alternatives = [word]
-            if word not in index.postings and stem(word) not in index.postings and word in ABBREVIATIONS:
+            if numbered:
+                alternatives.append(qualifiers.ROMAN[word])  # "stage iii" is "Stage 3" in ICD-10-CM
+            elif word not in index.postings and stem(word) not in index.postings and word in ABBREVIATIONS:
                 # a coder's abbreviation the code sets never spell out ("pud", "cabg"): its expansions
                 # whose words the code sets use
                 expansions = [e for e in ABBREVIATIONS[word]
@@ -269,13 +280,35 @@ def _resolve(index: CodeIndex, token: str) -> list[tuple[str, float]]:
     return cached
 
 
+# Noun <-> adjective and Latin singular <-> plural endings ("fascia" / "fascial", "hypothyroid" /
+# "hypothyroidism", "periumbilic" /
+# "periumbilical", "labium" / "labia", "conjunctival" / "conjunctiva"): a word also reaches its other
+# forms that the code sets use.
+_FORM_ENDINGS = (("", "al"), ("", "l"), ("", "ic"), ("", "ar"), ("ic", "ical"), ("um", "a"), ("us", "i"),
+                 ("a", "ae"), ("is", "es"), ("ia", "ic"), ("y", "ic"), ("", "ism"))
+
+
+def _other_forms(index: CodeIndex, token: str) -> list[tuple[str, float]]:
+    out = []
+    for a, b in _FORM_ENDINGS:
+        for old, new in ((a, b), (b, a)):
+            if token.endswith(old) and len(token) - len(old) >= 4:
+                form = token[: len(token) - len(old)] + new
+                if form != token and form in index.postings:
+                    # never worth more than the typed word itself: a rare form ("pneumonic") must not
+                    # outrank the word asked for ("pneumonia")
+                    out.append((form, 0.75 * min(1.0, index.idf[token] / index.idf[form])))
+    return list(dict.fromkeys(out))
+
+
 def _resolve_uncached(index: CodeIndex, token: str) -> list[tuple[str, float]]:
     if token in index.postings:
+        forms = _other_forms(index, token)
         if len(token) >= 7 and len(index.postings[token].ids) < _RARE:
             # a rare adjective or short form also reaches its noun ("hypothyroid" -> "hypothyroidism",
             # "conjunctival" -> "conjunctiva"): words sharing its stem that the code sets use more
-            return [(token, 1.0), *_same_stem(index, token)]
-        return [(token, 1.0)]
+            return list(dict.fromkeys([(token, 1.0), *forms, *_same_stem(index, token)]))
+        return [(token, 1.0), *forms]
     if token.isdigit():
         return []
     out: list[tuple[str, float]] = []
@@ -380,7 +413,7 @@ class _Facts(NamedTuple):
     chapter_words: set | None  # pregnancy / newborn chapters: words the query must say
     history: bool
     family: bool
-    absent: frozenset      # words the title says are absent ("... without nausea")
+    absent: frozenset      # words the title says are absent ("... without nausea", "..., not intractable")
     measure: bool          # an HCPCS quality-measure reporting code (G8000-G9999, M1000-M1999)
 
 
@@ -405,10 +438,13 @@ def _stored_facts(index: CodeIndex, i: int) -> tuple:
     meaning = index.meanings[i]
     # the meaning is ranked apart from what the code is about
     base_text = title[: -len(meaning)] if meaning and title.endswith(meaning) else title
+    # an organism "as the cause of diseases classified elsewhere" (B95-B97) is the organism: the phrase
+    # says how the code is used, not detail the query left out
+    base_text = base_text.replace(USAGE_PHRASE, "")
     # what a title says is absent ("without behavioral disturbance ...") is the default, not detail
     # the query left out; the words it negates are kept apart to steer away from a query that names them
-    absent = set(words(" ".join(absent_clauses(base_text)))) - STOPWORDS
-    base_list = words(without_absent(base_text))
+    absent = set(words(" ".join(absent_clauses(base_text) + _NOT_CLAUSE.findall(base_text)))) - STOPWORDS
+    base_list = words(_NOT_CLAUSE.sub("not ", without_absent(base_text)))  # "not specified as recurrent": absent too
     # the word after a later "unspecified" names detail that is missing ("..., unspecified ear", "pain in
     # unspecified joint"), not detail given; a title's first "Unspecified" qualifies what follows
     # ("Unspecified bacterial pneumonia": "bacterial" is detail)
@@ -432,8 +468,9 @@ _STOP_CHECK = 16  # candidates between checks whether the rest could still enter
 
 def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: int,
             quals: qualifiers.Qualifiers | None = None, headers_wanted: bool = False,
-            billable: np.ndarray | None = None) -> list[SearchHit]:
+            billable: np.ndarray | None = None, asked: set[str] | None = None) -> list[SearchHit]:
     quals = quals or qualifiers.Qualifiers(" ".join(query_words))
+    asked = asked or set()
     billable = index.billable if billable is None else billable
     candidates = int(min(index.size, max(limit * 25, 250)))
     scored = np.flatnonzero(final > 0)
@@ -445,7 +482,8 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
     if _QUALIFIED & set(query_words):
         defaults = set()  # the query names the type itself
     states_detail = bool(quals.sides or quals.encounter)
-    negated_stems = _stems(quals.words_after_negation) if quals.negated else set()
+    negated_stems = _stems(quals.negated_heads - _GENERAL - _NEUTRAL) if quals.negated else set()
+    with_words = set(words(quals.with_text)) - STOPWORDS
     wants_history = bool(_HISTORY_WORDS & query_set)
     measures_wanted = bool(_MEASURE_WORDS & query_set)
     positive_words = set(words(quals.positive_text)) - STOPWORDS if quals.positive_text else query_set - STOPWORDS
@@ -477,7 +515,11 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
                 score *= 0.75  # the other side
         elif f.sides:
             score *= 0.96  # no side stated: the unspecified side is the coding default
-        if quals.negated:
+        if negated_stems and negated_stems & _stems(f.base_words - f.absent - f.non_words):
+            # the title is about what the query says is absent: "panic disorder without agoraphobia" is not
+            # "Agoraphobia without panic disorder", "not intractable" is not "..., intractable, ..."
+            score *= 0.6
+        elif quals.negated:
             if f.title_words & _NEGATIVE_TITLE or f.non_words & quals.words_after_negation:
                 score *= _NEGATION_BOOST
             elif "with" in f.title_words:
@@ -485,8 +527,10 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
                 score *= 0.6 if negated_stems & _stems(f.title_words) else 0.85
         elif "without" in f.title_words and quals.with_:
             score *= 0.85
-        if f.absent & positive_words:
-            score *= 0.85  # "nausea and vomiting" is not "vomiting without nausea"
+        if f.absent & with_words:
+            score *= 0.6  # "with obstruction" asked, "without obstruction" titled
+        elif f.absent & positive_words or (f.absent and asked & _stems(f.absent)):
+            score *= 0.85  # also what the query's synonyms say: "blood in urine" is not "... without hematuria"  # "nausea and vomiting" is not "vomiting without nausea"
         if f.non_words & query_set:
             # "displaced" typed, "nondisplaced" titled
             score *= 0.85 ** len({w for w in f.non_words & query_set if "non" + w not in query_set})
@@ -520,6 +564,8 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
         family = index.stems[i] or i
         if score > family_best.get(family, 0.0):
             family_best[family] = score
+    if not headers_wanted:
+        ranked = _headers_below_children(index, ranked, billable)
     ranked.sort(key=lambda p: (-p[0], p[1], p[2], index.codes[p[3]]))
     hits: list[SearchHit] = []
     families: set[str] = set()
@@ -534,3 +580,25 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
         if len(hits) >= limit:
             break
     return hits
+
+
+def _headers_below_children(index: CodeIndex, ranked: list, billable: np.ndarray) -> list:
+    """A header ranks just below the best of its billable codes among the candidates.
+
+    A header cannot be reported: when a code under it is a candidate, that code
+    is the answer ("Malnutrition of moderate degree" is E44.0, not the E44
+    header whose title happens to repeat the query's words)."""
+    best_below: dict[str, float] = {}
+    for score, _u, _e, i in ranked:
+        if billable[i]:
+            code = index.codes[i]
+            for k in range(3, len(code)):
+                prefix = code[:k].rstrip(".")
+                if score > best_below.get(prefix, 0.0):
+                    best_below[prefix] = score
+    out = []
+    for entry in ranked:
+        score, u, e, i = entry
+        child = None if billable[i] else best_below.get(index.codes[i])
+        out.append((min(score, round(child * 0.999, 6)), u, e, i) if child else entry)
+    return out

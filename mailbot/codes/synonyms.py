@@ -133,6 +133,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "distal": ("lower end", "distal"), "proximal": ("upper end", "proximal"), "distal radius": ("lower end radius",),
     "distal ulna": ("lower end ulna",), "proximal humerus": ("upper end humerus",), "distal femur": ("lower end femur",),
     "proximal tibia": ("upper end tibia",), "distal tibia": ("lower end tibia",), "hip fracture": ("fracture femur neck",),
+    # ICD-9-CM's words -> ICD-10-CM's for the same thing (chapter 14 "Congenital anomalies" became
+    # chapter 17 "Congenital malformations, deformations and chromosomal abnormalities")
+    "anomaly": ("congenital malformation",), "anomalies": ("congenital malformations",),
     # brand drug names -> generic (HCPCS uses generics)
     "kenalog": ("triamcinolone acetonide",), "toradol": ("ketorolac tromethamine",),
     "rocephin": ("ceftriaxone sodium",), "depo provera": ("medroxyprogesterone acetate",),
