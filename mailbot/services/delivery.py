@@ -33,13 +33,16 @@ import hmac
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import func, or_, update
-from sqlmodel import Session, select
+from sqlalchemy import String, bindparam, case, cast, func, insert, literal, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+from sqlmodel import select as orm_select
 
 from mailbot.config import Settings
 from mailbot.context import Context
@@ -65,16 +68,43 @@ def queue_message(session: Session, message: EmailMessage, *, kind: str,
     (its id is what the send actor takes).  ``raw``: its wire bytes when the
     caller assembled them already (``compose.build_bytes``; then ``message``
     only supplies the headers)."""
-    to_addr = message["To"].addresses[0].addr_spec if message["To"] else ""
-    from_addr = message["From"].addresses[0].addr_spec if message["From"] else ""
     row = OutboundMessage(
         kind=kind, consultation_id=consultation_id, inbound_id=inbound_id,
-        to_addr=to_addr, from_addr=from_addr, subject=str(message["Subject"] or ""),
-        message_id=str(message["Message-ID"]), raw=raw if raw is not None else as_bytes(message),
+        **_addressing(message), raw=raw if raw is not None else as_bytes(message),
     )
     session.add(row)
     session.flush()
     return row
+
+
+def queue_reply(conn: Connection, message: EmailMessage, raw: bytes, *, kind: str,
+                inbound_id: int | None = None, consultation_id: int | None = None) -> int:
+    """:func:`queue_message` for the automated replies' hot path: one prebuilt
+    INSERT on ``conn`` (the caller's transaction) instead of an ORM object
+    and a flush (issue 16); returns the new row's id."""
+    return conn.execute(_QUEUE, {
+        "b_kind": kind, "b_consultation_id": consultation_id, "b_inbound_id": inbound_id,
+        **{f"b_{name}": value for name, value in _addressing(message).items()},
+        "b_raw": raw, "b_created_at": utcnow(),
+    }).scalar_one()
+
+
+def _addressing(message: EmailMessage) -> dict[str, str]:
+    """The columns an outbound row takes from its message's headers."""
+    return {
+        "to_addr": message["To"].addresses[0].addr_spec if message["To"] else "",
+        "from_addr": message["From"].addresses[0].addr_spec if message["From"] else "",
+        "subject": str(message["Subject"] or ""),
+        "message_id": str(message["Message-ID"]),
+    }
+
+
+_OUTBOUND = OutboundMessage.__table__
+_QUEUE = insert(_OUTBOUND).values(
+    **{name: bindparam(f"b_{name}") for name in ("kind", "consultation_id", "inbound_id", "to_addr", "from_addr",
+                                                  "subject", "message_id", "raw", "created_at")},
+    state=OutboundState.PENDING, attempts=0, last_error="", transport="",
+).returning(_OUTBOUND.c.id)
 
 
 def bounce_address(ctx: Context) -> str:
@@ -114,20 +144,26 @@ def deliver(ctx: Context, outbound_id: int) -> str:
     """Send one pending message.  Returns ``"sent"``, ``"skipped"`` (not
     pending: already sent, failed, or unknown) or ``"failed"`` (permanent);
     raises :class:`RetryLater` for a temporary failure."""
-    with _send_lock(ctx, outbound_id) as held:
-        if not held:
-            return "skipped"   # another worker is sending it right now
-        claimed = _claim(ctx, outbound_id)
-        if claimed is None:
-            return "skipped"
-        raw, to_addr, message_id = claimed
+    with _attempt(ctx, outbound_id) as attempt:
+        if attempt is None:
+            return "skipped"   # not pending, or another worker is sending it right now
         try:
-            ctx.sender.send(raw, envelope_from=verp_address(ctx.settings, outbound_id, message_id),
-                            recipients=[to_addr])
+            ctx.sender.send(attempt.raw, envelope_from=verp_address(ctx.settings, outbound_id, attempt.message_id),
+                            recipients=[attempt.to_addr])
         except DeliveryError as exc:
             return _record_failure(ctx, outbound_id, exc)
-        _mark_sent(ctx, [outbound_id])
+        attempt.mark_sent()
     return "sent"
+
+
+@dataclass
+class _Attempt:
+    """One claimed attempt at a message: what to send, and how to say it went."""
+
+    raw: bytes
+    to_addr: str
+    message_id: str
+    mark_sent: Callable[[], None]
 
 
 # Messages being sent by this process (SQLite: one process owns the file).
@@ -135,69 +171,134 @@ _in_flight: set[int] = set()
 _in_flight_lock = threading.Lock()
 # PostgreSQL advisory-lock namespace for "sending outbound row N".
 _PG_LOCK_SPACE = 0x6D62   # "mb"
-
-
-@contextmanager
-def _send_lock(ctx: Context, outbound_id: int) -> Iterator[bool]:
-    """Held while one attempt talks to the transport, so two pokes for the
-    same row never send it at the same time.  On PostgreSQL it is a
-    session advisory lock: a worker that dies releases it with its
-    connection, so a crash never delays the retry.  On SQLite (embedded,
-    one process) it is this process's own set of ids in flight."""
-    if ctx.db.is_sqlite:
-        with _in_flight_lock:
-            if outbound_id in _in_flight:
-                yield False
-                return
-            _in_flight.add(outbound_id)
-        try:
-            yield True
-        finally:
-            with _in_flight_lock:
-                _in_flight.discard(outbound_id)
-        return
-    with ctx.db.engine.connect() as conn:
-        held = conn.execute(select(func.pg_try_advisory_lock(_PG_LOCK_SPACE, outbound_id))).scalar()
-        conn.commit()
-        try:
-            yield bool(held)
-        finally:
-            if held:
-                conn.execute(select(func.pg_advisory_unlock(_PG_LOCK_SPACE, outbound_id)))
-                conn.commit()
-
+_PG_LOCK = select(func.pg_try_advisory_lock(_PG_LOCK_SPACE, bindparam("outbound_id")))
+_PG_UNLOCK = select(func.pg_advisory_unlock(_PG_LOCK_SPACE, bindparam("outbound_id")))
 
 SENDING = "sending: attempt {n} started {at:%Y-%m-%d %H:%M:%S} UTC"
 UNFINISHED = "; the previous attempt did not finish (the message may have gone out once already)"
 
 
+def _sending_note(suffix: str):
+    """``SENDING`` for the attempt being claimed, written by the database
+    from the row's own count (``attempts`` in SET is the value before it)."""
+    head = SENDING.partition("{n}")[0]
+    return (literal(head) + cast(_OUTBOUND.c.attempts + 1, String) + bindparam("started")
+            + literal(suffix))
+
+
+# The claim, in one statement: a pending row's attempt counted and marked
+# "sending", its bytes returned.  The row is changed atomically, so no
+# read-then-compare-and-set pair is needed (issue 16: one transaction and
+# one statement instead of two of each).
+_CLAIM = (
+    update(_OUTBOUND)
+    .where(_OUTBOUND.c.id == bindparam("outbound_id"), _OUTBOUND.c.state == OutboundState.PENDING)
+    .values(attempts=_OUTBOUND.c.attempts + 1,
+            last_error=case((_OUTBOUND.c.last_error.startswith("sending:"), _sending_note(UNFINISHED)),
+                            else_=_sending_note("")))
+    .returning(_OUTBOUND.c.raw, _OUTBOUND.c.to_addr, _OUTBOUND.c.message_id, _OUTBOUND.c.attempts,
+               _OUTBOUND.c.last_error)
+)
+_MARK_ONE_SENT = (
+    update(_OUTBOUND)
+    .where(_OUTBOUND.c.id == bindparam("outbound_id"), _OUTBOUND.c.state == OutboundState.PENDING)
+    .values(state=OutboundState.SENT, sent_at=bindparam("b_sent_at"), transport=bindparam("b_transport"),
+            last_error="")
+)
+
+
+@contextmanager
+def _attempt(ctx: Context, outbound_id: int) -> Iterator[_Attempt | None]:
+    """Lock the row for this attempt and claim it (committed before the
+    send); ``None`` when it is not pending or another worker holds it.
+
+    The lock is held while the attempt talks to the transport, so two pokes
+    for the same row never send it at the same time.  On PostgreSQL it is a
+    session advisory lock, taken in the claim's transaction and released in
+    the sent mark's, on one connection (one pool checkout per send instead
+    of four); a worker that dies releases it with its connection, so a
+    crash never delays the retry.  On SQLite (embedded, one process) it is
+    this process's own set of ids in flight."""
+    if ctx.db.is_sqlite:
+        with _in_process_lock(outbound_id) as held:
+            if not held:
+                yield None
+                return
+            with ctx.db.begin() as conn:
+                claimed = _claim_on(conn, outbound_id)
+            if claimed is None:
+                yield None
+                return
+
+            def mark_sent() -> None:
+                with ctx.db.begin() as conn:
+                    _mark_one_sent(ctx, conn, outbound_id)
+
+            yield _Attempt(*claimed, mark_sent=mark_sent)
+        return
+    with ctx.db.engine.connect() as conn:
+        locked = False
+        try:
+            with conn.begin():
+                locked = bool(conn.execute(_PG_LOCK, {"outbound_id": outbound_id}).scalar())
+                claimed = _claim_on(conn, outbound_id) if locked else None
+            if claimed is None:
+                yield None
+                return
+
+            def mark_sent() -> None:
+                nonlocal locked
+                with conn.begin():
+                    _mark_one_sent(ctx, conn, outbound_id)
+                    conn.execute(_PG_UNLOCK, {"outbound_id": outbound_id})
+                locked = False
+
+            yield _Attempt(*claimed, mark_sent=mark_sent)
+        finally:
+            if locked and not conn.invalidated:
+                if conn.in_transaction():
+                    conn.rollback()
+                conn.execute(_PG_UNLOCK, {"outbound_id": outbound_id})
+                conn.commit()
+
+
+@contextmanager
+def _in_process_lock(outbound_id: int) -> Iterator[bool]:
+    with _in_flight_lock:
+        if outbound_id in _in_flight:
+            yield False
+            return
+        _in_flight.add(outbound_id)
+    try:
+        yield True
+    finally:
+        with _in_flight_lock:
+            _in_flight.discard(outbound_id)
+
+
 def _claim(ctx: Context, outbound_id: int) -> tuple[bytes, str, str] | None:
     """Claim one attempt at a pending message, committed before the send;
-    its raw bytes, recipient and Message-ID, or ``None`` when it is not pending or
-    another worker claimed it first."""
-    with ctx.db.read() as session:
-        row = session.get(OutboundMessage, outbound_id)
-        if row is None or row.state != OutboundState.PENDING:
-            return None
-        seen, raw, to_addr, before = row.attempts, row.raw, row.to_addr, row.last_error or ""
-        message_id = row.message_id
-    note = SENDING.format(n=seen + 1, at=utcnow())
-    if before.startswith("sending:"):
-        note += UNFINISHED     # the last claim never reached "sent" or a recorded failure
-    with ctx.db.session() as session:
-        won = session.exec(
-            update(OutboundMessage)
-            .where(OutboundMessage.id == outbound_id, OutboundMessage.state == OutboundState.PENDING,
-                   OutboundMessage.attempts == seen)
-            .values(attempts=seen + 1, last_error=note[:2000])
-            .execution_options(synchronize_session=False)
-        )
-        if won.rowcount != 1:
-            return None
-    if before.startswith("sending:"):
+    its raw bytes, recipient and Message-ID, or ``None`` when it is not pending."""
+    with ctx.db.begin() as conn:
+        return _claim_on(conn, outbound_id)
+
+
+def _claim_on(conn: Connection, outbound_id: int) -> tuple[bytes, str, str] | None:
+    """:func:`_claim` in the caller's transaction on ``conn``."""
+    claimed = conn.execute(_CLAIM, {"outbound_id": outbound_id,
+                                    "started": SENDING.partition("{n}")[2].format(at=utcnow())}).first()
+    if claimed is None:
+        return None
+    raw, to_addr, message_id, attempt, note = claimed
+    if note.endswith(UNFINISHED):
         log.warning("outbound %s: attempt %d follows one that did not finish; it may arrive twice",
-                    outbound_id, seen + 1)
+                    outbound_id, attempt)
     return raw, to_addr, message_id
+
+
+def _mark_one_sent(ctx: Context, conn: Connection, outbound_id: int) -> None:
+    conn.execute(_MARK_ONE_SENT, {"outbound_id": outbound_id, "b_sent_at": utcnow(),
+                                  "b_transport": ctx.sender.name})
 
 
 def _record_failure(ctx: Context, outbound_id: int, exc: DeliveryError) -> str:
@@ -241,7 +342,7 @@ def deliver_batch(ctx: Context, outbound_ids: list[int]) -> list[int]:
     now = utcnow()
     with ctx.db.session() as session:
         rows = session.exec(
-            select(OutboundMessage.id, OutboundMessage.raw, OutboundMessage.to_addr, OutboundMessage.message_id)
+            orm_select(OutboundMessage.id, OutboundMessage.raw, OutboundMessage.to_addr, OutboundMessage.message_id)
             .where(OutboundMessage.id.in_(outbound_ids), OutboundMessage.state == OutboundState.PENDING,
                    or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now))
             .order_by(OutboundMessage.id)
