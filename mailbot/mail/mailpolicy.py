@@ -17,9 +17,11 @@ differ, both from re-doing work whose result cannot change:
   read, keyed by (name, raw value): the same text always parses to the same
   object, and header objects are read-only (their params and address lists
   are immutable views), so handing out the same one again changes nothing.
-  Long values (over :data:`FETCH_CACHE_MAX_CHARS`, where a hostile header
-  would hold memory) are parsed every time, as before; setting a header is
-  not cached.
+  Setting a header from text is cached the same way: a reply sets the same
+  ``X-Loop``, ``Auto-Submitted``, ``Precedence`` ... on every message, and
+  folding reads a header object without changing it.  Long values (over
+  :data:`FETCH_CACHE_MAX_CHARS`, where a hostile header would hold memory)
+  are parsed every time, as before.
 """
 
 from __future__ import annotations
@@ -53,18 +55,28 @@ class CachedRegistry(HeaderRegistry):
 
 
 class CachedPolicy(EmailPolicy):
-    """``EmailPolicy`` whose header reads reuse the object parsed last time
-    for the same short (name, value)."""
+    """``EmailPolicy`` whose header reads and sets reuse the object parsed
+    last time for the same short (name, text)."""
 
     def header_fetch_parse(self, name, value):
         if hasattr(value, "name") or len(value) > FETCH_CACHE_MAX_CHARS:
             return super().header_fetch_parse(name, value)
         return _fetched(self, name, value)
 
+    def header_store_parse(self, name, value):
+        if not isinstance(value, str) or len(value) > FETCH_CACHE_MAX_CHARS:
+            return super().header_store_parse(name, value)
+        return _stored(self, name, value)   # raises as the stdlib does (CR/LF in a value): never cached
+
 
 @lru_cache(maxsize=FETCH_CACHE_SIZE)
 def _fetched(policy: CachedPolicy, name: str, value: str):
     return EmailPolicy.header_fetch_parse(policy, name, value)
+
+
+@lru_cache(maxsize=FETCH_CACHE_SIZE)
+def _stored(policy: CachedPolicy, name: str, value: str):
+    return EmailPolicy.header_store_parse(policy, name, value)
 
 
 POLICY = CachedPolicy(header_factory=CachedRegistry())
