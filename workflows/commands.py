@@ -37,12 +37,13 @@ def answer(ctx: Context, inbound_id: int, *, routed: InboundRow | None = None,
     ``request``: what the router has just committed and parsed (see
     ``runner.run``)."""
     later: list[Poke] = []
-    for poke in runner.run(ctx, inbound_id, routed=routed, request=request):
+    # queued with its first attempt claimed: it is sent right here (issue 16: a transaction less)
+    for poke in runner.run(ctx, inbound_id, routed=routed, request=request, claim=True):
         if poke.actor != "send_outbound":
             later.append(poke)
             continue
         try:
-            delivery.deliver(ctx, poke.id)
+            delivery.deliver(ctx, poke.id, claimed=True)
         except Exception as exc:  # RetryLater or anything else: the send actor retries with backoff
             log.info("reply %s not sent at once (%s); queued for retry", poke.id, exc)
             later.append(poke)

@@ -101,21 +101,24 @@ _ANSWERED = select(OutboundMessage.__table__.c.id).where(
 
 
 def run(ctx: Context, inbound_id: int, *, routed: InboundRow | None = None,
-        request: Message | None = None) -> list[Poke]:
+        request: Message | None = None, claim: bool = False) -> list[Poke]:
     """Answer the command in inbound message ``inbound_id``; returns the
     ``send_outbound`` poke for the queued reply, or nothing (already answered,
     or no automatic answer allowed).  Safe to call any number of times.
 
     ``routed`` and ``request``: the row as the router has just committed it
     and the request it parsed (``services.inbound.route_stored``), so that
-    answering reads and parses neither again; without them both are read."""
+    answering reads and parses neither again; without them both are read.
+    ``claim``: the caller sends the reply as soon as this returns
+    (``delivery.deliver(..., claimed=True)``): it is queued with its first
+    attempt claimed, which saves the send a write transaction."""
     with ctx.db.read() as session:
         plan = _plan(ctx, session, inbound_id, routed, request)
     if plan is None:
         return []
     try:
         with ctx.db.session() as session:
-            outbound_id = _commit(ctx, session, plan)
+            outbound_id = _commit(ctx, session, plan, claim)
     except IntegrityError:
         # Another worker committed the reply first (same derived Message-ID).
         log.info("inbound %s: reply already queued by another worker", inbound_id)
@@ -159,7 +162,7 @@ def _plan(ctx: Context, session: Session, inbound_id: int, routed: InboundRow | 
     return _Plan(inbound, command=command, reply=reply, message=message, raw=raw)
 
 
-def _commit(ctx: Context, session: Session, plan: _Plan) -> int | None:
+def _commit(ctx: Context, session: Session, plan: _Plan, claim: bool = False) -> int | None:
     """In the write transaction: queue the reply and record the outcome
     (prebuilt statements on the session's connection; the ORM session is
     there for the handlers that write and for a quarantine row)."""
@@ -186,7 +189,7 @@ def _commit(ctx: Context, session: Session, plan: _Plan) -> int | None:
     if reply is None or message is None:
         _record(conn, inbound, {"result": "no reply", "verb": verb})
         return None
-    outbound_id = queue_reply(conn, message, raw, kind=reply.kind, inbound_id=inbound.id)
+    outbound_id = queue_reply(conn, message, raw, kind=reply.kind, inbound_id=inbound.id, claimed=claim)
     _record(conn, inbound, {"result": "replied", "verb": verb, "template": reply.template,
                             "outbound_id": outbound_id})
     return outbound_id

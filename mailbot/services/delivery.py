@@ -78,14 +78,24 @@ def queue_message(session: Session, message: EmailMessage, *, kind: str,
 
 
 def queue_reply(conn: Connection, message: EmailMessage, raw: bytes, *, kind: str,
-                inbound_id: int | None = None, consultation_id: int | None = None) -> int:
+                inbound_id: int | None = None, consultation_id: int | None = None,
+                claimed: bool = False) -> int:
     """:func:`queue_message` for the automated replies' hot path: one prebuilt
     INSERT on ``conn`` (the caller's transaction) instead of an ORM object
-    and a flush (issue 16); returns the new row's id."""
+    and a flush (issue 16); returns the new row's id.
+
+    ``claimed``: the caller hands the message to the transport right after
+    its commit (``deliver(..., claimed=True)``), so the row is stored with
+    its first attempt already claimed, as :func:`deliver`'s claim would
+    record it -- one write transaction less per reply.  Should the caller
+    die before sending, the retry says the attempt did not finish, as after
+    any claim."""
     return conn.execute(_QUEUE, {
         "b_kind": kind, "b_consultation_id": consultation_id, "b_inbound_id": inbound_id,
         **{f"b_{name}": value for name, value in _addressing(message).items()},
         "b_raw": raw, "b_created_at": utcnow(),
+        "b_attempts": 1 if claimed else 0,
+        "b_last_error": SENDING.format(n=1, at=utcnow()) if claimed else "",
     }).scalar_one()
 
 
@@ -102,8 +112,9 @@ def _addressing(message: EmailMessage) -> dict[str, str]:
 _OUTBOUND = OutboundMessage.__table__
 _QUEUE = insert(_OUTBOUND).values(
     **{name: bindparam(f"b_{name}") for name in ("kind", "consultation_id", "inbound_id", "to_addr", "from_addr",
-                                                  "subject", "message_id", "raw", "created_at")},
-    state=OutboundState.PENDING, attempts=0, last_error="", transport="",
+                                                  "subject", "message_id", "raw", "created_at", "attempts",
+                                                  "last_error")},
+    state=OutboundState.PENDING, transport="",
 ).returning(_OUTBOUND.c.id)
 
 
@@ -140,11 +151,15 @@ def _verp_tag(message_id: str) -> str:
     return hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()[:12]
 
 
-def deliver(ctx: Context, outbound_id: int) -> str:
+def deliver(ctx: Context, outbound_id: int, *, claimed: bool = False) -> str:
     """Send one pending message.  Returns ``"sent"``, ``"skipped"`` (not
     pending: already sent, failed, or unknown) or ``"failed"`` (permanent);
-    raises :class:`RetryLater` for a temporary failure."""
-    with _attempt(ctx, outbound_id) as attempt:
+    raises :class:`RetryLater` for a temporary failure.
+
+    ``claimed``: the caller has just committed the row with its first
+    attempt claimed (``queue_reply(claimed=True)``); it is sent only if it
+    is still pending at that first attempt once the lock is held."""
+    with _attempt(ctx, outbound_id, claimed) as attempt:
         if attempt is None:
             return "skipped"   # not pending, or another worker is sending it right now
         try:
@@ -207,10 +222,17 @@ _MARK_ONE_SENT = (
 )
 
 
+# The first attempt claimed when the row was queued, read back under the lock.
+_FIRST_CLAIMED = select(_OUTBOUND.c.raw, _OUTBOUND.c.to_addr, _OUTBOUND.c.message_id).where(
+    _OUTBOUND.c.id == bindparam("outbound_id"), _OUTBOUND.c.state == OutboundState.PENDING,
+    _OUTBOUND.c.attempts == 1)
+
+
 @contextmanager
-def _attempt(ctx: Context, outbound_id: int) -> Iterator[_Attempt | None]:
+def _attempt(ctx: Context, outbound_id: int, claimed: bool = False) -> Iterator[_Attempt | None]:
     """Lock the row for this attempt and claim it (committed before the
-    send); ``None`` when it is not pending or another worker holds it.
+    send) -- or, when the row was queued ``claimed``, check that the claim
+    still stands; ``None`` when it is not pending or another worker holds it.
 
     The lock is held while the attempt talks to the transport, so two pokes
     for the same row never send it at the same time.  On PostgreSQL it is a
@@ -219,14 +241,19 @@ def _attempt(ctx: Context, outbound_id: int) -> Iterator[_Attempt | None]:
     of four); a worker that dies releases it with its connection, so a
     crash never delays the retry.  On SQLite (embedded, one process) it is
     this process's own set of ids in flight."""
+    params = {"outbound_id": outbound_id}
     if ctx.db.is_sqlite:
         with _in_process_lock(outbound_id) as held:
             if not held:
                 yield None
                 return
-            with ctx.db.begin() as conn:
-                claimed = _claim_on(conn, outbound_id)
-            if claimed is None:
+            if claimed:
+                with ctx.db.read_engine.connect() as conn:   # a read: no write lock, no fsync
+                    found = conn.execute(_FIRST_CLAIMED, params).first()
+            else:
+                with ctx.db.begin() as conn:
+                    found = _claim_on(conn, outbound_id)
+            if found is None:
                 yield None
                 return
 
@@ -234,15 +261,20 @@ def _attempt(ctx: Context, outbound_id: int) -> Iterator[_Attempt | None]:
                 with ctx.db.begin() as conn:
                     _mark_one_sent(ctx, conn, outbound_id)
 
-            yield _Attempt(*claimed, mark_sent=mark_sent)
+            yield _Attempt(*found, mark_sent=mark_sent)
         return
     with ctx.db.engine.connect() as conn:
         locked = False
         try:
             with conn.begin():
-                locked = bool(conn.execute(_PG_LOCK, {"outbound_id": outbound_id}).scalar())
-                claimed = _claim_on(conn, outbound_id) if locked else None
-            if claimed is None:
+                locked = bool(conn.execute(_PG_LOCK, params).scalar())
+                if not locked:
+                    found = None
+                elif claimed:
+                    found = conn.execute(_FIRST_CLAIMED, params).first()
+                else:
+                    found = _claim_on(conn, outbound_id)
+            if found is None:
                 yield None
                 return
 
@@ -250,16 +282,28 @@ def _attempt(ctx: Context, outbound_id: int) -> Iterator[_Attempt | None]:
                 nonlocal locked
                 with conn.begin():
                     _mark_one_sent(ctx, conn, outbound_id)
-                    conn.execute(_PG_UNLOCK, {"outbound_id": outbound_id})
+                    conn.execute(_PG_UNLOCK, params)
                 locked = False
 
-            yield _Attempt(*claimed, mark_sent=mark_sent)
+            yield _Attempt(*found, mark_sent=mark_sent)
         finally:
-            if locked and not conn.invalidated:
-                if conn.in_transaction():
-                    conn.rollback()
-                conn.execute(_PG_UNLOCK, {"outbound_id": outbound_id})
-                conn.commit()
+            if locked:
+                _pg_unlock(conn, outbound_id)
+
+
+def _pg_unlock(conn: Connection, outbound_id: int) -> None:
+    """Release the row's advisory lock after an attempt that did not mark it
+    sent; a broken connection has released it already (the server ends the
+    session's locks with it)."""
+    if conn.invalidated:
+        return
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.execute(_PG_UNLOCK, {"outbound_id": outbound_id})
+        conn.commit()
+    except Exception:  # the connection is going away with its locks; the original error matters more
+        log.warning("outbound %s: could not release its send lock", outbound_id, exc_info=True)
 
 
 @contextmanager
