@@ -197,7 +197,9 @@ def _fill(row: InboundRow, parsed: ParsedMessage) -> None:
 
 
 def _store_attachments(session: Session, inbound_id: int, parsed: ParsedMessage) -> None:
-    # a replayed message may have stored attachments on an earlier run
+    if not parsed.attachments:
+        return   # nothing to store; :func:`replay` removed what an earlier run stored
+    # rows an earlier run stored (a message replayed before replay removed them)
     session.connection().execute(_DELETE_ATTACHMENTS, {"inbound_id": inbound_id})
     for att in parsed.attachments:
         session.add(Attachment(inbound_id=inbound_id, filename=att.filename, content_type=att.content_type,
@@ -347,6 +349,8 @@ def replay(ctx: Context, quarantine_id: int, *, by: str = "operator") -> list[Po
             .values(status=InboundStatus.RECEIVED, error="", route=[], action="", consultation_id=None, attempts=0,
                     processed_at=None, auto_reply_ok=True)
         )
+        # routing stores the attachments it finds again (and deletes nothing when it finds none)
+        session.connection().execute(_DELETE_ATTACHMENTS, {"inbound_id": row.id})
         item.resolved_at = utcnow()
         item.resolved_by = by[:512]
         session.add(item)
