@@ -1,10 +1,12 @@
 """Processing one stored inbound message: parse, route, act, mark -- once.
 
-:func:`process` is what the ``process_inbound`` actor runs.  It is safe to
-run twice: the row is locked and moved out of ``received`` with a
-conditional update in the same transaction as everything the routing
+:func:`process` is what the ``process_inbound`` actor runs (through
+:func:`route_stored`, which also hands back the routed row and the parsed
+request).  It is safe to run twice: the row is moved out of ``received``
+with a conditional update in the same transaction as everything the routing
 decided (a consultation opened, bounce rows written ...), so a second run
-finds nothing to do.  Failures are explicit:
+finds nothing to do, and one racing the first loses at that update and
+rolls back.  Failures are explicit:
 
 - a message that cannot be parsed is quarantined with the reason
   (permanent: retrying will not change the bytes);
