@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -54,6 +54,15 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection, for the hot path's
+        prebuilt Core statements (issue 16: a ``Session`` and an ORM-built
+        statement cost ~0.7 ms of CPU per transaction, the statement itself
+        ~0.04 ms): committed on success, rolled back on any error."""
+        with self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -8,7 +8,8 @@ the pokes it returns; running it twice is harmless.
 A message routed as a command is answered in the same call
 (:func:`workflows.commands.answer`) instead of through a second queue hop:
 the hop cost a Redis round trip, a consumer poll and a fresh load of the
-row, for work that follows routing directly.  If answering fails, the
+row, for work that follows routing directly.  The routed row and the parsed
+request are handed over too, so answering reads and parses neither again.  If answering fails, the
 ``run_command`` poke is sent as before and that actor retries with backoff;
 ``runner.run`` is safe to run twice, so nothing is answered twice.
 """
@@ -31,12 +32,14 @@ log = logging.getLogger(__name__)
 def process_inbound(inbound_id: int) -> None:
     ctx = current()
     later: list[Poke] = []
-    for poke in inbound.process(ctx, inbound_id):
+    routed = inbound.route_stored(ctx, inbound_id)
+    for poke in routed.pokes:
         if poke.actor != "run_command":
             later.append(poke)
             continue
         try:
-            later.extend(commands.answer(ctx, poke.id))
+            # the row as routing committed it and the parsed request: neither read nor parsed again
+            later.extend(commands.answer(ctx, poke.id, routed=routed.inbound, request=routed.message))
         except Exception:
             log.warning("answering command %s in the router failed; queued for the run_command actor",
                         poke.id, exc_info=True)

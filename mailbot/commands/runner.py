@@ -34,11 +34,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from typing import Any
 
-from sqlalchemy import exists
+from sqlalchemy import bindparam, exists, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -47,13 +48,14 @@ from mailbot.commands.arguments import CommandError, shorten
 from mailbot.context import Context
 from mailbot.mail.compose import ComposeError, Envelope, build_bytes, clean_header, render
 from mailbot.mail.limits import header_block
+from mailbot.mail.parse import header
 from mailbot.mail.mailpolicy import POLICY
 from mailbot.mail.addresses import ServiceAddress, classify
 from mailbot.mail.reflect import inert_subject, reflected
 from mailbot.mail.routing import cap_verdict, verified_sender
-from mailbot.models import InboundMessage, InboundStatus, OutboundMessage, QuarantineItem, utcnow
+from mailbot.models import InboundMessage, InboundRow, InboundStatus, OutboundMessage, QuarantineItem, utcnow
 from mailbot.services import Poke
-from mailbot.services.delivery import queue_message
+from mailbot.services.delivery import queue_reply
 from mailbot.services.quarantine import quarantine
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ READ_ONLY_VERBS = frozenset({"LOOKUP", "SEARCH", "CHECK", "HELP"})
 class _Plan:
     """What to do, decided in a read-only session."""
 
+    inbound: InboundRow                      # the row as read (or as the router committed it)
     silence: str = ""                        # why no reply, when none is due
     command: Command | None = None
     message: EmailMessage | None = None      # built already (read-only handlers): its headers
@@ -86,18 +89,36 @@ class _Plan:
 # daily cap, from an auto-submitted sender): stopping mail must always work.
 ALWAYS_CARRIED_OUT = frozenset({"UNSUBSCRIBE"})
 
+# A stored message: the ORM row, or its plain copy on the hot path (issue 16).
+Inbound = InboundMessage | InboundRow
 
-def run(ctx: Context, inbound_id: int) -> list[Poke]:
+# The hot path's statements, built once (issue 16).
+_INBOUND = InboundMessage.__table__
+_READ_INBOUND = select(_INBOUND).where(_INBOUND.c.id == bindparam("inbound_id"))
+_SET_ROUTE = update(_INBOUND).where(_INBOUND.c.id == bindparam("inbound_id")).values(route=bindparam("new_route"))
+_ANSWERED = select(OutboundMessage.__table__.c.id).where(
+    OutboundMessage.__table__.c.inbound_id == bindparam("inbound_id")).limit(1)
+
+
+def run(ctx: Context, inbound_id: int, *, routed: InboundRow | None = None,
+        request: Message | None = None, claim: bool = False) -> list[Poke]:
     """Answer the command in inbound message ``inbound_id``; returns the
     ``send_outbound`` poke for the queued reply, or nothing (already answered,
-    or no automatic answer allowed).  Safe to call any number of times."""
+    or no automatic answer allowed).  Safe to call any number of times.
+
+    ``routed`` and ``request``: the row as the router has just committed it
+    and the request it parsed (``services.inbound.route_stored``), so that
+    answering reads and parses neither again; without them both are read.
+    ``claim``: the caller sends the reply as soon as this returns
+    (``delivery.deliver(..., claimed=True)``): it is queued with its first
+    attempt claimed, which saves the send a write transaction."""
     with ctx.db.read() as session:
-        plan = _plan(ctx, session, inbound_id)
+        plan = _plan(ctx, session, inbound_id, routed, request)
     if plan is None:
         return []
     try:
         with ctx.db.session() as session:
-            outbound_id = _commit(ctx, session, inbound_id, plan)
+            outbound_id = _commit(ctx, session, plan, claim)
     except IntegrityError:
         # Another worker committed the reply first (same derived Message-ID).
         log.info("inbound %s: reply already queued by another worker", inbound_id)
@@ -105,12 +126,17 @@ def run(ctx: Context, inbound_id: int) -> list[Poke]:
     return [Poke("send_outbound", outbound_id)] if outbound_id else []
 
 
-def _plan(ctx: Context, session: Session, inbound_id: int) -> _Plan | None:
-    inbound = session.get(InboundMessage, inbound_id)
-    if inbound is None or _already_answered(session, inbound_id):
-        return None
+def _plan(ctx: Context, session: Session, inbound_id: int, routed: InboundRow | None,
+          request: Message | None) -> _Plan | None:
+    if routed is not None:
+        inbound = routed  # answered already only after a replay: the write transaction checks
+    else:
+        found = session.connection().execute(_READ_INBOUND, {"inbound_id": inbound_id}).first()
+        if found is None or _already_answered(session.connection(), inbound_id):
+            return None
+        inbound = InboundRow.from_mapping(found._mapping)
     cap = cap_verdict(inbound)
-    reason = silence_reason(inbound, cap)
+    reason = silence_reason(inbound, cap, request)
     if reason is None and not (inbound.reply_to or inbound.from_addr):
         reason = "no address to reply to"
     if reason is None and classify(ctx.settings, inbound.reply_to or inbound.from_addr) is not None:
@@ -119,30 +145,33 @@ def _plan(ctx: Context, session: Session, inbound_id: int) -> _Plan | None:
     command = parse_command(inbound.subject, inbound.text, address.kind if address else "")
     if reason is not None:
         if command is not None and command.verb in ALWAYS_CARRIED_OUT and command.verb in HANDLERS:
-            return _Plan(silence=reason, command=command, deferred=True)
-        return _Plan(silence=reason)
+            return _Plan(inbound, silence=reason, command=command, deferred=True)
+        return _Plan(inbound, silence=reason)
     if cap == "notice":
         reply = Reply("cap-notice", {"cap": ctx.settings.guards.daily_reply_cap}, kind="cap-notice")
     elif command is not None and command.verb in HANDLERS and command.verb not in READ_ONLY_VERBS:
-        return _Plan(command=command, deferred=True)
+        return _Plan(inbound, command=command, deferred=True)
     else:
         reply = _dispatch(ctx, session, inbound, command)
     if reply is None:
-        return _Plan(command=command)
+        return _Plan(inbound, command=command)
     try:
         message, raw = _message(ctx, inbound, command, reply)
     except ComposeError as exc:
-        return _Plan(command=command, failure=f"the reply cannot be written: {exc}")
-    return _Plan(command=command, reply=reply, message=message, raw=raw)
+        return _Plan(inbound, command=command, failure=f"the reply cannot be written: {exc}")
+    return _Plan(inbound, command=command, reply=reply, message=message, raw=raw)
 
 
-def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int | None:
-    """In the write transaction: queue the reply and record the outcome."""
-    inbound = session.get(InboundMessage, inbound_id)
-    if inbound is None or _already_answered(session, inbound_id):
+def _commit(ctx: Context, session: Session, plan: _Plan, claim: bool = False) -> int | None:
+    """In the write transaction: queue the reply and record the outcome
+    (prebuilt statements on the session's connection; the ORM session is
+    there for the handlers that write and for a quarantine row)."""
+    conn = session.connection()
+    inbound = plan.inbound
+    if _already_answered(conn, inbound.id):
         return None
     if plan.silence and not plan.deferred:
-        _record(inbound, {"result": "not answered", "reason": plan.silence})
+        _record(conn, inbound, {"result": "not answered", "reason": plan.silence})
         return None
     if plan.failure:
         return _failed(session, inbound, plan.failure)
@@ -151,29 +180,30 @@ def _commit(ctx: Context, session: Session, inbound_id: int, plan: _Plan) -> int
     if plan.deferred:
         reply = _dispatch(ctx, session, inbound, plan.command)
         if plan.silence:
-            _record(inbound, {"result": "carried out, not answered", "verb": verb, "reason": plan.silence})
+            _record(conn, inbound, {"result": "carried out, not answered", "verb": verb, "reason": plan.silence})
             return None
         try:
             message, raw = _message(ctx, inbound, plan.command, reply) if reply is not None else (None, None)
         except ComposeError as exc:
             return _failed(session, inbound, f"the reply cannot be written: {exc}")
     if reply is None or message is None:
-        _record(inbound, {"result": "no reply", "verb": verb})
+        _record(conn, inbound, {"result": "no reply", "verb": verb})
         return None
-    row = queue_message(session, message, kind=reply.kind, inbound_id=inbound_id, raw=raw)
-    _record(inbound, {"result": "replied", "verb": verb, "template": reply.template, "outbound_id": row.id})
-    return row.id
+    outbound_id = queue_reply(conn, message, raw, kind=reply.kind, inbound_id=inbound.id, claimed=claim)
+    _record(conn, inbound, {"result": "replied", "verb": verb, "template": reply.template,
+                            "outbound_id": outbound_id})
+    return outbound_id
 
 
-def _failed(session: Session, inbound: InboundMessage, reason: str) -> None:
+def _failed(session: Session, inbound: InboundRow, reason: str) -> None:
     """A permanent failure: recorded and quarantined (visible on the admin
     quarantine page), never retried by the queue or the reconciler."""
-    _record(inbound, {"result": "not answered", "reason": reason})
+    _record(session.connection(), inbound, {"result": "not answered", "reason": reason})
     quarantine(session, kind=STAGE, ref_id=inbound.id, stage="compose", reason=reason)
     return None
 
 
-def _message(ctx: Context, inbound: InboundMessage, command: Command | None,
+def _message(ctx: Context, inbound: Inbound, command: Command | None,
              reply: Reply) -> tuple[EmailMessage, bytes]:
     """Render the reply's templates and thread it with the request: the
     header-only message and the wire bytes (``compose.build_bytes``)."""
@@ -192,7 +222,7 @@ def _message(ctx: Context, inbound: InboundMessage, command: Command | None,
     )
 
 
-def _dispatch(ctx: Context, session: Session, inbound: InboundMessage, command: Command | None) -> Reply | None:
+def _dispatch(ctx: Context, session: Session, inbound: Inbound, command: Command | None) -> Reply | None:
     """Run the command's handler; HELP for no/unknown command; errors -> command-error."""
     from mailbot.commands import help as help_command
 
@@ -210,8 +240,10 @@ def _dispatch(ctx: Context, session: Session, inbound: InboundMessage, command: 
         }, kind="command-error")
 
 
-def silence_reason(inbound: InboundMessage, cap: str = "") -> str | None:
-    """Why this message must get no automatic answer, or None.
+def silence_reason(inbound: Inbound, cap: str = "", headers: Message | None = None) -> str | None:
+    """Why this message must get no automatic answer, or None.  ``headers``:
+    the request as parsed already (by the router), else its header block is
+    parsed here.
 
     The router decides first (``auto_reply_ok``, which is False for the one
     message that earns the cap notice too -- ``cap`` tells that case apart);
@@ -230,18 +262,21 @@ def silence_reason(inbound: InboundMessage, cap: str = "") -> str | None:
     sender = (inbound.reply_to or inbound.from_addr).lower()
     if sender.split("@", 1)[0] in ("mailer-daemon", "postmaster") or sender.startswith(("bounces@", "noreply", "no-reply")):
         return f"robot sender {sender}"
-    headers = BytesParser(policy=POLICY).parsebytes(header_block(inbound.raw or b""), headersonly=True)
-    auto = str(headers.get("Auto-Submitted", "no")).strip().lower()
+    if headers is None:
+        headers = BytesParser(policy=POLICY).parsebytes(header_block(inbound.raw or b""), headersonly=True)
+    # ``header`` reads these unstructured fields without the header registry's
+    # parser (issue 16), encoded words decoded and whitespace folded as before
+    auto = (header(headers, "Auto-Submitted") or "no").lower()
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"
-    if str(headers.get("Precedence", "")).strip().lower() in ("bulk", "junk", "list", "auto_reply"):
+    if header(headers, "Precedence").lower() in ("bulk", "junk", "list", "auto_reply"):
         return "bulk or list mail"
-    if headers.get("X-Loop") or headers.get("List-Id"):
+    if header(headers, "X-Loop") or header(headers, "List-Id"):
         return "loop or list header"
     return None
 
 
-def recipient(ctx: Context, inbound: InboundMessage) -> ServiceAddress | None:
+def recipient(ctx: Context, inbound: Inbound) -> ServiceAddress | None:
     """The first of our service addresses the message was sent to."""
     for addr in inbound.envelope_to or []:
         found = classify(ctx.settings, str(addr))
@@ -250,24 +285,26 @@ def recipient(ctx: Context, inbound: InboundMessage) -> ServiceAddress | None:
     return None
 
 
-def _from_address(ctx: Context, inbound: InboundMessage) -> str:
+def _from_address(ctx: Context, inbound: Inbound) -> str:
     """Answer from the address that was written to (lookup@, jobs@ ...)."""
     found = recipient(ctx, inbound)
     local = found.local if found is not None else ctx.settings.service.lookup_address
     return ctx.settings.service_address(local)
 
 
-def reply_message_id(ctx: Context, inbound: InboundMessage) -> str:
+def reply_message_id(ctx: Context, inbound: Inbound) -> str:
     """Derived from the inbound message, so a second reply cannot be stored."""
     return f"<cmd.{inbound.id}.{(inbound.raw_sha256 or 'x')[:16]}@{ctx.settings.service.domain}>"
 
 
-def _already_answered(session: Session, inbound_id: int) -> bool:
-    return session.exec(select(OutboundMessage.id).where(OutboundMessage.inbound_id == inbound_id)).first() is not None
+def _already_answered(conn: Connection, inbound_id: int) -> bool:
+    return conn.execute(_ANSWERED, {"inbound_id": inbound_id}).first() is not None
 
 
-def _record(inbound: InboundMessage, outcome: dict[str, Any]) -> None:
+def _record(conn: Connection, inbound: InboundRow, outcome: dict[str, Any]) -> None:
+    """Append ``outcome`` to the row's route, in the caller's transaction."""
     inbound.route = [*(inbound.route or []), {"stage": STAGE, **outcome}]
+    conn.execute(_SET_ROUTE, {"inbound_id": inbound.id, "new_route": inbound.route})
 
 
 def reply_subject(subject: str, command: Command | None) -> str:
@@ -281,7 +318,7 @@ def reply_subject(subject: str, command: Command | None) -> str:
     return subject if subject.lower().startswith("re:") else f"Re: {subject}"
 
 
-def _context(ctx: Context, inbound: InboundMessage, command: Command | None, reply: Reply) -> dict[str, Any]:
+def _context(ctx: Context, inbound: Inbound, command: Command | None, reply: Reply) -> dict[str, Any]:
     """What every command template may use, plus the handler's own context."""
     settings = ctx.settings
     service = settings.service

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from functools import lru_cache
 from typing import Any
 
 import css_inline
@@ -150,7 +151,7 @@ def _headers(rendered: Rendered, envelope: Envelope, *, domain: str, kind: str,
              message_id: str | None) -> EmailMessage:
     """A message with every header :func:`build` sets, and no body yet."""
     msg = EmailMessage(policy=POLICY)
-    msg["From"] = Address(display_name=clean_header(envelope.from_name), addr_spec=envelope.from_addr)
+    msg["From"] = _from_header(clean_header(envelope.from_name), envelope.from_addr)
     msg["To"] = _address(envelope.to, envelope.to_name)
     if envelope.reply_to:
         msg["Reply-To"] = envelope.reply_to
@@ -174,6 +175,13 @@ def _headers(rendered: Rendered, envelope: Envelope, *, domain: str, kind: str,
     for name, value in envelope.extra_headers.items():
         msg[name] = clean_header(value)
     return msg
+
+
+@lru_cache(maxsize=64)
+def _from_header(name: str, addr: str):
+    """The ``From`` header object for one of our addresses, parsed once: it
+    is the same on every message (header objects are read-only)."""
+    return POLICY.header_factory("From", Address(display_name=name, addr_spec=addr))
 
 
 def _address(addr: str, name: str) -> Address:

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from email.message import Message
+from functools import lru_cache
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -390,19 +391,38 @@ def reserve_auto_reply(session: Session, address: str, *, cap: int = 10, day: da
 
     Returns ``"ok"`` (reply), ``"notice"`` (over the cap: send the one
     "no more today" notice instead) or ``"over"`` (send nothing).  Both
-    steps are conditional updates, so concurrent workers never exceed the cap.
+    steps are conditional (an upsert that counts only under the cap, then
+    the notice's update), so concurrent workers never exceed the cap.
     """
     address = (address or "").strip().lower()
     day = day or utcnow().date()
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(SenderDay)
-    session.exec(insert.values(address=address, day=day, replies=0, notice_sent=False)
-                 .on_conflict_do_nothing(index_elements=["address", "day"]))
-    where = (SenderDay.address == address, SenderDay.day == day)
-    taken = session.exec(update(SenderDay).where(*where, SenderDay.replies < cap)
-                         .values(replies=SenderDay.replies + 1))
-    if taken.rowcount:
-        return "ok"
-    noticed = session.exec(update(SenderDay).where(*where, SenderDay.notice_sent.is_(False))
-                           .values(notice_sent=True))
-    return "notice" if noticed.rowcount else "over"
+    conn = session.connection()
+    take, ensure, notice = _cap_statements(conn.dialect.name)
+    params = {"b_address": address, "b_day": day}
+    if cap >= 1:
+        # the common case in one statement: the day's first reply inserts the row, later ones count
+        if conn.execute(take, {**params, "b_cap": cap}).first() is not None:
+            return "ok"
+    else:
+        conn.execute(ensure, params)
+    return "notice" if conn.execute(notice, params).rowcount else "over"
+
+
+_SENDER_DAY = SenderDay.__table__
+
+
+@lru_cache(maxsize=None)
+def _cap_statements(dialect: str):
+    """The daily cap's statements for ``dialect``, built once (issue 16): a
+    reply taken under the cap (the day's row inserted or counted), the day's
+    row made sure of (a cap of 0), the notice taken."""
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_SENDER_DAY)
+    take = insert.values(address=bindparam("b_address"), day=bindparam("b_day"), replies=1, notice_sent=False) \
+        .on_conflict_do_update(index_elements=["address", "day"], set_={"replies": _SENDER_DAY.c.replies + 1},
+                               where=_SENDER_DAY.c.replies < bindparam("b_cap")) \
+        .returning(_SENDER_DAY.c.replies)
+    ensure = insert.values(address=bindparam("b_address"), day=bindparam("b_day"), replies=0, notice_sent=False) \
+        .on_conflict_do_nothing(index_elements=["address", "day"])
+    where = (_SENDER_DAY.c.address == bindparam("b_address"), _SENDER_DAY.c.day == bindparam("b_day"))
+    notice = update(_SENDER_DAY).where(*where, _SENDER_DAY.c.notice_sent.is_(False)).values(notice_sent=True)
+    return take, ensure, notice

@@ -251,6 +251,17 @@ def mailboxes(msg: Message, name: str) -> list[tuple[str, str]]:
     """Every ``(display name, addr-spec)`` in header ``name`` that is a safe,
     deliverable address (see :func:`mailbot.mail.addresses.safe_addr_spec`)."""
     text = _raw_header_text(msg, name)
+    # The parser and the routing guards ask for From three times per message
+    # (~0.5 ms each through the header registry, issue 16); kept per message,
+    # keyed by the text, so a changed header is read again.
+    cache = msg.__dict__.setdefault("_mailbot_mailboxes", {})
+    key = (name.lower(), text)
+    if key not in cache:
+        cache[key] = _mailboxes(name, text)
+    return list(cache[key])
+
+
+def _mailboxes(name: str, text: str) -> list[tuple[str, str]]:
     single = name.lower() in ("from", "reply-to", "sender")
     if not text or (single and len(text) > _MAX_MAILBOX_HEADER):
         return []     # no real sender header is that long; the stdlib's parser is superlinear in it

@@ -31,15 +31,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, or_
-from sqlmodel import Session, select
+from sqlalchemy import and_, bindparam, or_, select
+from sqlmodel import Session
 
 from mailbot.commands import Command, parse_command
 from mailbot.config import Settings
 from mailbot.mail import guards
 from mailbot.mail.addresses import ServiceAddress, classify
 from mailbot.mail.parse import ParsedMessage
-from mailbot.models import Consultation, InboundMessage, InboundStatus, OutboundMessage
+from mailbot.models import Consultation, InboundMessage, InboundRow, InboundStatus, OutboundMessage
 from mailbot.services import threads
 
 _PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv|wg)\s*:\s*)+", re.I)
@@ -61,7 +61,7 @@ class Mail:
 
     settings: Settings
     session: Session
-    inbound: InboundMessage
+    inbound: InboundMessage | InboundRow     # the row being routed (a plain copy on the hot path)
     parsed: ParsedMessage
     recipient: ServiceAddress | None
     auto_reply_ok: bool = True
@@ -90,28 +90,43 @@ class Decision:
 
 # -- rules -------------------------------------------------------------------
 
+_INBOUND = InboundMessage.__table__
+_OUTBOUND = OutboundMessage.__table__
+# The rules' statements, built once (issue 16: ~0.3 ms of CPU to build one per
+# message, ~0.04 ms to run a prebuilt one).
+_EARLIER = (_INBOUND.c.id < bindparam("inbound_id"), _INBOUND.c.status != InboundStatus.QUARANTINED)
+_SAME_BYTES = (select(_INBOUND.c.id)
+               .where(_INBOUND.c.raw_sha256 == bindparam("sha"), *_EARLIER).order_by(_INBOUND.c.id).limit(1))
+_SAME_BYTES_OR_ID = (
+    select(_INBOUND.c.id)
+    .where(or_(_INBOUND.c.raw_sha256 == bindparam("sha"),
+               and_(_INBOUND.c.message_id == bindparam("message_id"), _INBOUND.c.from_addr == bindparam("sender"))),
+           *_EARLIER)
+    .order_by(_INBOUND.c.id).limit(1)
+)
+_SENT_BY_US = select(_OUTBOUND.c.id).where(_OUTBOUND.c.message_id == bindparam("message_id")).limit(1)
+
+
 def duplicate(mail: Mail) -> str | None:
     """The same bytes, or the same Message-ID *from the same sender*: another
     sender's message that reuses a Message-ID (by accident or to get a real
     question dropped) is not a duplicate."""
     row = mail.inbound
-    same = [InboundMessage.raw_sha256 == row.raw_sha256]
-    if not mail.parsed.message_id_generated:
-        sender = (mail.parsed.from_addr or mail.parsed.envelope_from.strip("<>"))[:512]
-        same.append(and_(InboundMessage.message_id == mail.parsed.message_id,
-                         InboundMessage.from_addr == sender))
-    earlier = mail.session.exec(
-        select(InboundMessage.id).where(
-            or_(*same), InboundMessage.id < row.id, InboundMessage.status != InboundStatus.QUARANTINED)
-        .order_by(InboundMessage.id).limit(1)
-    ).first()
+    params = {"sha": row.raw_sha256, "inbound_id": row.id}
+    if mail.parsed.message_id_generated:
+        statement = _SAME_BYTES
+    else:
+        statement = _SAME_BYTES_OR_ID
+        params.update(message_id=mail.parsed.message_id,
+                      sender=(mail.parsed.from_addr or mail.parsed.envelope_from.strip("<>"))[:512])
+    earlier = mail.session.connection().execute(statement, params).scalar()
     return f"same message as inbound #{earlier}" if earlier is not None else None
 
 
 def own_mail(mail: Mail) -> str | None:
     def sent_by_us(message_id: str) -> bool:
-        return mail.session.exec(
-            select(OutboundMessage.id).where(OutboundMessage.message_id == message_id)).first() is not None
+        found = mail.session.connection().execute(_SENT_BY_US, {"message_id": message_id}).first()
+        return found is not None
 
     return guards.own_mail(mail.parsed.message, mail.settings, sent_by_us)
 
@@ -269,13 +284,13 @@ def route(mail: Mail, chain: tuple[Link, ...] | None = None) -> Decision:
     raise AssertionError("the chain ends with a rule that always fires")  # pragma: no cover
 
 
-def verified_sender(inbound: InboundMessage) -> bool:
+def verified_sender(inbound: InboundMessage | InboundRow) -> bool:
     """Whether the router recorded the sender as verified by our MTA."""
     return any(entry.get("rule") == "sender_verified" and str(entry.get("reason", "")).startswith("verified")
                for entry in inbound.route or [])
 
 
-def cap_verdict(inbound: InboundMessage) -> str:
+def cap_verdict(inbound: InboundMessage | InboundRow) -> str:
     """What the daily cap said for ``inbound``: ``"ok"``, ``"notice"`` (send
     the one "no more today" notice), ``"over"`` (send nothing) or ``"none"``
     (an earlier rule silenced the message, nothing reserved); ``""``

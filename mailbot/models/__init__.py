@@ -16,6 +16,7 @@ from mailbot.models.mail import (  # noqa: F401
     Attachment,
     BounceEvent,
     InboundMessage,
+    InboundRow,
     InboundStatus,
     OutboundMessage,
     OutboundState,

@@ -33,13 +33,16 @@ import hmac
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import func, insert, or_, text, update
-from sqlmodel import Session, select
+from sqlalchemy import String, bindparam, case, cast, func, insert, literal, or_, select, text, update
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+from sqlmodel import select as orm_select
 
 from mailbot.config import Settings
 from mailbot.context import Context
@@ -65,12 +68,9 @@ def queue_message(session: Session, message: EmailMessage, *, kind: str,
     (its id is what the send actor takes).  ``raw``: its wire bytes when the
     caller assembled them already (``compose.build_bytes``; then ``message``
     only supplies the headers)."""
-    to_addr = message["To"].addresses[0].addr_spec if message["To"] else ""
-    from_addr = message["From"].addresses[0].addr_spec if message["From"] else ""
     row = OutboundMessage(
         kind=kind, consultation_id=consultation_id, inbound_id=inbound_id,
-        to_addr=to_addr, from_addr=from_addr, subject=str(message["Subject"] or ""),
-        message_id=str(message["Message-ID"]), raw=raw if raw is not None else as_bytes(message),
+        **_addressing(message), raw=raw if raw is not None else as_bytes(message),
     )
     session.add(row)
     session.flush()
@@ -116,6 +116,47 @@ def _fast_toast(session: Session) -> None:
         session.execute(text("SET LOCAL default_toast_compression = 'lz4'"))
 
 
+def queue_reply(conn: Connection, message: EmailMessage, raw: bytes, *, kind: str,
+                inbound_id: int | None = None, consultation_id: int | None = None,
+                claimed: bool = False) -> int:
+    """:func:`queue_message` for the automated replies' hot path: one prebuilt
+    INSERT on ``conn`` (the caller's transaction) instead of an ORM object
+    and a flush (issue 16); returns the new row's id.
+
+    ``claimed``: the caller hands the message to the transport right after
+    its commit (``deliver(..., claimed=True)``), so the row is stored with
+    its first attempt already claimed, as :func:`deliver`'s claim would
+    record it -- one write transaction less per reply.  Should the caller
+    die before sending, the retry says the attempt did not finish, as after
+    any claim."""
+    return conn.execute(_QUEUE, {
+        "b_kind": kind, "b_consultation_id": consultation_id, "b_inbound_id": inbound_id,
+        **{f"b_{name}": value for name, value in _addressing(message).items()},
+        "b_raw": raw, "b_created_at": utcnow(),
+        "b_attempts": 1 if claimed else 0,
+        "b_last_error": SENDING.format(n=1, at=utcnow()) if claimed else "",
+    }).scalar_one()
+
+
+def _addressing(message: EmailMessage) -> dict[str, str]:
+    """The columns an outbound row takes from its message's headers."""
+    return {
+        "to_addr": message["To"].addresses[0].addr_spec if message["To"] else "",
+        "from_addr": message["From"].addresses[0].addr_spec if message["From"] else "",
+        "subject": str(message["Subject"] or ""),
+        "message_id": str(message["Message-ID"]),
+    }
+
+
+_OUTBOUND = OutboundMessage.__table__
+_QUEUE = insert(_OUTBOUND).values(
+    **{name: bindparam(f"b_{name}") for name in ("kind", "consultation_id", "inbound_id", "to_addr", "from_addr",
+                                                  "subject", "message_id", "raw", "created_at", "attempts",
+                                                  "last_error")},
+    state=OutboundState.PENDING, transport="",
+).returning(_OUTBOUND.c.id)
+
+
 def bounce_address(ctx: Context) -> str:
     """The plain bounce address (what VERP addresses are built on)."""
     return f"bounces@{ctx.settings.service.domain}"
@@ -149,24 +190,34 @@ def _verp_tag(message_id: str) -> str:
     return hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()[:12]
 
 
-def deliver(ctx: Context, outbound_id: int) -> str:
+def deliver(ctx: Context, outbound_id: int, *, claimed: bool = False) -> str:
     """Send one pending message.  Returns ``"sent"``, ``"skipped"`` (not
     pending: already sent, failed, or unknown) or ``"failed"`` (permanent);
-    raises :class:`RetryLater` for a temporary failure."""
-    with _send_lock(ctx, outbound_id) as held:
-        if not held:
-            return "skipped"   # another worker is sending it right now
-        claimed = _claim(ctx, outbound_id)
-        if claimed is None:
-            return "skipped"
-        raw, to_addr, message_id = claimed
+    raises :class:`RetryLater` for a temporary failure.
+
+    ``claimed``: the caller has just committed the row with its first
+    attempt claimed (``queue_reply(claimed=True)``); it is sent only if it
+    is still pending at that first attempt once the lock is held."""
+    with _attempt(ctx, outbound_id, claimed) as attempt:
+        if attempt is None:
+            return "skipped"   # not pending, or another worker is sending it right now
         try:
-            ctx.sender.send(raw, envelope_from=verp_address(ctx.settings, outbound_id, message_id),
-                            recipients=[to_addr])
+            ctx.sender.send(attempt.raw, envelope_from=verp_address(ctx.settings, outbound_id, attempt.message_id),
+                            recipients=[attempt.to_addr])
         except DeliveryError as exc:
             return _record_failure(ctx, outbound_id, exc)
-        _mark_sent(ctx, [outbound_id])
+        attempt.mark_sent()
     return "sent"
+
+
+@dataclass
+class _Attempt:
+    """One claimed attempt at a message: what to send, and how to say it went."""
+
+    raw: bytes
+    to_addr: str
+    message_id: str
+    mark_sent: Callable[[], None]
 
 
 # Messages being sent by this process (SQLite: one process owns the file).
@@ -174,69 +225,163 @@ _in_flight: set[int] = set()
 _in_flight_lock = threading.Lock()
 # PostgreSQL advisory-lock namespace for "sending outbound row N".
 _PG_LOCK_SPACE = 0x6D62   # "mb"
-
-
-@contextmanager
-def _send_lock(ctx: Context, outbound_id: int) -> Iterator[bool]:
-    """Held while one attempt talks to the transport, so two pokes for the
-    same row never send it at the same time.  On PostgreSQL it is a
-    session advisory lock: a worker that dies releases it with its
-    connection, so a crash never delays the retry.  On SQLite (embedded,
-    one process) it is this process's own set of ids in flight."""
-    if ctx.db.is_sqlite:
-        with _in_flight_lock:
-            if outbound_id in _in_flight:
-                yield False
-                return
-            _in_flight.add(outbound_id)
-        try:
-            yield True
-        finally:
-            with _in_flight_lock:
-                _in_flight.discard(outbound_id)
-        return
-    with ctx.db.engine.connect() as conn:
-        held = conn.execute(select(func.pg_try_advisory_lock(_PG_LOCK_SPACE, outbound_id))).scalar()
-        conn.commit()
-        try:
-            yield bool(held)
-        finally:
-            if held:
-                conn.execute(select(func.pg_advisory_unlock(_PG_LOCK_SPACE, outbound_id)))
-                conn.commit()
-
+_PG_LOCK = select(func.pg_try_advisory_lock(_PG_LOCK_SPACE, bindparam("outbound_id")))
+_PG_UNLOCK = select(func.pg_advisory_unlock(_PG_LOCK_SPACE, bindparam("outbound_id")))
 
 SENDING = "sending: attempt {n} started {at:%Y-%m-%d %H:%M:%S} UTC"
 UNFINISHED = "; the previous attempt did not finish (the message may have gone out once already)"
 
 
+def _sending_note(suffix: str):
+    """``SENDING`` for the attempt being claimed, written by the database
+    from the row's own count (``attempts`` in SET is the value before it)."""
+    head = SENDING.partition("{n}")[0]
+    return (literal(head) + cast(_OUTBOUND.c.attempts + 1, String) + bindparam("started")
+            + literal(suffix))
+
+
+# The claim, in one statement: a pending row's attempt counted and marked
+# "sending", its bytes returned.  The row is changed atomically, so no
+# read-then-compare-and-set pair is needed (issue 16: one transaction and
+# one statement instead of two of each).
+_CLAIM = (
+    update(_OUTBOUND)
+    .where(_OUTBOUND.c.id == bindparam("outbound_id"), _OUTBOUND.c.state == OutboundState.PENDING)
+    .values(attempts=_OUTBOUND.c.attempts + 1,
+            last_error=case((_OUTBOUND.c.last_error.startswith("sending:"), _sending_note(UNFINISHED)),
+                            else_=_sending_note("")))
+    .returning(_OUTBOUND.c.raw, _OUTBOUND.c.to_addr, _OUTBOUND.c.message_id, _OUTBOUND.c.attempts,
+               _OUTBOUND.c.last_error)
+)
+_MARK_ONE_SENT = (
+    update(_OUTBOUND)
+    .where(_OUTBOUND.c.id == bindparam("outbound_id"), _OUTBOUND.c.state == OutboundState.PENDING)
+    .values(state=OutboundState.SENT, sent_at=bindparam("b_sent_at"), transport=bindparam("b_transport"),
+            last_error="")
+)
+
+
+# The first attempt claimed when the row was queued, read back under the lock.
+_FIRST_CLAIMED = select(_OUTBOUND.c.raw, _OUTBOUND.c.to_addr, _OUTBOUND.c.message_id).where(
+    _OUTBOUND.c.id == bindparam("outbound_id"), _OUTBOUND.c.state == OutboundState.PENDING,
+    _OUTBOUND.c.attempts == 1)
+
+
+@contextmanager
+def _attempt(ctx: Context, outbound_id: int, claimed: bool = False) -> Iterator[_Attempt | None]:
+    """Lock the row for this attempt and claim it (committed before the
+    send) -- or, when the row was queued ``claimed``, check that the claim
+    still stands; ``None`` when it is not pending or another worker holds it.
+
+    The lock is held while the attempt talks to the transport, so two pokes
+    for the same row never send it at the same time.  On PostgreSQL it is a
+    session advisory lock, taken in the claim's transaction and released in
+    the sent mark's, on one connection (one pool checkout per send instead
+    of four); a worker that dies releases it with its connection, so a
+    crash never delays the retry.  On SQLite (embedded, one process) it is
+    this process's own set of ids in flight."""
+    params = {"outbound_id": outbound_id}
+    if ctx.db.is_sqlite:
+        with _in_process_lock(outbound_id) as held:
+            if not held:
+                yield None
+                return
+            if claimed:
+                with ctx.db.read_engine.connect() as conn:   # a read: no write lock, no fsync
+                    found = conn.execute(_FIRST_CLAIMED, params).first()
+            else:
+                with ctx.db.begin() as conn:
+                    found = _claim_on(conn, outbound_id)
+            if found is None:
+                yield None
+                return
+
+            def mark_sent() -> None:
+                with ctx.db.begin() as conn:
+                    _mark_one_sent(ctx, conn, outbound_id)
+
+            yield _Attempt(*found, mark_sent=mark_sent)
+        return
+    with ctx.db.engine.connect() as conn:
+        locked = False
+        try:
+            with conn.begin():
+                locked = bool(conn.execute(_PG_LOCK, params).scalar())
+                if not locked:
+                    found = None
+                elif claimed:
+                    found = conn.execute(_FIRST_CLAIMED, params).first()
+                else:
+                    found = _claim_on(conn, outbound_id)
+            if found is None:
+                yield None
+                return
+
+            def mark_sent() -> None:
+                nonlocal locked
+                with conn.begin():
+                    _mark_one_sent(ctx, conn, outbound_id)
+                    conn.execute(_PG_UNLOCK, params)
+                locked = False
+
+            yield _Attempt(*found, mark_sent=mark_sent)
+        finally:
+            if locked:
+                _pg_unlock(conn, outbound_id)
+
+
+def _pg_unlock(conn: Connection, outbound_id: int) -> None:
+    """Release the row's advisory lock after an attempt that did not mark it
+    sent; a broken connection has released it already (the server ends the
+    session's locks with it)."""
+    if conn.invalidated:
+        return
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.execute(_PG_UNLOCK, {"outbound_id": outbound_id})
+        conn.commit()
+    except Exception:  # the connection is going away with its locks; the original error matters more
+        log.warning("outbound %s: could not release its send lock", outbound_id, exc_info=True)
+
+
+@contextmanager
+def _in_process_lock(outbound_id: int) -> Iterator[bool]:
+    with _in_flight_lock:
+        if outbound_id in _in_flight:
+            yield False
+            return
+        _in_flight.add(outbound_id)
+    try:
+        yield True
+    finally:
+        with _in_flight_lock:
+            _in_flight.discard(outbound_id)
+
+
 def _claim(ctx: Context, outbound_id: int) -> tuple[bytes, str, str] | None:
     """Claim one attempt at a pending message, committed before the send;
-    its raw bytes, recipient and Message-ID, or ``None`` when it is not pending or
-    another worker claimed it first."""
-    with ctx.db.read() as session:
-        row = session.get(OutboundMessage, outbound_id)
-        if row is None or row.state != OutboundState.PENDING:
-            return None
-        seen, raw, to_addr, before = row.attempts, row.raw, row.to_addr, row.last_error or ""
-        message_id = row.message_id
-    note = SENDING.format(n=seen + 1, at=utcnow())
-    if before.startswith("sending:"):
-        note += UNFINISHED     # the last claim never reached "sent" or a recorded failure
-    with ctx.db.session() as session:
-        won = session.exec(
-            update(OutboundMessage)
-            .where(OutboundMessage.id == outbound_id, OutboundMessage.state == OutboundState.PENDING,
-                   OutboundMessage.attempts == seen)
-            .values(attempts=seen + 1, last_error=note[:2000])
-            .execution_options(synchronize_session=False)
-        )
-        if won.rowcount != 1:
-            return None
-    if before.startswith("sending:"):
+    its raw bytes, recipient and Message-ID, or ``None`` when it is not pending."""
+    with ctx.db.begin() as conn:
+        return _claim_on(conn, outbound_id)
+
+
+def _claim_on(conn: Connection, outbound_id: int) -> tuple[bytes, str, str] | None:
+    """:func:`_claim` in the caller's transaction on ``conn``."""
+    claimed = conn.execute(_CLAIM, {"outbound_id": outbound_id,
+                                    "started": SENDING.partition("{n}")[2].format(at=utcnow())}).first()
+    if claimed is None:
+        return None
+    raw, to_addr, message_id, attempt, note = claimed
+    if note.endswith(UNFINISHED):
         log.warning("outbound %s: attempt %d follows one that did not finish; it may arrive twice",
-                    outbound_id, seen + 1)
+                    outbound_id, attempt)
     return raw, to_addr, message_id
+
+
+def _mark_one_sent(ctx: Context, conn: Connection, outbound_id: int) -> None:
+    conn.execute(_MARK_ONE_SENT, {"outbound_id": outbound_id, "b_sent_at": utcnow(),
+                                  "b_transport": ctx.sender.name})
 
 
 def _record_failure(ctx: Context, outbound_id: int, exc: DeliveryError) -> str:
@@ -335,8 +480,10 @@ def claim_batch(ctx: Context, outbound_ids: list[int]) -> list[tuple[int, bytes,
     ``sending:``).  On PostgreSQL the rows are picked ``FOR UPDATE SKIP
     LOCKED``, so two workers claiming the same ids split them; on SQLite the
     write transaction (BEGIN IMMEDIATE) holds the database.  A message
-    :func:`deliver` claimed is skipped, and :func:`deliver` loses its
-    compare-and-set on ``attempts`` for a message claimed here.  Returns
+    :func:`deliver` claimed is skipped; a :func:`deliver` poked for a
+    message claimed here skips it while the batch holds its send lock
+    (:func:`_batch_lock`), and after a batch that died it claims the row
+    as an unfinished attempt.  Returns
     (id, raw, recipient, Message-ID) rows in id order."""
     if not outbound_ids:
         return []

@@ -167,3 +167,67 @@ def test_a_writing_handler_commits_together_with_its_reply(ctx, db):
         addresses = session.exec(select(SenderDay.address)).all()
     assert addresses == ["ok@example.org"]
     assert len(replies(db, ok)) == 1 and replies(db, bad) == []
+
+
+def _stored_and_routed(ctx, raw: bytes, sender: str = "coder@example.org"):
+    from mailbot.mail import intake
+    from mailbot.services import inbound
+
+    inbound_id = intake.accept(ctx.db, raw, source="smtp", envelope_from=sender,
+                               envelope_to=["lookup@mailbot.localhost"])
+    return inbound_id, inbound.route_stored(ctx, inbound_id)
+
+
+def test_the_row_the_router_hands_over_is_answered_as_the_stored_row_would_be(ctx, db):
+    """The process_inbound actor passes the routed row and the parsed request
+    on (issue 16); the reply is the one a fresh read of the row gives."""
+    from tests.commands.support import raw_message
+
+    handed_id, routed = _stored_and_routed(ctx, raw_message("LOOKUP E11.9", "", message_id="<handed@example.org>"))
+    read_id, _ = _stored_and_routed(ctx, raw_message("LOOKUP E11.9", "", message_id="<read@example.org>"))
+    assert routed.pokes == [("run_command", handed_id)] and routed.inbound.status == "processed"
+
+    assert len(runner.run(ctx, handed_id, routed=routed.inbound, request=routed.message)) == 1
+    assert len(runner.run(ctx, read_id)) == 1
+
+    [handed], [read] = replies(db, handed_id), replies(db, read_id)
+    assert (handed.kind, handed.subject, handed.to_addr, handed.from_addr) == \
+        (read.kind, read.subject, read.to_addr, read.from_addr) == ("lookup", "Re: LOOKUP E11.9",
+                                                                    "coder@example.org", "lookup@mailbot.localhost")
+    assert parsed(handed)["In-Reply-To"] == "<handed@example.org>"
+    assert bodies(parsed(handed))[0].split("E11.9", 1)[1][:200] == bodies(parsed(read))[0].split("E11.9", 1)[1][:200]
+    with db.read() as session:
+        route = session.get(InboundMessage, handed_id).route
+    assert route[-1] == {"stage": "run_command", "result": "replied", "verb": "LOOKUP", "template": "lookup",
+                         "outbound_id": handed.id}
+    assert route == routed.inbound.route          # the handed-over copy follows what was committed
+
+
+def test_a_handed_over_row_answered_already_gets_no_second_reply(ctx, db):
+    from tests.commands.support import raw_message
+
+    inbound_id, routed = _stored_and_routed(ctx, raw_message("HELP", "", message_id="<twice@example.org>"))
+    assert len(runner.run(ctx, inbound_id, routed=routed.inbound, request=routed.message)) == 1
+    assert runner.run(ctx, inbound_id, routed=routed.inbound, request=routed.message) == []
+    assert len(replies(db, inbound_id)) == 1
+
+
+def test_the_handed_over_request_is_checked_for_robot_headers_too(ctx, db):
+    """A bug upstream must not make us answer a robot: the runner's own
+    RFC 3834 check reads the request the router handed over."""
+    from mailbot.models import InboundRow
+    from tests.commands.support import raw_message
+
+    raw = raw_message("HELP", "", message_id="<robot@example.org>", headers={"Precedence": "list"})
+    inbound_id = routed_command(db, "HELP", "", message_id="<robot@example.org>", headers={"Precedence": "list"})
+    with db.read() as session:
+        stored = session.get(InboundMessage, inbound_id)
+        row = InboundRow.from_mapping(stored.model_dump())
+    from email import policy
+    from email.parser import BytesParser
+
+    assert runner.run(ctx, inbound_id, routed=row, request=BytesParser(policy=policy.default).parsebytes(raw)) == []
+    assert replies(db, inbound_id) == []
+    with db.read() as session:
+        assert session.get(InboundMessage, inbound_id).route[-1] == {
+            "stage": "run_command", "result": "not answered", "reason": "bulk or list mail"}

@@ -106,3 +106,59 @@ def test_giving_up_after_max_attempts_is_visible(tmp_path, db, relay):
         delivery.deliver(ctx, outbound_id)
     assert delivery.deliver(ctx, outbound_id) == "failed"
     assert _state(db, outbound_id).state == OutboundState.FAILED
+
+
+def _queue_claimed(db) -> int:
+    message = _message()
+    with db.begin() as conn:
+        return delivery.queue_reply(conn, message, bytes(message), kind="lookup", claimed=True)
+
+
+def test_a_reply_queued_claimed_is_sent_once_at_its_first_attempt(tmp_path, db, relay):
+    """Issue 16: the command path queues its reply with the first attempt
+    claimed and sends it right after the commit -- still exactly once."""
+    ctx = _relay_ctx(tmp_path, db, relay.port)
+    outbound_id = _queue_claimed(db)
+    queued = _state(db, outbound_id)
+    assert queued.state == OutboundState.PENDING and queued.attempts == 1
+    assert queued.last_error.startswith("sending: attempt 1 started")
+    assert delivery.deliver(ctx, outbound_id, claimed=True) == "sent"
+    assert delivery.deliver(ctx, outbound_id, claimed=True) == "skipped"
+    assert delivery.deliver(ctx, outbound_id) == "skipped"
+    assert len(relay.wait_for(1)) == 1
+    sent = _state(db, outbound_id)
+    assert sent.state == OutboundState.SENT and sent.attempts == 1 and sent.last_error == ""
+
+
+def test_a_claimed_reply_another_attempt_took_over_is_not_sent_again(tmp_path, db, relay):
+    ctx = _relay_ctx(tmp_path, db, relay.port)
+    outbound_id = _queue_claimed(db)
+    assert delivery.deliver(ctx, outbound_id) == "sent"          # e.g. the reconciler's poke got there first
+    assert delivery.deliver(ctx, outbound_id, claimed=True) == "skipped"
+    assert len(relay.wait_for(1)) == 1
+    assert _state(db, outbound_id).attempts == 2
+
+
+def test_a_claimed_reply_never_sent_goes_out_on_the_retry_and_says_so(tmp_path, db, relay):
+    """The process died between queueing (claimed) and sending: the retry
+    sends it and records that the first attempt did not finish."""
+    ctx = _relay_ctx(tmp_path, db, relay.port)
+    outbound_id = _queue_claimed(db)
+    assert delivery._claim(ctx, outbound_id) is not None
+    assert "the previous attempt did not finish" in _state(db, outbound_id).last_error
+    assert delivery.deliver(ctx, outbound_id) == "sent"
+    assert len(relay.wait_for(1)) == 1
+    assert _state(db, outbound_id).state == OutboundState.SENT
+
+
+def test_a_4xx_on_a_claimed_reply_leaves_it_pending_for_the_retry(tmp_path, db, relay):
+    ctx = _relay_ctx(tmp_path, db, relay.port)
+    outbound_id = _queue_claimed(db)
+    relay.answer("451 4.3.0 try later")
+    with pytest.raises(delivery.RetryLater):
+        delivery.deliver(ctx, outbound_id, claimed=True)
+    row = _state(db, outbound_id)
+    assert row.state == OutboundState.PENDING and "451" in row.last_error and row.next_attempt_at is not None
+    relay.answer(None)
+    assert delivery.deliver(ctx, outbound_id) == "sent"
+    assert len(relay.wait_for(1)) == 1

@@ -286,3 +286,26 @@ def test_two_workers_racing_on_one_message_open_one_consultation(ctx):
         consultations = session.exec(select(Consultation)).all()
     assert len(consultations) == 5 and len(pokes) == 5
     assert sorted(p.id for p in pokes) == sorted(c.id for c in consultations)
+
+
+def test_a_replayed_message_keeps_one_copy_of_each_attachment(ctx):
+    """Routing stores attachments with the routed row; replay removes them,
+    so routing again stores each once (issue 16: routing no longer deletes
+    first when the message has none)."""
+    ctx.settings.guards.allow_senders = ["@clinic.example"]
+    inbound_id = store(ctx, eml("attachments.eml"), sender="gina@clinic.example")
+    stored = row(ctx, inbound_id)
+    ctx.settings.guards.allow_senders = ["@nowhere.example"]
+    assert process(ctx, inbound_id) == [] and row(ctx, inbound_id).status == "quarantined"
+    with ctx.db.read() as session:
+        first = sorted(a.filename for a in session.exec(select(Attachment).where(Attachment.inbound_id == inbound_id)))
+    assert first and stored.raw
+    [item] = quarantined(ctx)
+    ctx.settings.guards.allow_senders = []
+    replay(ctx, item.id, by="admin@mailbot.localhost")
+    with ctx.db.read() as session:
+        assert session.exec(select(Attachment).where(Attachment.inbound_id == inbound_id)).all() == []
+    assert process(ctx, inbound_id)[0].actor == "advance_consultation"
+    with ctx.db.read() as session:
+        again = sorted(a.filename for a in session.exec(select(Attachment).where(Attachment.inbound_id == inbound_id)))
+    assert again == first
