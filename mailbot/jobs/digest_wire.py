@@ -31,15 +31,13 @@ from functools import lru_cache
 
 from mailbot.mail.addresses import safe_addr_spec
 from mailbot.mail.compose import ComposeError, Rendered, clean_header, new_message_id
-from mailbot.mail.mailpolicy import POLICY
+from mailbot.mail.mailpolicy import LIST_URI, MAX_LINE, POLICY
 from mailbot.models.base import utcnow
 
 _WIRE = POLICY.clone(linesep="\r\n")
 # What the stdlib writes unchanged: printable ASCII, no encoded-word start.
 _PLAIN = re.compile(r"[\x20-\x7e]*")
 _SIMPLE_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
-_URI = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>")   # printable ASCII but < and >, no spaces
-MAX_LINE = 998
 
 
 @dataclass(frozen=True)
@@ -131,6 +129,6 @@ def _list_unsubscribe(value: str) -> bytes:
     spaces (RFC 2369), so nothing needs encoding.  Anything else goes to
     the stdlib as before."""
     uris = [part.strip() for part in value.split(",")]
-    if uris and all(_URI.fullmatch(uri) and len(uri) < MAX_LINE - 20 for uri in uris):
+    if uris and all(LIST_URI.fullmatch(uri) and len(uri) < MAX_LINE - 20 for uri in uris):
         return ("List-Unsubscribe: " + ",\r\n ".join(uris) + "\r\n").encode("ascii")
     return _stdlib("List-Unsubscribe", clean_header(value))
