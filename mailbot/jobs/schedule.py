@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, text, update
 from sqlmodel import Session, select
 
 from mailbot.config import Settings
@@ -76,8 +76,17 @@ def claim_due(session: Session, settings: Settings, now: datetime | None = None,
     ``last_digest_at`` did not move, so its jobs go into its next digest.
 
     Runs in the caller's transaction; commit promptly (the row locks taken by
-    the conditional updates are what keeps a second scheduler out)."""
+    the conditional updates are what keeps a second scheduler out).  On
+    PostgreSQL the whole claim is one statement (:func:`_claim_set`)."""
     now = now or utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        return _claim_set(session, settings, now, limit)
+    return _claim_rows(session, settings, now, limit)
+
+
+def _claim_rows(session: Session, settings: Settings, now: datetime, limit: int) -> list[int]:
+    """:func:`claim_due` read into Python and written back grouped (SQLite,
+    where a write transaction holds the whole database anyway)."""
     columns = (Subscription.id, Subscription.subscriber_id, Subscription.next_due_at, Subscription.frequency,
                Subscription.last_digest_at)
     due_where = (
@@ -157,6 +166,84 @@ def _claim(session: Session, settings: Settings, now: datetime, due: list) -> se
             .returning(Subscription.id)
         ).scalars())
     return claimed
+
+
+# The claim as one PostgreSQL statement.  The same rule as the Python path
+# above, step by step: pick the first ``limit`` due subscriptions' subscribers
+# (``batch``); lock all their due subscriptions in id order (``due``: a second
+# scheduler queues here, and once the first commits, PostgreSQL re-checks
+# ``next_due_at <= now`` on the new row version and drops the row); move
+# ``next_due_at`` only where it still holds the value read (``claimed``); one
+# run per subscriber and period with a section per claimed subscription, and
+# ``ON CONFLICT DO NOTHING`` on the unique (subscriber, period) for a period
+# that already has its run -- the claimed subscription then adds nothing, its
+# ``last_digest_at`` did not move.  Period keys, next slots and ``since`` are
+# computed as ``period_key``, ``next_slot`` and ``_since`` do (the test
+# compares the two paths row for row).  One round trip and no Python row
+# objects: the per-row cost of the Python path (~1.3 ms of wall per
+# subscription on a loaded database, mostly the runs' INSERT) is what made
+# the scheduler pass half of a 10k digest run.
+_ISO = """to_char({t} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+    || CASE WHEN date_part('microseconds', {t})::bigint % 1000000 = 0 THEN ''
+            ELSE to_char({t} AT TIME ZONE 'UTC', '.US') END || '+00:00'"""
+_DUE_WHERE = """s.kind = :jobs AND s.status = :active AND s.next_due_at IS NOT NULL
+        AND s.next_due_at <= :now AND p.status = :subscriber_active"""
+_CLAIM_SQL = f"""
+WITH batch AS (
+    SELECT DISTINCT first.subscriber_id FROM (
+        SELECT s.subscriber_id FROM subscription s JOIN subscriber p ON p.id = s.subscriber_id
+        WHERE {_DUE_WHERE} ORDER BY s.next_due_at, s.id LIMIT :limit) AS first
+), due AS (
+    SELECT s.id, s.subscriber_id, s.next_due_at, s.frequency, s.last_digest_at
+    FROM subscription s JOIN subscriber p ON p.id = s.subscriber_id
+    WHERE {_DUE_WHERE} AND s.subscriber_id IN (SELECT subscriber_id FROM batch)
+    ORDER BY s.id FOR UPDATE OF s
+), claimed AS (
+    UPDATE subscription s
+    SET next_due_at = CASE WHEN due.frequency = :weekly THEN :next_weekly ELSE :next_daily END
+    FROM due
+    WHERE s.id = due.id AND s.next_due_at = due.next_due_at AND s.status = :active
+    RETURNING due.id, due.subscriber_id,
+        CASE WHEN due.frequency = :weekly
+             THEN 'w:' || to_char(due.next_due_at AT TIME ZONE 'UTC', 'IYYY-"W"IW')
+             ELSE 'd:' || to_char(due.next_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') END AS period_key,
+        coalesce(due.last_digest_at, due.next_due_at
+                 - CASE WHEN due.frequency = :daily THEN interval '1 day' ELSE interval '7 days' END) AS since
+)
+INSERT INTO digest_run (subscriber_id, period_key, state, sections, window_start, window_end, item_ids,
+                        reason, created_at)
+SELECT subscriber_id, period_key, :pending,
+       json_agg(json_build_object('s', id, 'since', {_ISO.format(t="since")}) ORDER BY id),
+       min(since), :now, '[]'::json, '', :created
+FROM claimed GROUP BY subscriber_id, period_key ORDER BY subscriber_id, period_key
+ON CONFLICT ON CONSTRAINT uq_digest_run_subscriber_period DO NOTHING
+RETURNING id
+"""
+
+
+def _claim_set(session: Session, settings: Settings, now: datetime, limit: int) -> list[int]:
+    """:func:`claim_due` on PostgreSQL: one statement (``_CLAIM_SQL``)."""
+    session.flush()
+    # Without nested loops: right after a bulk import the planner has no
+    # statistics for the new rows, estimates one row everywhere and nests
+    # scans of the whole table inside each other (3.7 s for a batch of 500
+    # of 4,000 subscriptions; 40-70 ms with hash joins, with or without
+    # statistics).  For this statement only.
+    session.execute(text("SET LOCAL enable_nestloop = off"))
+    run_ids = sorted(session.execute(text(_CLAIM_SQL), {
+        "jobs": SubscriptionKind.JOBS.value, "active": SubscriptionStatus.ACTIVE.value,
+        "subscriber_active": SubscriberStatus.ACTIVE.value, "now": now, "limit": limit,
+        "weekly": Frequency.WEEKLY.value, "daily": Frequency.DAILY.value,
+        "next_weekly": next_slot(now, Frequency.WEEKLY, settings),
+        "next_daily": next_slot(now, Frequency.DAILY, settings),
+        "pending": DigestState.PENDING.value, "created": utcnow(),
+    }).scalars())
+    session.execute(text("SET LOCAL enable_nestloop TO DEFAULT"))
+    # Subscriptions this session has loaded read their new next_due_at.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Subscription):
+            session.expire(obj, ["next_due_at"])
+    return run_ids
 
 
 # Re-pokes per reconciler pass.  During a big run most pending runs are only
