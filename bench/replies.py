@@ -148,19 +148,29 @@ def _settle(pids: list[int], quiet: float = 0.05, timeout: float = 180.0) -> Non
         before = now
 
 
-def _capacity(client: Client, n: int, pids: list[int]) -> tuple[float, float]:
-    """Replies/s of a burst (wall clock), and the servers' CPU ms per reply."""
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]                         # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def _capacity(client: Client, n: int, pids: list[int]) -> dict:
+    """Replies/s of a burst (wall clock); the servers' and this harness's
+    (clients + relay sink) CPU ms per reply; the machine's busy share."""
     items = [client.request() for _ in range(n)]
     shares = [items[c::CLIENTS] for c in range(CLIENTS)]
-    cpu0 = cpu_seconds(pids)
+    cpu0, own0, (busy0, all0) = cpu_seconds(pids), time.process_time(), machine_busy()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(lambda share: _send_all(client.port, share), shares))
     sents = [s for s, _, _ in items]
     client.wait(sents, 600)
-    cpu = cpu_seconds(pids) - cpu0
+    cpu, own, (busy1, all1) = cpu_seconds(pids) - cpu0, time.process_time() - own0, machine_busy()
     last = max(client.arrival(s) for s in sents)
-    return n / (last - t0), cpu * 1000 / n
+    return {"rate": n / (last - t0), "cpu_ms": cpu * 1000 / n, "harness_cpu_ms": own * 1000 / n,
+            "machine_busy": (busy1 - busy0) / max(all1 - all0, 1e-9)}
 
 
 def _steady(client: Client, rate: float, seconds: float) -> dict:
@@ -245,7 +255,8 @@ def measure(setup: str, tree: Path, args, workdir: Path) -> dict:
         _idle(client, 5)                                     # warm-up: imports, caches, connections
         _settle([proc.pid for proc, _ in procs])             # background builds (code knowledge, facts) done
         idle = _idle(client, args.idle)
-        capacity, cpu_ms = _capacity(client, args.burst, [proc.pid for proc, _ in procs])
+        burst = _capacity(client, args.burst, [proc.pid for proc, _ in procs])
+        capacity, cpu_ms = burst["rate"], burst["cpu_ms"]
         steady = _steady(client, 0.8 * capacity, args.steady_seconds)
     finally:
         _stop(procs)
@@ -260,9 +271,12 @@ def measure(setup: str, tree: Path, args, workdir: Path) -> dict:
     cores = os.cpu_count() or 1
     result = {"setup": setup, "tree": str(tree), "idle_p50_ms": round(pct(idle, 50), 1),
               "capacity_replies_per_s": round(capacity, 1), "server_cpu_ms_per_reply": round(cpu_ms, 1),
-              "replies_per_s_on_idle_cores": round(cores * 1000 / cpu_ms, 1), "steady_80pct": steady}
+              "replies_per_s_on_idle_cores": round(cores * 1000 / cpu_ms, 1),
+              "harness_cpu_ms_per_reply": round(burst["harness_cpu_ms"], 1),
+              "machine_busy_during_burst": round(burst["machine_busy"], 2), "steady_80pct": steady}
     print(f"  {setup:8} {tree}: idle p50 {result['idle_p50_ms']} ms, capacity {result['capacity_replies_per_s']}/s "
-          f"({cpu_ms:.1f} ms server CPU per reply -> {result['replies_per_s_on_idle_cores']}/s on {cores} idle cores), "
+          f"({cpu_ms:.1f} ms server CPU per reply -> {result['replies_per_s_on_idle_cores']}/s on {cores} idle cores; "
+          f"harness {result['harness_cpu_ms_per_reply']} ms/reply, machine {result['machine_busy_during_burst']:.0%} busy), "
           f"at 80%: {steady['replies_per_s']}/s p50 {steady['p50_ms']} ms p95 {steady['p95_ms']} ms", flush=True)
     return result
 

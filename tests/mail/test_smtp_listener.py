@@ -267,3 +267,23 @@ def test_too_many_recipients_are_deferred_with_452(tmp_path, db, stored):
     with db.read() as session:
         assert session.get(InboundMessage, stored.wait(1)[0]).envelope_to == [
             "ask+0@mailbot.localhost", "ask+1@mailbot.localhost"]
+
+
+def test_sessions_are_answered_without_nagle_delay(listener):
+    """The listener's sockets say TCP, so asyncio sets TCP_NODELAY on every
+    accepted session: a multi-line EHLO answer (one write per line) would
+    otherwise wait ~40 ms for the client's delayed ACK on every session."""
+    seen: list[int] = []
+
+    async def handle_NOOP(server, session, envelope, arg):  # read by aiosmtpd per session
+        sock = server.transport.get_extra_info("socket")
+        seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        return "250 OK"
+
+    listener.handler.handle_NOOP = handle_NOOP
+    smtp = client(listener)
+    try:
+        assert smtp.noop()[0] == 250
+    finally:
+        smtp.quit()
+    assert seen and seen[0] != 0
