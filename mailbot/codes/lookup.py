@@ -11,6 +11,7 @@ suggestions.  The same cards feed email replies, the web queue and drafting.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import date
 from typing import Any
 
@@ -67,7 +68,18 @@ class CodeCard:
     dx: dict[str, Any] | None = None  # CC/MCC, HCC, I/OCE edit flags (mailbot.codes.dxedits.dx_facts)
 
     def to_dict(self) -> dict[str, Any]:
+        """A deep copy, safe to change or serialise: card lists share rows
+        with the in-memory knowledge."""
         return asdict(self)
+
+    def fields(self) -> dict[str, Any]:
+        """The card's fields without copying (``dataclasses.asdict`` copies
+        every nested row: ~1 ms of a LOOKUP reply's three cards), for readers
+        that only read -- the card partials' :func:`card_view`."""
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclass_fields(CodeCard))
 
 
 def lookup(session: Session, codes: list[str], on: date | None = None) -> list[CodeCard]:

@@ -195,8 +195,9 @@ def _on_text(data: dict[str, Any], on: date | None) -> str:
 
 
 def card_view(card: Any, on: date | None = None) -> dict[str, Any]:
-    """Everything the card partials show, from a CodeCard or its ``to_dict()``."""
-    data = card.to_dict() if hasattr(card, "to_dict") else dict(card)
+    """Everything the card partials show, from a CodeCard or its ``to_dict()``.
+    Reads the card, never changes it (its lists are the knowledge's rows)."""
+    data = card.fields() if hasattr(card, "fields") else dict(card)
     system = data.get("system") or ""
     found = bool(data.get("found"))
     billable, valid = data.get("billable"), data.get("valid_on_date")
