@@ -253,6 +253,11 @@ def measure(setup: str, tree: Path, args, workdir: Path) -> dict:
             wait_port(smtp_port, serve, workdir / "serve.log", timeout=300)
         client = Client(smtp_port, sink, uuid.uuid4().hex[:6])
         _idle(client, 5)                                     # warm-up: imports, caches, connections
+        # and a concurrent handful, so that every worker process and thread
+        # has answered (one at a time, the worker that just answered polls
+        # soonest and takes them all; a cold one would start its knowledge
+        # build in the measured part)
+        _capacity(client, 8 * CLIENTS, [proc.pid for proc, _ in procs])
         _settle([proc.pid for proc, _ in procs])             # background builds (code knowledge, facts) done
         idle = _idle(client, args.idle)
         burst = _capacity(client, args.burst, [proc.pid for proc, _ in procs])

@@ -72,9 +72,11 @@ def _replies_rows(figures: dict) -> list[list[str]]:
 
         def said(r: dict) -> str:
             s = r["steady_80pct"]
+            harness = (f", harness {r['harness_cpu_ms_per_reply']} ms, machine {r['machine_busy_during_burst']:.0%} busy"
+                       if "harness_cpu_ms_per_reply" in r else "")
             return (f"{r['capacity_replies_per_s']} replies/s ({r['server_cpu_ms_per_reply']} ms server CPU/reply, "
-                    f"{r['replies_per_s_on_idle_cores']}/s on idle cores); at 80%: p50 {s['p50_ms']:.0f} / "
-                    f"p95 {s['p95_ms']:.0f} ms")
+                    f"{r['replies_per_s_on_idle_cores']}/s on idle cores{harness}); idle p50 {r['idle_p50_ms']:.0f} ms; "
+                    f"at 80%: p50 {s['p50_ms']:.0f} / p95 {s['p95_ms']:.0f} ms")
 
         ratio = (f"capacity x{row['capacity_ratio']}, CPU/reply x{row['cpu_per_reply_ratio']}, "
                  f"p50 x{row['steady_p50_ratio']}") if base else "—"
