@@ -149,19 +149,12 @@ def web_config(ctx: Context, app) -> "uvicorn.Config":
 
 
 def _start_web(ctx: Context, running: Running) -> None:
-    import socket
-
     import uvicorn
 
+    from mailbot.sockets import tcp_listener
     from reviewers.app import create_app
 
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose
-    # protocol says TCP, and without it every response waits ~40 ms for
-    # Nagle + delayed ACK.
-    sock = socket.socket(socket.AF_INET6 if ":" in ctx.settings.web.host else socket.AF_INET,
-                         socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((ctx.settings.web.host, ctx.settings.web.port))
+    sock = tcp_listener(ctx.settings.web.host, ctx.settings.web.port)    # TCP_NODELAY on every response
     running.web_port = sock.getsockname()[1]
     config = web_config(ctx, create_app(ctx))
     server = uvicorn.Server(config)

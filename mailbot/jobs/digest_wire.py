@@ -76,7 +76,8 @@ def digest_wire(rendered: Rendered, *, to: str, from_addr: str, from_name: str, 
     # part is checked not to contain it -- a new one is drawn if it does.
     while True:
         boundary = f"==========={random.getrandbits(96):024x}=="
-        if boundary.encode() not in text_part and boundary.encode() not in html_part:
+        marker = boundary.encode()
+        if marker not in text_part and marker not in html_part:
             break
     body = b"".join((f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n--{boundary}\r\n'.encode(),
                      text_part, f"\r\n--{boundary}\r\n".encode(), html_part,
@@ -86,8 +87,10 @@ def digest_wire(rendered: Rendered, *, to: str, from_addr: str, from_name: str, 
 
 # RFC 5322 2.1.1: at most 998 characters per line, CRLF excluded.
 MAX_7BIT_LINE = 998
-# HTML elements whose text is not decoded: a character reference there is not the character.
-_RAW_TEXT = re.compile(r"<(style|script|textarea|title|xmp|plaintext)\b", re.IGNORECASE)
+# HTML elements whose text is not decoded (raw text: a character reference
+# there is not the character), and, to be safe, the escapable ones.
+_RAW_TEXT = re.compile(r"<(style|script|xmp|iframe|noembed|noframes|noscript|plaintext|textarea|title)\b",
+                       re.IGNORECASE)
 
 
 def _part(subtype: str, text: str) -> bytes:

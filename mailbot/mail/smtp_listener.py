@@ -27,7 +27,6 @@ import asyncio
 import hmac
 import logging
 import re
-import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from mailbot.mail import limits
 from mailbot.mail.addresses import classify
 from mailbot.mail.group_commit import GroupCommit
 from mailbot.mail.intake import Arrival
+from mailbot.sockets import tcp_listener
 
 log = logging.getLogger(__name__)
 
@@ -199,14 +199,7 @@ class SmtpListener:
         # and CPU on a busy listener.  Our own log says what was stored.
         if logging.getLogger("mail.log").getEffectiveLevel() < logging.WARNING:
             logging.getLogger("mail.log").setLevel(logging.WARNING)
-        family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
-        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on accepted
-        # sockets whose protocol says TCP.  Without it the multi-line EHLO
-        # answer (one write per line) waits for Nagle + the client's delayed
-        # ACK: ~40 ms added to every session's first message.
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((cfg.host, cfg.port))
+        sock = tcp_listener(cfg.host, cfg.port)     # TCP_NODELAY on every session
         sock.listen(128)
         self.port = sock.getsockname()[1]
         started = threading.Event()
