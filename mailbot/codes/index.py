@@ -92,8 +92,28 @@ def words(text: str) -> list[str]:
     return [w for w in _SPLIT.split(text) if w]
 
 
+# Words whose type a single letter names: "hepatitis C", "vitamin A", "influenza B", "hemophilia A",
+# "group B streptococcus".  The letter is kept, joined to the word (a token such as "hepatitis_c"), so
+# "hepatitis a" is not read as "hepatitis" and a stop word.  ("type" and "factor" number with Roman
+# numerals instead: qualifiers.NUMBERED.)
+LETTER_TYPED = frozenset({"hepatitis", "vitamin", "influenza", "hemophilia", "group", "strep", "streptococcus",
+                          "streptococcal"})
+
+
+def typed_letter(previous: str, word: str) -> str | None:
+    """The joined token of a type letter (``"hepatitis", "c"`` -> ``"hepatitis_c"``), else ``None``."""
+    if len(word) == 1 and word.isalpha() and previous in LETTER_TYPED:
+        return f"{previous}_{word}"
+    return None
+
+
 def tokens(text: str) -> list[str]:
-    return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    ws = words(text)
+    out = [stem(w) for w in ws if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    for j in range(1, len(ws)):
+        if len(ws[j]) == 1 and (typed := typed_letter(ws[j - 1], ws[j])):
+            out.append(typed)
+    return out
 
 
 USAGE_TOKENS = set(tokens(USAGE_PHRASE))

@@ -32,7 +32,8 @@ from rapidfuzz.distance import OSA
 from sqlmodel import Session
 
 from mailbot.codes import lay, qualifiers
-from mailbot.codes.index import USAGE_PHRASE, CodeIndex, absent_clauses, get_index, stem, tokens, without_absent, words
+from mailbot.codes.index import (USAGE_PHRASE, CodeIndex, absent_clauses, get_index, stem, tokens, typed_letter,
+                                 without_absent, words)
 from mailbot.codes.normalize import CPT, HCPCS, ICD10CM
 from mailbot.codes.synonyms import ABBREVIATIONS, DEFAULT_CATEGORIES, STOPWORDS, SYNONYMS
 
@@ -55,8 +56,13 @@ _UNASKED = 0.98
 _NEGATIVE_TITLE = {"without", "no", "not", "uncomplicated"}
 # Title words that name a kind the query must ask for: a neoplasm is coded primary malignant unless
 # documented as secondary or in situ (ICD-10-CM guidelines I.C.2; the Neoplasm Table's first column).
+# A title that says "congenital" or "acquired" names an origin the documentation must state: a
+# condition not so described is not the congenital anomaly ("diverticulitis of colon" is K57.-, not
+# Q43.8's "congenital diverticulitis, colon"), and where both kinds exist both wait equally.
 _MUST_ASK = {"secondary": {"secondary", "metastatic", "metastasis", "metastases", "mets", "spread"},
-             "situ": {"situ", "insitu", "cis"}}
+             "situ": {"situ", "insitu", "cis"},
+             "congenital": {"congenital", "birth", "born", "inborn", "hereditary", "inherited"},
+             "acquired": {"acquired"}}
 # HCPCS ranges CMS reserves for quality-measure reporting (MIPS / PQRS quality data codes)
 _MEASURE_RANGES = {"G8", "G9", "M1"}
 _MEASURE_WORDS = {"measure", "measures", "quality", "mips", "pqrs", "reporting", "performance", "numerator",
@@ -222,6 +228,11 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
         else:
             word = ws[i]
             i += 1
+            typed = typed_letter(ws[i - 2], word) if i >= 2 and not numbered else None
+            if typed and typed in index.postings:
+                # "hepatitis c": the letter names the type; matched as the joined token the titles have
+                concepts.append([_Alt([[(typed, 1.0)]])])
+                continue
             if not numbered and (word in STOPWORDS or (len(word) == 1 and not word.isdigit())):
                 continue
             alternatives = [word]
@@ -415,6 +426,8 @@ class _Facts(NamedTuple):
     family: bool
     absent: frozenset      # words the title says are absent ("... without nausea", "..., not intractable")
     measure: bool          # an HCPCS quality-measure reporting code (G8000-G9999, M1000-M1999)
+    head: frozenset        # HCPCS: the stems of the item the descriptor names (before its first comma
+                           # or linking word): "Tubing for breast pump, ..." -> tubing
 
 
 def _title_facts(index: CodeIndex, i: int) -> _Facts:
@@ -422,11 +435,11 @@ def _title_facts(index: CodeIndex, i: int) -> _Facts:
     if stored is None:
         stored = index.facts[i] = _stored_facts(index, i)
     title_words, sides, base, non, is_default, kind, open_meaning, not_routine, chapter, history, family, \
-        absent, measure = stored
+        absent, measure, head = stored
     return _Facts(frozenset(title_words.split()), set(sides.split()), frozenset(base.split()),
                   frozenset(non.split()), is_default, kind, open_meaning, not_routine,
                   _CONTEXT_CHAPTERS.get(chapter) if chapter else None, history, family,
-                  frozenset(absent.split()), measure)
+                  frozenset(absent.split()), measure, frozenset(head.split()))
 
 
 def _stored_facts(index: CodeIndex, i: int) -> tuple:
@@ -456,13 +469,24 @@ def _stored_facts(index: CodeIndex, i: int) -> tuple:
             next((k for k in qualifiers.ENCOUNTERS if k in meaning), ""), "open" in meaning,
             "fracture with" in meaning and "routine" not in meaning, chapter, "history" in title,
             "family" in title_words, " ".join(sorted(absent)),
-            index.systems[i] == HCPCS and index.codes[i][:2] in _MEASURE_RANGES)
+            index.systems[i] == HCPCS and index.codes[i][:2] in _MEASURE_RANGES,
+            " ".join(sorted(_stems(_head_words(title)))) if index.systems[i] == HCPCS else "")
+
+
+# An HCPCS descriptor names the item billed first ("Cane, includes canes of all materials ...",
+# "Breast pump, manual, any type"); what follows a comma or a linking word describes it or names what it
+# serves ("Replacement, tip, cane, crutch, walker", "Tubing for breast pump", "Assessment for hearing aid").
+_HEAD_END = re.compile(r",|;|\(| for | of | to | used | with | without | includes | per | that | which ")
+
+
+def _head_words(title: str) -> set[str]:
+    return set(words(_HEAD_END.split(title, maxsplit=1)[0])) - STOPWORDS
 
 
 # The rerank's factors above 1; their product bounds how far a candidate can climb, which lets the
 # rerank stop reading candidates once none left could enter the results.
-_SIDE_BOOST, _NEGATION_BOOST, _DEFAULT_BOOST, _CATEGORY_BOOST = 1.06, 1.1, 1.03, 1.04
-_MAX_BOOST = _SIDE_BOOST * _NEGATION_BOOST * _DEFAULT_BOOST * _CATEGORY_BOOST
+_SIDE_BOOST, _NEGATION_BOOST, _DEFAULT_BOOST, _CATEGORY_BOOST, _HEAD_BOOST = 1.06, 1.1, 1.03, 1.04, 1.1
+_MAX_BOOST = _SIDE_BOOST * _NEGATION_BOOST * _DEFAULT_BOOST * _CATEGORY_BOOST * _HEAD_BOOST
 _STOP_CHECK = 16  # candidates between checks whether the rest could still enter the results
 
 
@@ -487,6 +511,7 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
     wants_history = bool(_HISTORY_WORDS & query_set)
     measures_wanted = bool(_MEASURE_WORDS & query_set)
     positive_words = set(words(quals.positive_text)) - STOPWORDS if quals.positive_text else query_set - STOPWORDS
+    query_stems = _stems(positive_words)
     ranked: list[tuple[float, int, int, int]] = []
     family_best: dict = {}  # result family -> its best score so far
     for n, i in enumerate(top.tolist()):
@@ -553,6 +578,9 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
             score *= 0.85  # a quality-measure reporting code ("Pt dx dementia") is not the diagnosis
         if index.codes[i][:3] in defaults:
             score *= _CATEGORY_BOOST
+        if f.head and query_stems:
+            # the supply or drug the query names is the item billed, not a part or service for it
+            score *= 1 + (_HEAD_BOOST - 1) * len(f.head & query_stems) / len(query_stems)
         # detail the query did not ask for ("typhoid pneumonia" for "pneumonia") counts against a
         # code: the coding default is the code that adds nothing the words do not say
         unasked = len(f.base_words - query_set - _NEUTRAL - STOPWORDS)

@@ -24,6 +24,36 @@ def test_lay_words_find_the_code(session):
     assert "I21.9" in top(session, "heart attack", 5)
 
 
+def test_a_letter_that_names_the_type_is_matched_not_dropped(session):
+    """"hepatitis c" is hepatitis C, not any chronic hepatitis; the "a" of "vitamin a" is no stop word."""
+    assert top(session, "hepatitis c chronic", 1, system="icd10cm") == ["B18.2"]
+    assert top(session, "Viral hepatitis A without mention of hepatic coma", 1, system="icd10cm") == ["B15.9"]
+    assert top(session, "vitamin a deficiency", 1, system="icd10cm") == ["E50.9"]
+    assert top(session, "carrier of group b strep", 1, system="icd10cm") == ["Z22.330"]
+
+
+def test_an_hcpcs_item_named_by_the_query_comes_before_parts_and_services_for_it(session):
+    """The descriptor's head names what is billed: "Cane, ..." before "Replacement, tip, cane, ...";
+    "Breast pump, manual" before "Tubing for breast pump"; "Hearing aid, ..." before "Assessment for
+    hearing aid"."""
+    assert top(session, "cane", 1, system="hcpcs") == ["E0100"]
+    assert top(session, "breast pump", 1, system="hcpcs")[0] in {"E0602", "E0603", "E0604"}
+    assert top(session, "hearing aid", 1, system="hcpcs")[0] != "V5010"
+
+
+def test_colon_is_the_large_intestine_and_a_congenital_anomaly_waits_to_be_asked_for(session):
+    assert top(session, "diverticulitis of colon", 1, system="icd10cm") == ["K57.32"]
+    assert top(session, "congenital diverticulitis of colon", 1, system="icd10cm") == ["Q43.8"]
+
+
+def test_type_letters_become_joined_tokens_only_after_the_words_they_type():
+    from mailbot.codes.index import tokens
+
+    assert "hepatitis_c" in tokens("Chronic viral hepatitis C")
+    assert "vitamin_a" in tokens("Vitamin A deficiency")
+    assert not [t for t in tokens("open fracture type I or II; a case of x") if "_" in t]
+
+
 @pytest.mark.parametrize("query, expected", [("htn", "I10"), ("copd", "J44.9"), ("dm2 with ckd", "E11.22"),
                                              ("uti", "N39.0")])
 def test_abbreviations(session, query, expected):
