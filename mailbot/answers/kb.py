@@ -29,6 +29,16 @@ class KB:
         self.session = session
         self.on = on
         self._cards: dict[str, dict[str, Any]] = {}
+        self._catalogue = None
+
+    @property
+    def catalogue(self):
+        """The loaded code-set versions, read once per question (not once per fact that cites one)."""
+        if self._catalogue is None:
+            from mailbot.codes.catalogue import Catalogue
+
+            self._catalogue = Catalogue(self.session)
+        return self._catalogue
 
     # -- cards ------------------------------------------------------------
     def card(self, code: str) -> dict[str, Any]:
@@ -94,10 +104,8 @@ class KB:
                                    .order_by(RvuEntry.version_id.desc())).scalars().first()
         if row is None:
             return None
-        from mailbot.codes.catalogue import Catalogue
-
         return {"status": row.status, "global_days": row.global_days, "indicators": dict(row.indicators or {}),
-                "version": Catalogue(self.session).name(row.version_id) or "PFS"}
+                "version": self.catalogue.name(row.version_id) or "PFS"}
 
     # -- search and checks ------------------------------------------------
     def search(self, query: str, system: str | None = None, limit: int = 8) -> list[dict[str, Any]]:
@@ -112,25 +120,23 @@ class KB:
         from mailbot.codes.edits import CheckError, check
 
         try:
-            return check(self.session, codes, on=self.on, setting=setting).to_dict()
+            return check(self.session, codes, on=self.on, setting=setting, catalogue=self.catalogue).to_dict()
         except CheckError as exc:
             return {"pairs": [], "codes": [], "notes": [str(exc)]}
 
     def addon_primaries(self, code: str) -> list[str]:
         """Primary codes of an add-on code on the date, from the shipped I/OCE add-on lists
         (empty when the code has no list there)."""
-        from mailbot.codes.catalogue import Catalogue
         from mailbot.codes.edits import addon_flags
 
-        flags = addon_flags(self.session, Catalogue(self.session), [code], self.on)
+        flags = addon_flags(self.session, self.catalogue, [code], self.on)
         return next((list(f["primaries"]) for f in flags if f["code"] == code), [])
 
     def is_addon(self, code: str) -> bool:
         """Listed as an add-on code in the shipped I/OCE add-on lists on the date."""
-        from mailbot.codes.catalogue import Catalogue
         from mailbot.codes.edits import addon_flags
 
-        return any(f["code"] == code for f in addon_flags(self.session, Catalogue(self.session), [code], self.on))
+        return any(f["code"] == code for f in addon_flags(self.session, self.catalogue, [code], self.on))
 
     def diagnosis_edits(self, codes: list[str], age: int | None = None, sex: str = "") -> list[dict[str, Any]]:
         """Conflicts among ICD-10-CM ``codes`` (first = first-listed), each with its source and version."""

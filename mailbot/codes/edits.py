@@ -62,13 +62,16 @@ class CheckResult:
         return asdict(self)
 
 
-def check(session: Session, codes: list[str], on: date | None = None, setting: str = "practitioner") -> CheckResult:
+def check(session: Session, codes: list[str], on: date | None = None, setting: str = "practitioner",
+          catalogue: Catalogue | None = None) -> CheckResult:
+    """NCCI PTP pairs, MUEs and add-on rules for ``codes`` on ``on`` in ``setting``.  ``catalogue``: the
+    loaded versions when the caller has read them already (one read per question, not per check)."""
     if setting not in SETTINGS:
         raise CheckError(f"unknown setting {setting!r}; use practitioner or hospital")
     if not codes:
         raise CheckError("give at least one code to check")
     on = on or date.today()
-    catalogue = Catalogue(session)
+    catalogue = catalogue or Catalogue(session)
     result = CheckResult(date=on.isoformat(), setting=setting)
     cards = lookup(session, codes, on)
     procedure_codes: dict[str, str] = {}  # base code -> attached modifier
