@@ -40,6 +40,7 @@ FIELD_WEIGHTS = {"title": 1.0, "index": 0.7, "inclusion": 0.65, "short": 0.45}
 K1, B = 1.2, 0.5
 _SPLIT = re.compile(r"[^a-z0-9]+")
 _POSSESSIVE = re.compile(r"(?<=\w)'s\b")
+_BRACKETED = re.compile(r"\[([^\]]+)\]")
 
 
 @lru_cache(maxsize=200_000)
@@ -257,6 +258,11 @@ def build(session: Session) -> CodeIndex:
         intervals.append((len(rows) - 1, row[6].toordinal(), row[7].toordinal() if row[7] else _OPEN, bool(row[4])))
     rows = [r[:6] for r in rows]
     index_text, dashed = _index_terms(session)
+    # "Varicella [chickenpox]", "Herpesviral [herpes simplex] infections": a title's bracketed words name
+    # its subject another way, and every code under it inherits them (B01.9 "Varicella without
+    # complication" is chickenpox too; B00.51 "Herpesviral iridocyclitis" is herpes simplex)
+    bracketed = {code.replace(".", ""): _BRACKETED.findall(title)
+                 for system, code, title, *_ in rows if system == "icd10cm" and "[" in title}
     codes, systems, titles, stems, billable, meanings = [], [], [], [], [], []
     token_ids: dict[str, int] = {}
     post_tok: list[int] = []  # parallel lists: token id, document id, field weight
@@ -293,6 +299,11 @@ def build(session: Session) -> CodeIndex:
         lengths.append(max(1, len(seen) - ABSENT_LENGTH_SHARE * absent))
         extra = [(short, FIELD_WEIGHTS["short"]),
                  (" ".join(notes.get("inclusion_terms", []) + notes.get("includes", [])), FIELD_WEIGHTS["inclusion"])]
+        if system == "icd10cm" and bracketed:
+            key = code.replace(".", "")
+            inherited = [term for n in range(3, len(key)) for term in bracketed.get(key[:n], ())]
+            if inherited:
+                extra.append((" ".join(inherited), FIELD_WEIGHTS["inclusion"]))
         if system == "icd10cm" and (index_text or dashed):
             extra.append((" ".join(_terms_for(code, index_text, dashed)), FIELD_WEIGHTS["index"]))
         for text, weight in extra:

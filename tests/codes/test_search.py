@@ -46,6 +46,14 @@ def test_colon_is_the_large_intestine_and_a_congenital_anomaly_waits_to_be_asked
     assert top(session, "congenital diverticulitis of colon", 1, system="icd10cm") == ["Q43.8"]
 
 
+def test_a_category_titles_bracketed_name_reaches_every_code_under_it(session):
+    """"Varicella [chickenpox]" (B01) and "Herpesviral [herpes simplex] infections" (B00): the codes
+    under them answer to those names though their own titles do not use them."""
+    assert top(session, "chickenpox", 1, system="icd10cm") == ["B01.9"]
+    assert top(session, "herpes simplex iridocyclitis", 1, system="icd10cm") == ["B00.51"]
+    assert top(session, "german measles", 1, system="icd10cm") == ["B06.9"]
+
+
 def test_type_letters_become_joined_tokens_only_after_the_words_they_type():
     from mailbot.codes.index import tokens
 
