@@ -91,10 +91,14 @@ class RelaySink:
         """Make the sink refuse every message with ``smtp_reply`` (None = accept)."""
         self.handler.answer = smtp_reply
 
-    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+    def wait_for(self, count: int, timeout: float = 20.0, where=None) -> list[Received]:
+        """At least ``count`` messages (those ``where`` accepts, when given), waiting up to ``timeout``."""
+        def chosen() -> list[Received]:
+            return [m for m in self.messages if where is None or where(m)]
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(self.messages) >= count:
-                return self.messages
+            if len(found := chosen()) >= count:
+                return found
             time.sleep(0.05)
-        raise AssertionError(f"relay sink got {len(self.messages)} message(s), expected {count}")
+        raise AssertionError(f"relay sink got {len(chosen())} message(s), expected {count}")
