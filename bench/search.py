@@ -32,6 +32,12 @@ by file, made before any search ran on it: one file is the tuning half, the
 other the hold-out half.  It is reported on its own rows and left out of
 "all", which stays the six styles above.
 
+The ``common`` style (``search_queries_common.csv``) is everyday symptom and
+condition phrases as patients say them ("nose bleeds", "lazy eye", "fainting
+spells"), written by hand with the Alphabetic Index's answer for each.  Its
+results were seen while the lay-term rule was written, so all of it is tuning;
+it is reported on its own rows and left out of "all".
+
 An expected entry ending in ``*`` accepts any code under that prefix.
 Prints recall@1 / @10 and p95 latency per part and style for each engine;
 writes ``bench/results/search.json`` (tuning misses only).
@@ -64,11 +70,12 @@ from mailbot.codes.importers import import_sets  # noqa: E402
 from mailbot.db import Database  # noqa: E402
 
 
-STYLES = ("formal", "abbrev", "lay", "typo", "detail", "hcpcs", "icd9")
-# styles "all" sums up (icd9 is a set of its own, split by file)
+STYLES = ("formal", "abbrev", "lay", "typo", "detail", "hcpcs", "icd9", "common")
+# styles "all" sums up (icd9 and common are sets of their own, split by file)
 ALL_STYLES = ("formal", "abbrev", "lay", "typo", "detail", "hcpcs")
 # files whose split is the file itself, not the hash of the query
-FILE_PART = {"search_queries_icd9.csv": False, "search_queries_icd9_holdout.csv": True}
+FILE_PART = {"search_queries_icd9.csv": False, "search_queries_icd9_holdout.csv": True,
+             "search_queries_common.csv": False}
 HOLDOUT_SHARE = 3  # of 10: queries whose hash lands here are the hold-out part
 # the hand-written sets' "note" column -> style (their HCPCS rows are the hcpcs style)
 _NOTE_STYLE = {"abbrev": "abbrev", "coder": "abbrev", "drug": "hcpcs"}
@@ -101,7 +108,7 @@ def load_queries(paths: list[Path]) -> list[dict]:
 
 
 QUERY_FILES = ("search_queries.csv", "search_queries_holdout.csv", "search_queries_generated.csv",
-               "search_queries_icd9.csv", "search_queries_icd9_holdout.csv")
+               "search_queries_icd9.csv", "search_queries_icd9_holdout.csv", "search_queries_common.csv")
 
 
 def matches(code: str, expected: list[str]) -> bool:

@@ -22,6 +22,8 @@ import re
 from importlib.metadata import version
 from pathlib import Path
 
+from derived import write_json_gz  # scripts/derived.py
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "data" / "search" / "abbreviations.json.gz"
 _KEY = re.compile(r"^[a-z0-9][a-z0-9/&-]{1,9}$")
@@ -53,10 +55,7 @@ def main() -> None:
         "count": len(out),
         "abbreviations": out,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    # mtime=0: the same input gives byte-identical output
-    with gzip.GzipFile(OUT, "wb", mtime=0) as fh:
-        fh.write(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode())
+    write_json_gz(OUT, payload)
     print(f"wrote {OUT} ({len(out)} abbreviations, {OUT.stat().st_size} bytes) from {payload['source']}")
 
 

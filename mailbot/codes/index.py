@@ -123,7 +123,7 @@ NEC_TOKENS = set(tokens(NEC_PHRASE))
 
 
 @lru_cache(maxsize=50_000)
-def _cached_tokens(text: str) -> tuple[str, ...]:
+def cached_tokens(text: str) -> tuple[str, ...]:
     return tuple(tokens(text))
 
 
@@ -202,6 +202,7 @@ class CodeIndex:
     undotted: list[str] = field(default_factory=list)
     speller: Speller | None = None
     resolved: dict = field(default_factory=dict)  # search's memo: query token -> vocabulary tokens
+    phrases: dict = field(default_factory=dict)  # search's memo: do one code's words hold all these stems
     sorted_undotted: list[tuple[str, int]] = field(default_factory=list)
 
     @property
@@ -283,7 +284,7 @@ def build(session: Session) -> CodeIndex:
         meanings.append(seventh["meaning"].lower() if seventh else "")
         if seventh and title.endswith(", " + seventh["meaning"]):
             # "<stem title>, <7th character meaning>": both parts repeat thousands of times
-            title_tokens = _cached_tokens(title[: -len(seventh["meaning"]) - 2]) + _cached_tokens(seventh["meaning"])
+            title_tokens = cached_tokens(title[: -len(seventh["meaning"]) - 2]) + cached_tokens(seventh["meaning"])
         else:
             title_tokens = tokens(title)
         seen = dict.fromkeys(title_tokens, FIELD_WEIGHTS["title"])

@@ -14,7 +14,13 @@ Everything here is a table: add a row, not a branch.
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+from mailbot.codes.index import stem, words
 
 # lay word -> combining forms that begin a compound
 ROOTS: dict[str, tuple[str, ...]] = {
@@ -78,3 +84,86 @@ def _join(head: str, tail: str, known: Callable[[str], bool]) -> list[str]:
                 if known(word):
                     out.append(word)
     return out
+
+
+# --- lay phrases the Human Phenotype Ontology names --------------------------------------------
+#
+# The HPO marks thousands of its synonyms as what a layperson says: "Low platelet count" is
+# Thrombocytopenia, "Bunion" is Hallux valgus, "Blood clot in a deep vein" is Deep venous thrombosis.
+# scripts/build_lay_terms.py copies those terms out of the ontology (data/search/hpo_lay_terms.json.gz);
+# a lay phrase in a query also searches the term's name and exact synonyms that the code sets use.
+
+_LAY_TERMS_FILE = Path(__file__).resolve().parents[2] / "data" / "search" / "hpo_lay_terms.json.gz"
+# small words a phrase may have or lack ("blood clot in a deep vein" / "blood clot deep vein")
+_FILLER = frozenset({"in", "of", "the", "a", "an", "on", "my", "from", "at", "to", "and"})
+# what a lab phrase may leave unsaid at its end: "low platelet count" is asked as "low platelets"
+_MEASURE = frozenset({"count", "counts", "level", "levels", "concentration", "number", "amount"})
+MAX_LAY_WORDS = 6
+
+
+def _key(ws: list[str]) -> tuple[str, ...]:
+    kept = [stem(w) for w in ws if w not in _FILLER]
+    while len(kept) > 1 and kept[-1] in _MEASURE_STEMS:
+        kept.pop()
+    return tuple(kept)
+
+
+_MEASURE_STEMS = frozenset(stem(w) for w in _MEASURE)
+
+
+@lru_cache(maxsize=1)
+def _lay_file() -> dict:
+    try:
+        with gzip.open(_LAY_TERMS_FILE, "rt", encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return {}  # a checkout without derived data: search still works on the other tables
+
+
+def acknowledgement() -> str:
+    """The statement the HPO licence asks a service using it to show, with the release used."""
+    return _lay_file().get("acknowledgement", "")
+
+
+@lru_cache(maxsize=1)
+def lay_terms() -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Lay phrase (as :func:`_key`) -> the medical names of the term(s) it names, best first."""
+    table: dict[tuple[str, ...], list[str]] = {}
+    for term in _lay_file().get("terms", ()):
+        names = [term["name"], *term["exact"]]
+        for phrase in term["lay"]:
+            ws = words(phrase)
+            if not ws or len(ws) > MAX_LAY_WORDS:
+                continue
+            keys = [_key(ws)]
+            if len(ws) == 2:
+                keys.append(_key(["".join(ws)]))  # "near sighted" is also typed "nearsighted"
+            for key in keys:
+                if key and key != _key(words(term["name"])):
+                    bucket = table.setdefault(key, [])
+                    bucket += [n for n in names if n not in bucket]
+    return {key: tuple(names) for key, names in table.items()}
+
+
+def lay_term(ws: list[str], i: int, said: Callable[[list[str]], bool],
+             known_phrase: Callable[[str], bool]) -> tuple[int, list[str]] | None:
+    """The medical names of the longest HPO lay phrase starting at ``words[i]``: (words it spans, names).
+
+    A lay phrase counts only where the code sets do not say it themselves: ``said(words)`` is true
+    when some code's text holds all of the phrase's words ("small kidneys" is N27's own wording,
+    "low platelets" is nobody's).  Only names whose every word the code sets use
+    (``known_phrase``) are returned."""
+    table = lay_terms()
+    if not table or ws[i] in _FILLER:
+        return None
+    for span in range(min(MAX_LAY_WORDS, len(ws) - i), 0, -1):
+        if ws[i + span - 1] in _FILLER:
+            continue
+        key = _key(ws[i : i + span])
+        names = table.get(key)
+        if not names or said([w for w in ws[i : i + span] if w not in _FILLER]):
+            continue
+        found = [name for name in names if known_phrase(name)]
+        if found:
+            return span, found
+    return None

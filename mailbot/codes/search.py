@@ -32,8 +32,8 @@ from rapidfuzz.distance import OSA
 from sqlmodel import Session
 
 from mailbot.codes import lay, qualifiers
-from mailbot.codes.index import (USAGE_PHRASE, CodeIndex, absent_clauses, get_index, stem, tokens, typed_letter,
-                                 without_absent, words)
+from mailbot.codes.index import (USAGE_PHRASE, CodeIndex, absent_clauses, cached_tokens, get_index, stem, tokens,
+                                 typed_letter, without_absent, words)
 from mailbot.codes.normalize import CPT, HCPCS, ICD10CM
 from mailbot.codes.synonyms import ABBREVIATIONS, DEFAULT_CATEGORIES, STOPWORDS, SYNONYMS
 
@@ -202,6 +202,14 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
 
     def known(word: str) -> bool:
         return word in index.postings or stem(word) in index.postings
+
+    def known_phrase(phrase: str) -> bool:
+        # every word is the code sets' own, or a form of one ("unsteady" -> "unsteadiness")
+        found = tokens(phrase)
+        return bool(found) and all(any(c >= 0.8 for _, c in _resolve(index, t)) for t in found)
+
+    def said(phrase_words: list[str]) -> bool:
+        return _one_title_holds(index, tuple(stem(w) for w in phrase_words if w not in STOPWORDS))
     concepts: list[list[_Alt]] = []
     i = 0
     while i < len(ws):
@@ -216,7 +224,16 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
         compound = None if numbered else lay.compounds(ws, i, known)
         if compound and match and match[0] >= compound[0]:
             compound = None  # the synonym table's phrase is at least as long
-        if match and not compound:
+        named = None if numbered else lay.lay_term(ws, i, said, known_phrase)
+        if named and max(match[0] if match else 0, compound[0] if compound else 0) >= named[0]:
+            named = None  # our own tables' phrase is at least as long
+        if named:
+            # "nose bleeds" -> "epistaxis": the ontology's name for the lay phrase, beside the words, and
+            # what our table says for the phrase's first words ("fainting spells": "syncope collapse")
+            n, found = named
+            alternatives = [" ".join(ws[i : i + n]), *found[:_MAX_EXPANSIONS], *(SYNONYMS[match[1]] if match else ())]
+            i += n
+        elif match and not compound:
             n, phrase = match
             alternatives = [phrase, *SYNONYMS[phrase]]
             i += n
@@ -259,6 +276,29 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
         if alts:
             concepts.append(alts)
     return concepts
+
+
+def _one_title_holds(index: CodeIndex, stems: tuple[str, ...]) -> bool:
+    """Whether some code's title has every one of ``stems``, in any of its forms (memoised per index).
+
+    Titles only: an inclusion term that mentions a phrase in passing ("... and low platelet
+    count" under HELLP syndrome) is not the code sets' name for it."""
+    held = index.phrases.get(stems)
+    if held is None:
+        forms = [{token for token, confidence in _resolve(index, s) if confidence >= 0.8} for s in stems]
+        held = False
+        if forms and all(forms):
+            docs = [np.unique(np.concatenate([index.postings[t].ids for t in group])) for group in forms]
+            docs.sort(key=len)
+            common = docs[0]
+            for ids in docs[1:]:
+                common = np.intersect1d(common, ids, assume_unique=True)
+            held = any(all(group & set(cached_tokens(index.titles[i])) for group in forms)
+                       for i in common.tolist())
+        if len(index.phrases) >= _RESOLVED_CACHE:
+            index.phrases.clear()
+        index.phrases[stems] = held
+    return held
 
 
 _RARE = 20  # documents: below this a word is rare enough to widen to its stem family

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from mailbot.codes import lay
 from mailbot.commands import VERBS, Command, Reply, handler
 from mailbot.context import Context
 from mailbot.models import InboundMessage
@@ -81,7 +82,9 @@ def help_context(ctx: Context) -> dict[str, Any]:
     addresses = [{"address": ctx.settings.service_address(getattr(service, attr)), "purpose": purpose}
                  for attr, purpose in ADDRESSES]
     commands = [{**c, "address": ctx.settings.service_address(getattr(service, c["address"]))} for c in COMMANDS]
-    return {"addresses": addresses, "commands": commands}
+    # data whose licence asks to be acknowledged where the service is described
+    sources = [text for text in (lay.acknowledgement(),) if text]
+    return {"addresses": addresses, "commands": commands, "sources": sources}
 
 
 def help_reply(ctx: Context, command: Command, note: str = "") -> Reply:

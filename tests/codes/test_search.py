@@ -268,3 +268,58 @@ def test_not_elsewhere_classified_is_no_longer_about_its_topic(session):
 def test_a_title_saying_the_synonym_is_absent_ranks_lower(session):
     # "blood in urine" reaches "hematuria"; "Trigonitis without hematuria" says it is absent
     assert top(session, "blood in urine", 1) == ["R31.9"]
+
+
+def test_lay_phrases_the_phenotype_ontology_names_reach_the_medical_term(session):
+    """The HPO's layperson synonyms: "nose bleeds" is epistaxis, "bad breath" halitosis, "low platelet
+    count" thrombocytopenia (the measure word may be left out), "near sighted" myopia (also typed as one
+    word); what our own table says for the first word is kept beside ("fainting spells": syncope)."""
+    assert top(session, "nose bleeds", 1) == ["R04.0"]
+    assert top(session, "bad breath", 1) == ["R19.6"]
+    assert top(session, "low platelets", 1) == ["D69.6"]
+    assert top(session, "nearsighted", 1)[0].startswith("H52.1")
+    assert top(session, "fainting spells", 1) == ["R55"]
+
+
+def test_a_lay_phrase_the_code_sets_say_themselves_keeps_their_code(session):
+    """"Small kidney, bilateral" is N27.1's own title: the ontology's "small kidneys" -> renal
+    hypoplasia (a congenital anomaly) is not searched in its place."""
+    assert top(session, "Bilateral small kidneys", 1, system="icd10cm") == ["N27.1"]
+
+
+def test_lay_term_takes_the_longest_phrase_not_said_by_the_code_sets():
+    from mailbot.codes import lay
+
+    ws = "my low platelets again".split()
+    assert lay.lay_term(ws, 1, said=lambda w: False, known_phrase=lambda p: True)[1][0] == "Thrombocytopenia"
+    assert lay.lay_term(ws, 1, said=lambda w: True, known_phrase=lambda p: True) is None
+    assert lay.lay_term(ws, 1, said=lambda w: False, known_phrase=lambda p: False) is None
+    assert lay.lay_term(ws, 0, said=lambda w: False, known_phrase=lambda p: True) is None  # "my" starts nothing
+
+
+def test_the_lay_term_table_is_the_ontologys_text_with_its_acknowledgement():
+    import gzip
+    import json
+
+    from mailbot.codes import lay
+
+    with gzip.open(lay._LAY_TERMS_FILE, "rt", encoding="utf-8") as fh:
+        payload = json.load(fh)
+    assert "Human Phenotype Ontology" in payload["acknowledgement"] and "2025-01-16" in payload["acknowledgement"]
+    hallux = next(t for t in payload["terms"] if t["name"] == "Hallux valgus")
+    assert "Bunion" in hallux["lay"]  # as the ontology writes it, not folded
+    assert all(t["id"].startswith("HP:") and t["lay"] for t in payload["terms"])
+
+
+def test_search_works_without_the_lay_term_file(session, monkeypatch, tmp_path):
+    from mailbot.codes import lay
+
+    monkeypatch.setattr(lay, "_LAY_TERMS_FILE", tmp_path / "missing.json.gz")
+    lay._lay_file.cache_clear()
+    lay.lay_terms.cache_clear()
+    try:
+        assert lay.lay_terms() == {} and lay.acknowledgement() == ""
+        assert top(session, "sugar diabetes with kidney disease", 1) == ["E11.22"]
+    finally:
+        lay._lay_file.cache_clear()
+        lay.lay_terms.cache_clear()

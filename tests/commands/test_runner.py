@@ -35,6 +35,9 @@ def test_help_explains_every_address_and_command_with_examples(ctx, db):
                    "SUBSCRIBE UPDATES", "UNSUBSCRIBE", "PAUSE", "RESUME", "LIST"):
         assert needle in text and needle in html, needle
     assert "<style" not in html and 'style="' in html  # CSS inlined for mail clients
+    # the HPO licence: a service using the ontology says so, with the release used
+    for needle in ("Human Phenotype Ontology", "2025-01-16", "https://hpo.jax.org"):
+        assert needle in text and needle in html, needle
 
 
 def test_running_twice_queues_exactly_one_reply(ctx, db):
