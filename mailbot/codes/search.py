@@ -20,6 +20,7 @@ later candidate could enter the results (``bench/profile_search.py``).
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import re
 from datetime import date
@@ -204,9 +205,9 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
         return word in index.postings or stem(word) in index.postings
 
     def known_phrase(phrase: str) -> bool:
-        # every word is the code sets' own, or a form of one ("unsteady" -> "unsteadiness")
+        # every word is the code sets' own, or begins one ("unsteady" -> "unsteadiness"); never a typo fix
         found = tokens(phrase)
-        return bool(found) and all(any(c >= 0.8 for _, c in _resolve(index, t)) for t in found)
+        return bool(found) and all(t in index.postings or _begins_a_word(index, t) for t in found)
 
     def said(phrase_words: list[str]) -> bool:
         return _one_title_holds(index, tuple(stem(w) for w in phrase_words if w not in STOPWORDS))
@@ -278,6 +279,11 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
     return concepts
 
 
+def _begins_a_word(index: CodeIndex, token: str) -> bool:
+    start = bisect.bisect_left(index.vocab, token)
+    return len(token) >= 5 and start < len(index.vocab) and index.vocab[start].startswith(token)
+
+
 def _one_title_holds(index: CodeIndex, stems: tuple[str, ...]) -> bool:
     """Whether some code's title has every one of ``stems``, in any of its forms (memoised per index).
 
@@ -305,8 +311,6 @@ _RARE = 20  # documents: below this a word is rare enough to widen to its stem f
 
 
 def _same_stem(index: CodeIndex, token: str) -> list[tuple[str, float]]:
-    import bisect
-
     root = token[: max(6, len(token) - 2)]
     start = bisect.bisect_left(index.vocab, root)
     out = [(w, 0.8) for w in index.vocab[start : start + 30]
@@ -364,8 +368,6 @@ def _resolve_uncached(index: CodeIndex, token: str) -> list[tuple[str, float]]:
         return []
     out: list[tuple[str, float]] = []
     if len(token) >= 3:
-        import bisect
-
         start = bisect.bisect_left(index.vocab, token)
         for word in index.vocab[start : start + 40]:
             if not word.startswith(token):
