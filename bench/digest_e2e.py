@@ -62,6 +62,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import digest as scale  # noqa: E402  (bench/digest.py: the same jobs, criteria and subscribers)
 from load import MAILBOT, REDIS_URL, _database, env_for, free_port  # noqa: E402
+from tests.support.children import die_with_parent  # noqa: E402  (children end with this process)
 
 GOAL_S_100K = 120
 
@@ -295,9 +296,10 @@ def _run(db_url: str, n_subs: int, n_jobs: int, workers: int, workdir: Path, tre
         for n in range(workers):
             out = (workdir / f"worker{n}.log").open("ab")
             procs.append((subprocess.Popen([MAILBOT, "worker"], cwd=workdir, env=env, stdout=out,
-                                           stderr=subprocess.STDOUT, start_new_session=True), out))
+                                           stderr=subprocess.STDOUT, start_new_session=True,
+                                           preexec_fn=die_with_parent()), out))
         tick = subprocess.Popen([sys.executable, "-c", TICK], cwd=workdir, env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, text=True, preexec_fn=die_with_parent())
         assert tick.stdout.readline().strip() == "ready"
         tick_cpu = _cpu_s(tick.pid)
         time.sleep(8)                      # the workers import, connect and run their first (empty) pass

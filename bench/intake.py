@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mailbot.db import Database  # noqa: E402
+from tests.support.children import die_with_parent  # noqa: E402  (children end with this process)
 
 RESULTS = ROOT / "bench" / "results" / "intake.json"
 MAILBOT = str(Path(sys.executable).with_name("mailbot"))
@@ -140,9 +141,9 @@ def main() -> None:
     base_port, our_port = free_port(), free_port()
     env.update({"MAILBOT_DATABASE__URL": url, "MAILBOT_SERVICE__VAR_DIR": str(tmp / "var"),
                 "MAILBOT_SMTP__PORT": str(our_port), "MAILBOT_SMTP__HOST": "127.0.0.1"})
-    baseline = subprocess.Popen([sys.executable, "-c", DISCARD_SERVER, str(base_port)])
+    baseline = subprocess.Popen([sys.executable, "-c", DISCARD_SERVER, str(base_port)], preexec_fn=die_with_parent())
     ours = subprocess.Popen([MAILBOT, "smtpd"], env=env, cwd=tmp, stdout=subprocess.DEVNULL,
-                            stderr=open(tmp / "smtpd.log", "wb"))
+                            stderr=open(tmp / "smtpd.log", "wb"), preexec_fn=die_with_parent())
     rates: dict[str, list[float]] = {"baseline": [], "mailbot": []}
     cpu: dict[str, list[float]] = {"baseline": [], "mailbot": []}
     try:

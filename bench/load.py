@@ -51,6 +51,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.children import die_with_parent  # noqa: E402  (children end with this process)
+
 REDIS_URL = os.environ.get("MAILBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("MAILBOT_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MAILBOT = str(Path(sys.executable).with_name("mailbot"))
@@ -209,7 +211,7 @@ def run_load(cfg: LoadRun, log=print) -> dict:
     def start(part: str, name: str) -> subprocess.Popen:
         out = (cfg.workdir / f"{name}.log").open("ab")
         proc = subprocess.Popen([MAILBOT, part], cwd=cfg.workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=die_with_parent())
         procs.append((proc, out))
         return proc
 

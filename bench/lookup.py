@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aiosmtpd.controller import Controller  # noqa: E402
+from tests.support.children import die_with_parent  # noqa: E402  (children end with this process)
 
 REDIS_URL = os.environ.get("MAILBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("MAILBOT_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -211,7 +212,7 @@ def main() -> None:
     env["MAILBOT_BROKER__EMBEDDED_THREADS"] = str(args.threads)
     # The product's worker process: dramatiq worker + reconciler + scheduler.
     worker = subprocess.Popen([str(Path(sys.executable).parent / "mailbot"), "worker"], cwd=tmp, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent())
     listener = SmtpListener(ctx, on_stored=processes.on_stored)
     listener.start()
     to = settings.service_address(settings.service.lookup_address)

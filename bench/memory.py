@@ -35,6 +35,10 @@ from email.message import EmailMessage
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.children import die_with_parent  # noqa: E402  (children end with this process)
+
 MAILBOT = str(Path(sys.executable).with_name("mailbot"))
 DOMAIN = "mailbot.localhost"
 PEAK = "import re; print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
@@ -110,6 +114,7 @@ def main() -> None:
     log = (tmp / "serve.log").open("ab")
     started = time.perf_counter()
     proc = subprocess.Popen([MAILBOT, "serve"], cwd=tmp, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=die_with_parent(),
                             env=_env({"service.var_dir": tmp / "var", "smtp.port": smtp_port, "web.port": web_port,
                                       "smtp.host": "127.0.0.1", "web.host": "127.0.0.1",
                                       "web.session_secret": "memory-bench-" + "s" * 40}))

@@ -61,6 +61,7 @@ from load import (  # noqa: E402  (the load benchmark's helpers: same processes,
     pct,
     wait_port,
 )
+from tests.support.children import die_with_parent  # noqa: E402  (children end with this process)
 
 CLIENTS = 8
 
@@ -68,7 +69,7 @@ CLIENTS = 8
 def _start(cmd: str, env: dict, workdir: Path, name: str, procs: list) -> subprocess.Popen:
     out = (workdir / f"{name}.log").open("ab")
     proc = subprocess.Popen([MAILBOT, cmd], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=die_with_parent())
     procs.append((proc, out))
     return proc
 

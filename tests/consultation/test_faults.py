@@ -31,6 +31,7 @@ from tests.conftest import RUN_ID, make_settings
 from tests.consultation.conftest import consult_settings
 from tests.consultation.drive import question
 from tests.support import relay_sink
+from tests.support.children import die_with_parent
 from tests.support.fake_llm import FakeLlm
 
 pytestmark = pytest.mark.faults
@@ -85,7 +86,8 @@ class Worker:
         self.log = log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dramatiq", "workflows.actors", "--processes", "1", "--threads", "2"],
-            cwd=log.parent, env=_env(settings), stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=log.parent, env=_env(settings), stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent())
 
     def kill(self) -> None:
         if self.proc.poll() is None:

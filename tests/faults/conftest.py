@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from mailbot.config import Settings
+from tests.support.children import die_with_parent
 from tests.support.fake_llm import FakeLlm
 from tests.support.net import free_port, wait_for_port
 from tests.support.relay_sink import RelaySink
@@ -72,7 +73,8 @@ class Process:
         self.log_path = log
         self.log = log.open("ab")
         self.proc = subprocess.Popen([MAILBOT, part], cwd=log.parent, env=service_env(settings),
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=die_with_parent())
         if port is not None:
             try:
                 wait_for_port(port, timeout=60, process=None)
@@ -130,7 +132,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent())
         wait_for_port(self.port, timeout=20)
 
     def kill9(self) -> None:

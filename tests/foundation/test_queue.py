@@ -16,6 +16,7 @@ from mailbot.models import OutboundMessage, OutboundState
 from mailbot.services import delivery
 from tests.conftest import make_settings
 from tests.foundation.test_delivery import _message
+from tests.support.children import die_with_parent
 
 
 def _queue(db) -> int:
@@ -56,7 +57,8 @@ def test_a_message_enqueued_here_is_processed_by_a_dramatiq_worker_process(tmp_p
            "MAILBOT_BROKER__NAMESPACE": settings.broker.namespace,
            "MAILBOT_SERVICE__VAR_DIR": str(tmp_path / "var")}
     worker = subprocess.Popen([sys.executable, "-m", "dramatiq", "workflows.actors", "--processes", "1", "--threads", "1"],
-                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              preexec_fn=die_with_parent())
     try:
         row = _wait_sent(db, outbound_id)
     finally:

@@ -8,6 +8,7 @@ import sys
 import urllib.request
 
 from tests.conftest import RUN_ID, _create_pg_database, _drop_pg_database
+from tests.support.children import die_with_parent
 from tests.support.net import free_port, wait_for_port
 
 
@@ -18,7 +19,7 @@ def _start(tmp_path, extra_env=None):
            "MAILBOT_SERVICE__VAR_DIR": str(tmp_path / "var"), "MAILBOT_CODES__LOAD_ON_SERVE": "false",
            **(extra_env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "mailbot_cli", "serve"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=die_with_parent())
     return proc, smtp_port, web_port
 
 

@@ -24,6 +24,7 @@ from mailbot.models.base import utcnow
 from mailbot.models.jobs import Job, JobStatus, Subscriber, SubscriberStatus, Subscription, SubscriptionStatus
 from tests.commands.service import start_service
 from tests.commands.support import bodies
+from tests.support.children import die_with_parent
 
 JOBS = "jobs@mailbot.localhost"
 CASEY = "casey@example.org"
@@ -216,7 +217,8 @@ def test_a_worker_killed_mid_digest_leaves_the_run_for_the_reconciler_and_one_em
     marker = tmp_path / "queued"
     worker = subprocess.Popen(
         [sys.executable, "-m", "tests.jobs.crash_worker", db.url, str(ctx.settings.service.var_dir), str(run_id),
-         str(marker)], cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+         str(marker)], cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent())
     try:
         deadline = time.monotonic() + 60
         while not marker.exists():

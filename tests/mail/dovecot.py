@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.children import die_with_parent
+
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
 CONFIG = """\
@@ -131,7 +133,7 @@ def start_dovecot(user: str = "ask@mailbot.localhost", password: str = "secret")
 
 def _launch(root: Path, port: int) -> subprocess.Popen:
     process = subprocess.Popen([DOVECOT, "-c", str(root / "dovecot.conf"), "-F"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=die_with_parent())
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -25,6 +25,7 @@ from sqlmodel import select
 
 from mailbot.models import InboundMessage
 from tests.mail.dovecot import free_port
+from tests.support.children import die_with_parent
 
 MAILBOT = str(Path(sys.executable).with_name("mailbot"))
 CLIENTS = 5
@@ -37,7 +38,8 @@ def start_listener(tmp_path: Path, db, port: int) -> subprocess.Popen:
     env.update({"MAILBOT_DATABASE__URL": db.url, "MAILBOT_SERVICE__VAR_DIR": str(tmp_path / "var"),
                 "MAILBOT_SMTP__PORT": str(port), "MAILBOT_SMTP__HOST": "127.0.0.1"})
     process = subprocess.Popen([MAILBOT, "smtpd"], env=env, cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "smtpd.log", "ab"))
+                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "smtpd.log", "ab"),
+                               preexec_fn=die_with_parent())
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert process.poll() is None, (tmp_path / "smtpd.log").read_text()

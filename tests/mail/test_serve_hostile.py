@@ -26,6 +26,7 @@ import time
 import urllib.request
 
 from mailbot.mail.limits import MAX_PARTS
+from tests.support.children import die_with_parent
 from tests.support.net import free_port, wait_for_port
 
 GIB = 1024 ** 3
@@ -111,7 +112,7 @@ def test_serve_answers_the_next_message_after_each_hostile_one_within_1_gib(tmp_
            "MAILBOT_SMTP__MAX_LINE_LENGTH": "100000",
            "MAILBOT_SERVICE__VAR_DIR": str(tmp_path / "var"), "MAILBOT_CODES__LOAD_ON_SERVE": "false"}
     proc = subprocess.Popen([sys.executable, "-m", "mailbot_cli", "serve"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_limit_memory)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=die_with_parent(_limit_memory))
     outbox = str(tmp_path / "var" / "outbox")
     figures = {}
     try:
