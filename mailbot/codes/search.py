@@ -81,6 +81,8 @@ _MAX_EXPANSIONS = 4
 _ASKS_HEADER = {"category", "categories", "header", "headers", "subcategory", "family"}
 _QUALIFIED = {"type", "gestational", "secondary", "pregnancy", "neonatal", "induced", "due", "renovascular"}
 _SINGLE_WORD_KEYS = [k for k in SYNONYMS if " " not in k and len(k) >= 5]
+# a two-word phrase typed as one word ("bedwetting", "nosebleeds" -> "bed wetting", "nose bleeds")
+_JOINED_KEYS = {k.replace(" ", ""): k for k in SYNONYMS if k.count(" ") == 1}
 _MAX_SYNONYM_WORDS = max(len(k.split()) for k in SYNONYMS)
 
 
@@ -222,6 +224,8 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
             if phrase in SYNONYMS:
                 match = (n, phrase)
                 break
+        if match is None and not numbered and ws[i] in _JOINED_KEYS and not known(ws[i]):
+            match = (1, _JOINED_KEYS[ws[i]])
         compound = None if numbered else lay.compounds(ws, i, known)
         if compound and match and match[0] >= compound[0]:
             compound = None  # the synonym table's phrase is at least as long

@@ -323,3 +323,9 @@ def test_search_works_without_the_lay_term_file(session, monkeypatch, tmp_path):
     finally:
         lay._lay_file.cache_clear()
         lay.lay_terms.cache_clear()
+
+
+def test_a_two_word_phrase_typed_as_one_word_reaches_our_tables_phrase(session):
+    """"bedwetting" is "bed wetting" (enuresis); a word the code sets use is never split."""
+    assert top(session, "bedwetting", 1)[0] in {"N39.44", "F98.0", "R32"}
+    assert top(session, "trouble swallowing", 1)[0].startswith("R13.1")  # "trouble" is "difficulty"
