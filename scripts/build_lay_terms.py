@@ -14,7 +14,7 @@ Output: ``data/search/hpo_lay_terms.json.gz`` -- for every term that has a
 layperson synonym: its HPO id, its name, its other exact synonyms and its
 layperson synonyms, each text exactly as the ontology writes it (the HPO
 licence forbids altering its content; search folds case and spelling when it
-loads the file, mailbot/codes/synonyms.py).  Which names are used for a query
+loads the file, mailbot/codes/lay.py).  Which names are used for a query
 is decided against the imported code sets' vocabulary at search time, so the
 file needs no rebuild when the code sets change.  Nothing is downloaded at
 run time.
@@ -85,13 +85,12 @@ def main() -> None:
     with zipfile.ZipFile(args.wheel) as wheel:
         obo_bytes = wheel.read(MEMBER)
     obo = obo_bytes.decode("utf-8")
-    release = re.search(r"^data-version: (\S+)", obo, re.MULTILINE)
+    found_release = re.search(r"^data-version: (\S+)", obo, re.MULTILINE)
+    release = found_release.group(1) if found_release else "unknown"  # "hp/releases/2025-01-16"
     found = terms(obo)
     payload = {
-        "source": f"Human Phenotype Ontology {release.group(1) if release else '(unknown release)'}, "
-                  f"{MEMBER} in PyPI {WHEEL}",
-        "acknowledgement": "This service is using the Human Phenotype Ontology (release "
-                           f"{release.group(1).rsplit('/', 1)[-1] if release else 'unknown'}). "
+        "source": f"Human Phenotype Ontology {release}, {MEMBER} in PyPI {WHEEL}",
+        "acknowledgement": f"This service is using the Human Phenotype Ontology (release {release.rsplit('/', 1)[-1]}). "
                            "Find out more at https://hpo.jax.org",
         "licence": "https://hpo.jax.org/license (use with acknowledgement and version; content not altered)",
         "wheel_sha256": WHEEL_SHA256,

@@ -97,7 +97,7 @@ _LAY_TERMS_FILE = Path(__file__).resolve().parents[2] / "data" / "search" / "hpo
 # small words a phrase may have or lack ("blood clot in a deep vein" / "blood clot deep vein")
 _FILLER = frozenset({"in", "of", "the", "a", "an", "on", "my", "from", "at", "to", "and"})
 # what a lab phrase may leave unsaid at its end: "low platelet count" is asked as "low platelets"
-_MEASURE = frozenset({"count", "counts", "level", "levels", "concentration", "number", "amount"})
+_MEASURE_STEMS = frozenset(stem(w) for w in ("count", "level", "concentration", "number", "amount"))
 MAX_LAY_WORDS = 6
 
 
@@ -106,9 +106,6 @@ def _key(ws: list[str]) -> tuple[str, ...]:
     while len(kept) > 1 and kept[-1] in _MEASURE_STEMS:
         kept.pop()
     return tuple(kept)
-
-
-_MEASURE_STEMS = frozenset(stem(w) for w in _MEASURE)
 
 
 @lru_cache(maxsize=1)
@@ -131,6 +128,7 @@ def lay_terms() -> dict[tuple[str, ...], tuple[str, ...]]:
     table: dict[tuple[str, ...], list[str]] = {}
     for term in _lay_file().get("terms", ()):
         names = [term["name"], *term["exact"]]
+        own = _key(words(term["name"]))  # a lay synonym that is the name itself adds nothing
         for phrase in term["lay"]:
             ws = words(phrase)
             if not ws or len(ws) > MAX_LAY_WORDS:
@@ -139,7 +137,7 @@ def lay_terms() -> dict[tuple[str, ...], tuple[str, ...]]:
             if len(ws) == 2:
                 keys.append(_key(["".join(ws)]))  # "near sighted" is also typed "nearsighted"
             for key in keys:
-                if key and key != _key(words(term["name"])):
+                if key and key != own:
                     bucket = table.setdefault(key, [])
                     bucket += [n for n in names if n not in bucket]
     return {key: tuple(names) for key, names in table.items()}
@@ -150,7 +148,7 @@ def lay_term(ws: list[str], i: int, said: Callable[[list[str]], bool],
     """The medical names of the longest HPO lay phrase starting at ``words[i]``: (words it spans, names).
 
     A lay phrase counts only where the code sets do not say it themselves: ``said(words)`` is true
-    when some code's text holds all of the phrase's words ("small kidneys" is N27's own wording,
+    when some code's title holds all of the phrase's words ("small kidneys" is N27's own wording,
     "low platelets" is nobody's).  Only names whose every word the code sets use
     (``known_phrase``) are returned."""
     table = lay_terms()
