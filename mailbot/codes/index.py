@@ -122,6 +122,37 @@ NEC_PHRASE = "not elsewhere classified"  # the residual code's marker, no more a
 NEC_TOKENS = set(tokens(NEC_PHRASE))
 
 
+# "Seizure(s) (convulsive) NOS", "Parkinsonism, NOS": an inclusion term that says NOS (not otherwise
+# specified) names the code a condition takes when nothing more is documented -- the coding default.
+# An Excludes note points the same way from elsewhere: "dyspepsia NOS (R10.13)", "tonsillitis NOS (J03.9-)".
+_NOS = re.compile(r"\bNOS\b")
+_POINTER = re.compile(r"\(([A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{0,4})?)\.?-?\)\s*$")
+_OPTIONAL = re.compile(r"\(([^()]*)\)|\[([^\]]*)\]")
+
+
+def default_phrase(text: str) -> tuple[frozenset, frozenset] | None:
+    """(the tokens a NOS term requires, the tokens it allows besides) or ``None`` for no NOS term.
+
+    Words in parentheses are nonessential modifiers and bracketed words other names: a query may
+    say them or not ("seizures", "convulsive seizures")."""
+    if not _NOS.search(text):
+        return None
+    text = _POINTER.sub("", text).replace("(s)", "")
+    optional = frozenset(tokens(" ".join(a or b for a, b in _OPTIONAL.findall(text))))
+    required = frozenset(tokens(_NOS.sub(" ", _OPTIONAL.sub(" ", text)))) - {"nos"}
+    return (required, optional - required) if required else None
+
+
+def _add_default(defaults: dict, text: str, code: str) -> None:
+    phrase = default_phrase(text)
+    if phrase:
+        required, optional = phrase
+        entry = (optional, code.replace(".", ""))
+        known = defaults.setdefault(required, [])
+        if entry not in known:
+            known.append(entry)
+
+
 @lru_cache(maxsize=50_000)
 def cached_tokens(text: str) -> tuple[str, ...]:
     return tuple(tokens(text))
@@ -204,6 +235,9 @@ class CodeIndex:
     resolved: dict = field(default_factory=dict)  # search's memo: query token -> vocabulary tokens
     phrases: dict = field(default_factory=dict)  # search's memo: do one code's words hold all these stems
     sorted_undotted: list[tuple[str, int]] = field(default_factory=list)
+    # ICD-10-CM coding defaults: the tokens a "... NOS" term requires -> [(tokens it also allows, the
+    # undotted code it names, covering the codes under it)]
+    defaults: dict[frozenset, list[tuple[frozenset, str]]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -265,6 +299,7 @@ def build(session: Session) -> CodeIndex:
     bracketed = {code.replace(".", ""): _BRACKETED.findall(title)
                  for system, code, title, *_ in rows if system == "icd10cm" and "[" in title}
     codes, systems, titles, stems, billable, meanings = [], [], [], [], [], []
+    defaults: dict[frozenset, list[tuple[frozenset, str]]] = {}
     token_ids: dict[str, int] = {}
     post_tok: list[int] = []  # parallel lists: token id, document id, field weight
     post_doc: list[int] = []
@@ -274,7 +309,14 @@ def build(session: Session) -> CodeIndex:
         # decode the JSON only when it holds something the index uses (most rows do not)
         notes = json.loads(notes_text) if notes_text and ('"inclusion_terms"' in notes_text or
                                                          '"includes"' in notes_text or
-                                                         '"seventh_character"' in notes_text) else {}
+                                                         '"seventh_character"' in notes_text or
+                                                         " NOS" in notes_text) else {}
+        if system == "icd10cm" and notes and " NOS" in notes_text:
+            for term in notes.get("inclusion_terms", []) + notes.get("includes", []):
+                _add_default(defaults, term, code)
+            for note in notes.get("excludes1", []) + notes.get("excludes2", []):
+                if pointer := _POINTER.search(note):
+                    _add_default(defaults, note, pointer.group(1))
         codes.append(code)
         systems.append(system)
         titles.append(title)
@@ -342,7 +384,8 @@ def build(session: Session) -> CodeIndex:
                      iv_to=iv[:, 2], iv_billable=iv[:, 3].astype(bool), system_ids=system_ids, postings=postings,
                      idf=idf, vocab=vocab, speller=Speller(vocab),
                      by_code={c: i for i, c in enumerate(codes)}, undotted=[c.replace(".", "") for c in codes],
-                     sorted_undotted=sorted((c.replace(".", ""), i) for i, c in enumerate(codes)))
+                     sorted_undotted=sorted((c.replace(".", ""), i) for i, c in enumerate(codes)),
+                     defaults=defaults)
 
 
 def _index_terms(session: Session) -> tuple[dict[str, list[str]], dict[str, list[str]]]:

@@ -24,6 +24,7 @@ import bisect
 import heapq
 import re
 from datetime import date
+from itertools import combinations
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -148,6 +149,7 @@ def search(session: Session, query: str, system: str | None = None, limit: int =
     scores = np.where(mask, scores, 0.0)
     share = covered / len(concepts)
     final = scores * (0.25 + 0.75 * share * share)
+    _favour_defaults(index, concepts, final)
     # every vocabulary token the query's concepts reach at full confidence ("blood in urine" -> hematuria)
     asked = {token for alts in concepts for alt in alts for choices in alt.tokens
              for token, confidence in choices if confidence == 1.0}
@@ -281,6 +283,42 @@ def _concepts(index: CodeIndex, text: str) -> list[list[_Alt]]:
         if alts:
             concepts.append(alts)
     return concepts
+
+
+# A query that says no more than a "... NOS" term of the code sets ("seizures": "Seizure(s) (convulsive)
+# NOS" under R56.9; "heavy periods": "Heavy periods NOS" under N92.0) is that term's code: the
+# classification's own default, ahead of the codes whose titles merely repeat the words ("Other seizures").
+_NOS_BOOST = 1.7
+_NOS_IGNORED = frozenset({"unspecified", "nos", "unspec"})
+_MAX_KEYS = 16  # phrasings of the whole query tried against the NOS terms
+_MAX_KEY_TOKENS = 6
+
+
+def _favour_defaults(index: CodeIndex, concepts: list[list[_Alt]], final: np.ndarray) -> None:
+    """Raise, in place, the codes of the NOS terms the query says exactly."""
+    if not index.defaults:
+        return
+    keys = [frozenset()]
+    for alts in concepts:
+        # each phrasing of a concept as the vocabulary tokens it reaches best ("periods" -> "period")
+        forms = list(dict.fromkeys(frozenset(choices[0][0] for choices in alt.tokens) for alt in alts))
+        keys = [key | form for key in keys for form in forms][:_MAX_KEYS]
+    codes: set[str] = set()
+    for key in keys:
+        key = frozenset(t for t in key if t not in _NOS_IGNORED)
+        if not key or len(key) > _MAX_KEY_TOKENS:
+            continue
+        for n in range(len(key), 0, -1):
+            for required in map(frozenset, combinations(key, n)):
+                for optional, code in index.defaults.get(required, ()):
+                    if key - required <= optional:
+                        codes.add(code)
+    for code in codes:
+        if any(other != code and other.startswith(code) for other in codes):
+            continue  # "gout NOS (M10.-)" and "Gout NOS" under M10.9: the code that says more, raised once
+        ids = np.asarray(index.with_prefix(code), dtype=np.int64)
+        if len(ids):
+            final[ids] *= _NOS_BOOST
 
 
 def _begins_a_word(index: CodeIndex, token: str) -> bool:

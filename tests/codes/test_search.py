@@ -90,8 +90,9 @@ def test_system_filter_and_hits_carry_what_the_contract_needs(session):
 
 def test_same_ranking_on_every_backend(session):
     # one literal expectation checked on SQLite and PostgreSQL alike
-    # ("Other fractures of lower end of ... radius" adds no detail; "Torus fracture ..." does)
-    assert top(session, "broken wrist", 3) == ["S52.509A", "S52.599A", "S52.529A"]
+    # ("Fracture of wrist NOS" is an inclusion term of S62.10-: the unspecified wrist first, then the sides)
+    assert top(session, "broken wrist", 3) == ["S62.109A", "S62.101A", "S62.102A"]
+    assert top(session, "broken forearm", 3) == ["S52.90XA", "S52.91XA", "S52.92XA"]
     assert top(session, "uti", 1) == ["N39.0"]
     assert "E0143" in top(session, "walker with wheels", 3)
 
@@ -329,3 +330,32 @@ def test_a_two_word_phrase_typed_as_one_word_reaches_our_tables_phrase(session):
     """"bedwetting" is "bed wetting" (enuresis); a word the code sets use is never split."""
     assert top(session, "bedwetting", 1)[0] in {"N39.44", "F98.0", "R32"}
     assert top(session, "trouble swallowing", 1)[0].startswith("R13.1")  # "trouble" is "difficulty"
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("seizures", "R56.9"),        # "Seizure(s) (convulsive) NOS", above "Other seizures" (G40.89)
+    ("convulsive seizures", "R56.9"),  # the parenthesised nonessential modifier may be said too
+    ("migraine", "G43.909"),      # "Migraine NOS", not "Migraine without aura"
+    ("osteoporosis", "M81.0"),    # "Osteoporosis NOS", not "Other osteoporosis"
+    ("heavy periods", "N92.0"),   # "Heavy periods NOS"
+    ("vertigo", "R42"),           # "Vertigo NOS", not "Epidemic vertigo"
+    ("dyspepsia", "R10.13"),      # an Excludes note elsewhere: "dyspepsia NOS (R10.13)"
+])
+def test_a_query_saying_just_a_nos_term_gets_that_terms_code(session, query, expected):
+    """NOS ("not otherwise specified") inclusion terms and Excludes pointers name the code a
+    condition takes when nothing more is documented: the classification's default."""
+    assert top(session, query, 1, system="icd10cm") == [expected]
+
+
+def test_a_query_saying_more_than_the_nos_term_is_not_sent_to_the_default(session):
+    assert top(session, "post traumatic seizures", 1, system="icd10cm") == ["R56.1"]
+    assert top(session, "chronic migraine without aura", 1, system="icd10cm")[0].startswith("G43.7")
+
+
+def test_nos_terms_are_read_with_their_optional_words():
+    from mailbot.codes.index import default_phrase
+
+    assert default_phrase("Seizure(s) (convulsive) NOS") == (frozenset({"seizur"}), frozenset({"convulsiv"}))
+    assert default_phrase("tonsillitis NOS (J03.9-)") == (frozenset({"tonsillitis"}), frozenset())
+    assert default_phrase("Varicella [chickenpox] NOS")[1] == frozenset({"chickenpox"})
+    assert default_phrase("Hoarseness") is None  # no NOS: no default named
