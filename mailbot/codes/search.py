@@ -66,6 +66,7 @@ _MUST_ASK = {"secondary": {"secondary", "metastatic", "metastasis", "metastases"
              "congenital": {"congenital", "birth", "born", "inborn", "hereditary", "inherited"},
              "acquired": {"acquired"}}
 # HCPCS ranges CMS reserves for quality-measure reporting (MIPS / PQRS quality data codes)
+_PARENTHESISED = re.compile(r"\([^()]*\)")
 _MEASURE_RANGES = {"G8", "G9", "M1"}
 _MEASURE_WORDS = {"measure", "measures", "quality", "mips", "pqrs", "reporting", "performance", "numerator",
                   "denominator", "exclusion"}
@@ -512,6 +513,8 @@ class _Facts(NamedTuple):
     measure: bool          # an HCPCS quality-measure reporting code (G8000-G9999, M1000-M1999)
     head: frozenset        # HCPCS: the stems of the item the descriptor names (before its first comma
                            # or linking word): "Tubing for breast pump, ..." -> tubing
+    must_ask: frozenset    # the _MUST_ASK words the title says outside parentheses: "Flat foot [pes planus]
+                           # (acquired)" is the default flat foot (a nonessential modifier), "Congenital ..." is not
 
 
 def _title_facts(index: CodeIndex, i: int) -> _Facts:
@@ -519,11 +522,11 @@ def _title_facts(index: CodeIndex, i: int) -> _Facts:
     if stored is None:
         stored = index.facts[i] = _stored_facts(index, i)
     title_words, sides, base, non, is_default, kind, open_meaning, not_routine, chapter, history, family, \
-        absent, measure, head = stored
+        absent, measure, head, must_ask = stored
     return _Facts(frozenset(title_words.split()), set(sides.split()), frozenset(base.split()),
                   frozenset(non.split()), is_default, kind, open_meaning, not_routine,
                   _CONTEXT_CHAPTERS.get(chapter) if chapter else None, history, family,
-                  frozenset(absent.split()), measure, frozenset(head.split()))
+                  frozenset(absent.split()), measure, frozenset(head.split()), frozenset(must_ask.split()))
 
 
 def _stored_facts(index: CodeIndex, i: int) -> tuple:
@@ -554,7 +557,8 @@ def _stored_facts(index: CodeIndex, i: int) -> tuple:
             "fracture with" in meaning and "routine" not in meaning, chapter, "history" in title,
             "family" in title_words, " ".join(sorted(absent)),
             index.systems[i] == HCPCS and index.codes[i][:2] in _MEASURE_RANGES,
-            " ".join(sorted(_stems(_head_words(title)))) if index.systems[i] == HCPCS else "")
+            " ".join(sorted(_stems(_head_words(title)))) if index.systems[i] == HCPCS else "",
+            " ".join(sorted(set(words(_PARENTHESISED.sub(" ", title))) & _MUST_ASK.keys())))
 
 
 # An HCPCS descriptor names the item billed first ("Cane, includes canes of all materials ...",
@@ -655,9 +659,11 @@ def _rerank(index: CodeIndex, final: np.ndarray, query_words: list[str], limit: 
             score *= 0.9
         if f.family and "family" not in query_set:
             score *= 0.85  # "alcoholism" is the patient's, not "alcoholism in family"
-        if f.title_words & _MUST_ASK.keys() and any(not (asked & query_set) for word, asked in _MUST_ASK.items()
-                                                     if word in f.title_words):
+        if f.must_ask and any(not (asked & query_set) for word, asked in _MUST_ASK.items() if word in f.must_ask):
             score *= 0.9  # "lung cancer" is the primary site, not "Secondary malignant neoplasm of lung"
+        if ("acquired" in f.title_words and _MUST_ASK["congenital"] & query_set
+                or "congenital" in f.title_words and "acquired" in query_set):
+            score *= 0.8  # the query states the other origin: "congenital flat foot" is not "(acquired)"
         if f.measure and not measures_wanted:
             score *= 0.85  # a quality-measure reporting code ("Pt dx dementia") is not the diagnosis
         if index.codes[i][:3] in defaults:

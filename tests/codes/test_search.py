@@ -359,3 +359,12 @@ def test_nos_terms_are_read_with_their_optional_words():
     assert default_phrase("tonsillitis NOS (J03.9-)") == (frozenset({"tonsillitis"}), frozenset())
     assert default_phrase("Varicella [chickenpox] NOS")[1] == frozenset({"chickenpox"})
     assert default_phrase("Hoarseness") is None  # no NOS: no default named
+
+
+def test_acquired_in_parentheses_is_the_default_not_an_origin_to_ask_for(session):
+    """"Flat foot [pes planus] (acquired)": a parenthesised word is a nonessential modifier, so M21.4-
+    is plain flat foot; "Congenital pes planus" (Q66.5-) says its origin outright and waits to be asked."""
+    assert top(session, "flat feet", 1, system="icd10cm") == ["M21.40"]
+    assert top(session, "pes planus", 1, system="icd10cm") == ["M21.40"]
+    assert top(session, "congenital pes planus", 1, system="icd10cm") == ["Q66.50"]
+    assert top(session, "acquired hallux valgus", 1, system="icd10cm") == ["M20.10"]
