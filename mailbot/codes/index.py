@@ -12,6 +12,11 @@ row is indexed once, with its latest title; which codes are valid on a date
 of service is decided at query time from the rows' validity intervals.  A token's postings
 are a pair of numpy arrays (document ids, BM25-style weights); a query is
 scored by adding, per query concept, the best of its alternative phrasings.
+
+Beside the postings, the index keeps the classification's own defaults: each
+"... NOS" inclusion term and each Excludes note that sends a phrase to a code
+("dyspepsia NOS (R10.13)"), keyed by the phrase's tokens, for search to favour
+the code a query that says just that phrase takes.
 """
 
 from __future__ import annotations
@@ -151,6 +156,22 @@ def _add_default(defaults: dict, text: str, code: str) -> None:
         known = defaults.setdefault(required, [])
         if entry not in known:
             known.append(entry)
+
+
+def _pointers(notes: dict) -> list[tuple[str, str]]:
+    """(phrase, code) of each Excludes note that sends one phrase to one code: "dyspepsia NOS (R10.13)",
+    "Lyme disease (A69.2-)".  Not the items under a lead line ("meningitis (in):", then "Lyme disease
+    (A69.21)": the phrase is only part of what is meant), nor pointers into the pregnancy and newborn
+    chapters, whose phrases lean on the chapter for "pregnancy" or "newborn" ("conjoined twins (O30.02-)")."""
+    out = []
+    for kind in ("excludes1", "excludes2"):
+        for note in notes.get(kind, ()):
+            if note.rstrip().endswith(":"):
+                break
+            pointer = _POINTER.search(note)
+            if pointer and pointer.group(1)[0] not in "OP":
+                out.append((_POINTER.sub("", note), pointer.group(1)))
+    return out
 
 
 @lru_cache(maxsize=50_000)
@@ -307,16 +328,16 @@ def build(session: Session) -> CodeIndex:
     lengths = []
     for doc, (system, code, title, short, is_billable, notes_text) in enumerate(rows):
         # decode the JSON only when it holds something the index uses (most rows do not)
-        notes = json.loads(notes_text) if notes_text and ('"inclusion_terms"' in notes_text or
+        notes = json.loads(notes_text) if notes_text and ('"inclusion_terms"' in notes_text or '"excludes' in notes_text or
                                                          '"includes"' in notes_text or
                                                          '"seventh_character"' in notes_text or
                                                          " NOS" in notes_text) else {}
-        if system == "icd10cm" and notes and " NOS" in notes_text:
-            for term in notes.get("inclusion_terms", []) + notes.get("includes", []):
-                _add_default(defaults, term, code)
-            for note in notes.get("excludes1", []) + notes.get("excludes2", []):
-                if pointer := _POINTER.search(note):
-                    _add_default(defaults, note, pointer.group(1))
+        if system == "icd10cm" and notes:
+            if " NOS" in notes_text:
+                for term in notes.get("inclusion_terms", []) + notes.get("includes", []):
+                    _add_default(defaults, term, code)
+            for phrase, pointed in _pointers(notes):
+                _add_default(defaults, phrase + " NOS", pointed)
         codes.append(code)
         systems.append(system)
         titles.append(title)

@@ -340,6 +340,8 @@ def test_a_two_word_phrase_typed_as_one_word_reaches_our_tables_phrase(session):
     ("heavy periods", "N92.0"),   # "Heavy periods NOS"
     ("vertigo", "R42"),           # "Vertigo NOS", not "Epidemic vertigo"
     ("dyspepsia", "R10.13"),      # an Excludes note elsewhere: "dyspepsia NOS (R10.13)"
+    ("lyme disease", "A69.20"),   # "Lyme disease (A69.2-)" under A68, then the category's own default
+    ("conjoined twins", "Q89.4"),  # not O30.02-: "conjoined twins (O30.02-)" leans on its pregnancy chapter
 ])
 def test_a_query_saying_just_a_nos_term_gets_that_terms_code(session, query, expected):
     """NOS ("not otherwise specified") inclusion terms and Excludes pointers name the code a
@@ -368,3 +370,11 @@ def test_acquired_in_parentheses_is_the_default_not_an_origin_to_ask_for(session
     assert top(session, "pes planus", 1, system="icd10cm") == ["M21.40"]
     assert top(session, "congenital pes planus", 1, system="icd10cm") == ["Q66.50"]
     assert top(session, "acquired hallux valgus", 1, system="icd10cm") == ["M20.10"]
+
+
+def test_excludes_pointers_skip_items_under_a_lead_line_and_the_context_chapters():
+    from mailbot.codes.index import _pointers
+
+    notes = {"excludes2": ["Lyme disease (A69.2-)", "conjoined twins (O30.02-)"],
+             "excludes1": ["dyspepsia NOS (R10.13)", "meningitis (in):", "Lyme disease (A69.21)"]}
+    assert _pointers(notes) == [("dyspepsia NOS ", "R10.13"), ("Lyme disease ", "A69.2")]
