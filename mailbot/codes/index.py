@@ -259,6 +259,7 @@ class CodeIndex:
     # ICD-10-CM coding defaults: the tokens a "... NOS" term requires -> [(tokens it also allows, the
     # undotted code it names, covering the codes under it)]
     defaults: dict[frozenset, list[tuple[frozenset, str]]] = field(default_factory=dict)
+    default_tokens: frozenset = frozenset()  # every token some default phrase requires or allows
 
     @property
     def size(self) -> int:
@@ -406,7 +407,8 @@ def build(session: Session) -> CodeIndex:
                      idf=idf, vocab=vocab, speller=Speller(vocab),
                      by_code={c: i for i, c in enumerate(codes)}, undotted=[c.replace(".", "") for c in codes],
                      sorted_undotted=sorted((c.replace(".", ""), i) for i, c in enumerate(codes)),
-                     defaults=defaults)
+                     defaults=defaults,
+                     default_tokens=frozenset().union(*defaults, *(o for v in defaults.values() for o, _ in v)))
 
 
 def _index_terms(session: Session) -> tuple[dict[str, list[str]], dict[str, list[str]]]:

@@ -307,8 +307,8 @@ def _favour_defaults(index: CodeIndex, concepts: list[list[_Alt]], final: np.nda
     codes: set[str] = set()
     for key in keys:
         key = frozenset(t for t in key if t not in _NOS_IGNORED)
-        if not key or len(key) > _MAX_KEY_TOKENS:
-            continue
+        if not key or len(key) > _MAX_KEY_TOKENS or not key <= index.default_tokens:
+            continue  # a word no default phrase has: none can match
         for n in range(len(key), 0, -1):
             for required in map(frozenset, combinations(key, n)):
                 for optional, code in index.defaults.get(required, ()):
