@@ -135,7 +135,8 @@ def lay_terms() -> dict[tuple[str, ...], tuple[str, ...]]:
                 continue
             keys = [_key(ws)]
             if len(ws) == 2:
-                keys.append(_key(["".join(ws)]))  # "near sighted" is also typed "nearsighted"
+                # "near sighted" is also typed "nearsighted", "hunched back" also "hunchback"
+                keys += [_key(["".join(ws)]), _key(["".join(stem(w) for w in ws)])]
             for key in keys:
                 if key and key != own:
                     bucket = table.setdefault(key, [])

@@ -378,3 +378,9 @@ def test_excludes_pointers_skip_items_under_a_lead_line_and_the_context_chapters
     notes = {"excludes2": ["Lyme disease (A69.2-)", "conjoined twins (O30.02-)"],
              "excludes1": ["dyspepsia NOS (R10.13)", "meningitis (in):", "Lyme disease (A69.21)"]}
     assert _pointers(notes) == [("dyspepsia NOS ", "R10.13"), ("Lyme disease ", "A69.2")]
+
+
+def test_a_two_word_lay_phrase_typed_as_one_word_matches_by_its_stems(session):
+    """HPO's "Hunched back" (kyphosis) is typed "hunchback": the joined stems are a key too."""
+    assert top(session, "hunchback", 1, system="icd10cm")[0].startswith("M40.")
+    assert top(session, "nearsighted", 1, system="icd10cm")[0].startswith("H52.1")
