@@ -79,6 +79,16 @@ def test_sequence_asks_one_question_when_the_stage_is_missing(session):
     assert not any(line.code.startswith("N18") for line in result.recommended)
 
 
+def test_sequence_code_first_condition_named_without_detail_takes_its_unspecified_code(session):
+    """F02.80's category says "code first Alzheimer's (G30.-)"; the question names Alzheimer's and no kind
+    of it, so G30.9 leads -- the manifestation code is never recommended alone."""
+    result = ask(session, "Alzheimer's disease with dementia, no behavioral disturbance - codes")
+    assert billed(result)[:2] == ["G30.9", "F02.80"]
+    assert result.ask == ""
+    early = ask(session, "Early onset Alzheimer's disease with dementia, no behavioral disturbance - codes")
+    assert billed(early)[:2] == ["G30.0", "F02.80"]
+
+
 def test_sequence_guideline_hypertension_with_ckd(session):
     result = ask(session, "Hypertension with CKD stage 3b - codes and order?")
     assert {"I12.9", "N18.32"} <= set(billed(result))

@@ -195,9 +195,16 @@ def _partner(kb, facts, asked, asked_words, answer, line, key, text, owner) -> N
     scored.sort(key=lambda item: -item[0])
     best, row = scored[0]
     tie = len(scored) > 1 and scored[1][0] == best
+    defaults = [r for r in candidates if "unspecified" in r.title.lower()]
+    chosen_as = ""
     if best < 1 or tie:
         if len(candidates) == 1:
             row = candidates[0]
+        elif key_words and len(defaults) == 1:
+            # the question names the note's condition ("Alzheimer's") and nothing that picks a kind of
+            # it: the condition's unspecified code, as the documentation supports (G30.9)
+            row = defaults[0]
+            chosen_as = "; the question states no more about it, so its unspecified code"
         else:
             need = re.sub(r"^\s*code,?\s*(?:if applicable,?\s*)?to identify\s*", "", subject).strip()
             if "sequence" not in answer.facts.get("asked_intents", []):
@@ -208,7 +215,7 @@ def _partner(kb, facts, asked, asked_words, answer, line, key, text, owner) -> N
                             f"the record document ({_REF.search(text).group(1) if _REF.search(text) else ''})?")
             return
     answer.add(Line(row.code, "icd10cm", RECOMMENDED,
-                    f"{owner} tabular note: {key.replace('_', ' ')} {text}", row.title,
+                    f"{owner} tabular note: {key.replace('_', ' ')} {text}{chosen_as}", row.title,
                     version=kb.version(row.code), source="sequence"))
     _order(answer, line, key, row.code)
     answer.rule(f"{owner}: {key.replace('_', ' ')} {text}", f"{line.version or 'ICD-10-CM'} tabular")
