@@ -329,10 +329,10 @@ def build(session: Session) -> CodeIndex:
     lengths = []
     for doc, (system, code, title, short, is_billable, notes_text) in enumerate(rows):
         # decode the JSON only when it holds something the index uses (most rows do not)
-        notes = json.loads(notes_text) if notes_text and ('"inclusion_terms"' in notes_text or '"excludes' in notes_text or
+        notes = json.loads(notes_text) if notes_text and ('"inclusion_terms"' in notes_text or
                                                          '"includes"' in notes_text or
                                                          '"seventh_character"' in notes_text or
-                                                         " NOS" in notes_text) else {}
+                                                         '"excludes' in notes_text) else {}
         if system == "icd10cm" and notes:
             if " NOS" in notes_text:
                 for term in notes.get("inclusion_terms", []) + notes.get("includes", []):
