@@ -136,20 +136,22 @@ _OPTIONAL = re.compile(r"\(([^()]*)\)|\[([^\]]*)\]")
 
 
 def default_phrase(text: str) -> tuple[frozenset, frozenset] | None:
-    """(the tokens a NOS term requires, the tokens it allows besides) or ``None`` for no NOS term.
+    """(the tokens a NOS term requires, the tokens it allows besides) or ``None`` for no NOS term."""
+    return _phrase(text) if _NOS.search(text) else None
+
+
+def _phrase(text: str) -> tuple[frozenset, frozenset] | None:
+    """(required tokens, optional tokens) of a phrase that names a code's default.
 
     Words in parentheses are nonessential modifiers and bracketed words other names: a query may
     say them or not ("seizures", "convulsive seizures")."""
-    if not _NOS.search(text):
-        return None
     text = _POINTER.sub("", text).replace("(s)", "")
     optional = frozenset(tokens(" ".join(a or b for a, b in _OPTIONAL.findall(text))))
     required = frozenset(tokens(_NOS.sub(" ", _OPTIONAL.sub(" ", text)))) - {"nos"}
     return (required, optional - required) if required else None
 
 
-def _add_default(defaults: dict, text: str, code: str) -> None:
-    phrase = default_phrase(text)
+def _add_default(defaults: dict, phrase: tuple[frozenset, frozenset] | None, code: str) -> None:
     if phrase:
         required, optional = phrase
         entry = (optional, code.replace(".", ""))
@@ -336,9 +338,9 @@ def build(session: Session) -> CodeIndex:
         if system == "icd10cm" and notes:
             if " NOS" in notes_text:
                 for term in notes.get("inclusion_terms", []) + notes.get("includes", []):
-                    _add_default(defaults, term, code)
+                    _add_default(defaults, default_phrase(term), code)
             for phrase, pointed in _pointers(notes):
-                _add_default(defaults, phrase + " NOS", pointed)
+                _add_default(defaults, _phrase(phrase), pointed)
         codes.append(code)
         systems.append(system)
         titles.append(title)

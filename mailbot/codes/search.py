@@ -23,9 +23,9 @@ from __future__ import annotations
 import bisect
 import heapq
 import re
+from dataclasses import asdict, dataclass
 from datetime import date
 from itertools import combinations
-from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -65,8 +65,9 @@ _MUST_ASK = {"secondary": {"secondary", "metastatic", "metastasis", "metastases"
              "situ": {"situ", "insitu", "cis"},
              "congenital": {"congenital", "birth", "born", "inborn", "hereditary", "inherited"},
              "acquired": {"acquired"}}
-# HCPCS ranges CMS reserves for quality-measure reporting (MIPS / PQRS quality data codes)
+# a title's nonessential modifiers: "Flat foot [pes planus] (acquired)"
 _PARENTHESISED = re.compile(r"\([^()]*\)")
+# HCPCS ranges CMS reserves for quality-measure reporting (MIPS / PQRS quality data codes)
 _MEASURE_RANGES = {"G8", "G9", "M1"}
 _MEASURE_WORDS = {"measure", "measures", "quality", "mips", "pqrs", "reporting", "performance", "numerator",
                   "denominator", "exclusion"}

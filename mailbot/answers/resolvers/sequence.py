@@ -195,12 +195,11 @@ def _partner(kb, facts, asked, asked_words, answer, line, key, text, owner) -> N
     scored.sort(key=lambda item: -item[0])
     best, row = scored[0]
     tie = len(scored) > 1 and scored[1][0] == best
-    defaults = [r for r in candidates if "unspecified" in r.title.lower()]
     chosen_as = ""
     if best < 1 or tie:
         if len(candidates) == 1:
             row = candidates[0]
-        elif key_words and len(defaults) == 1:
+        elif key_words and len(defaults := [r for r in candidates if "unspecified" in r.title.lower()]) == 1:
             # the question names the note's condition ("Alzheimer's") and nothing that picks a kind of
             # it: the condition's unspecified code, as the documentation supports (G30.9)
             row = defaults[0]
